@@ -1,0 +1,43 @@
+"""The ``seapo`` command: a thin layer over the Python API.
+
+Each pipeline stage registers its own commands from ``seapo/<stage>/cli.py`` through a
+``register(app)`` function, so this file stays a table of contents.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="seapo",
+    help="SeaPO: Strategic Error Amplification preference optimisation. "
+    "Build verified error-injected preference data, train on it, evaluate the result.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+STAGE_CLIS = (
+    "seapo.data.cli",
+    "seapo.inject.cli",
+    "seapo.train.cli",
+    "seapo.evaluate.cli",
+    "seapo.pipeline.cli",
+)
+
+for _module in STAGE_CLIS:
+    try:
+        importlib.import_module(_module).register(app)
+    except ModuleNotFoundError as _exc:  # a stage not built yet; real import errors still raise
+        if _exc.name != _module:
+            raise
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

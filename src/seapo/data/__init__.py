@@ -1,0 +1,1 @@
+"""Data ingestion: any supported source -> normalized records (see docs/formats.md)."""

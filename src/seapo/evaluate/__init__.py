@@ -1,0 +1,1 @@
+"""Evaluation on the paper's five capability dimensions, and side-by-side comparison."""

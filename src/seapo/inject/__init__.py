@@ -1,0 +1,1 @@
+"""Error injection: error types, injectors (LLM, rules), verification, strategies, resumable runs."""

@@ -1,0 +1,1 @@
+"""The one-command pipeline: prepare -> inject -> train -> held-out accuracy -> report."""

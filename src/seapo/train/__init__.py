@@ -1,0 +1,1 @@
+"""Preference training on injected pairs (KTO, DPO, IPO, SimPO, ORPO) through TRL."""
