@@ -19,6 +19,13 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
+
+
+@app.callback()
+def _root() -> None:
+    """SeaPO: verified error-injected preference data, preference training and evaluation."""
+
+
 STAGE_CLIS = (
     "seapo.data.cli",
     "seapo.inject.cli",
@@ -36,7 +43,15 @@ for _module in STAGE_CLIS:
 
 
 def main() -> None:
-    app()
+    from seapo.errors import SeapoError
+
+    try:
+        app(standalone_mode=True)
+    except SeapoError as exc:  # our own errors are for users: a message, not a traceback
+        from seapo.progress import console
+
+        console.print(f"[red]error:[/] {exc}")
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -43,9 +43,10 @@ class TransformersBackend(GenerationBackend):
         self.tokenizer = load_tokenizer(self.resolved, trust_remote_code=config.trust_remote_code)
         self.model = load_causal_lm(self.resolved, dtype=config.dtype, device=config.device,
                                     trust_remote_code=config.trust_remote_code)
+        self._fingerprint = f"transformers:{self.resolved.spec}:{self.model.dtype}".replace("torch.", "")
 
     def fingerprint(self) -> str:
-        return f"transformers:{self.resolved.spec}:{self.model.dtype}".replace("torch.", "")
+        return self._fingerprint
 
     def encode(self, conversation: Conversation) -> list[int]:
         """Token ids of a conversation with the generation prompt appended."""

@@ -1,0 +1,117 @@
+"""Write a finished injection run: pairs, KTO rows, LLaMA-Factory entries, rejects, summary."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from statistics import mean
+from typing import Any
+
+from seapo.data.schema import Record
+from seapo.inject.error_types import ErrorType
+from seapo.inject.store import ItemResult
+from seapo.inject.strategies import select_types
+from seapo.io import write_json, write_jsonl
+
+OUTPUT_FILES = {
+    "pairs": "pairs.jsonl",
+    "negatives": "negatives.jsonl",
+    "kto": "kto.jsonl",
+    "rejected": "rejected.jsonl",
+    "dataset_info": "dataset_info.json",
+    "summary": "summary.json",
+}
+
+_TAGS = {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant",
+         "system_tag": "system"}
+DATASET_INFO = {
+    "seapo_dpo": {"file_name": OUTPUT_FILES["pairs"], "formatting": "sharegpt", "ranking": True,
+                  "columns": {"messages": "prompt", "chosen": "chosen", "rejected": "rejected"}, "tags": _TAGS},
+    "seapo_kto": {"file_name": OUTPUT_FILES["kto"], "formatting": "sharegpt",
+                  "columns": {"messages": "messages", "kto_tag": "label"}, "tags": _TAGS},
+}
+
+
+def pair_row(record: Record, item: ItemResult) -> dict[str, Any]:
+    return {
+        "id": f"{record.id}-{item.error_type}",
+        "record_id": record.id,
+        "prompt": record.prompt,
+        "chosen": {"role": "assistant", "content": record.response},
+        "rejected": {"role": "assistant", "content": item.negative},
+        "error_type": item.error_type,
+        "injector": item.injector,
+        "fallback": item.fallback,
+        "difference": item.difference,
+        "changed_tokens": item.changed_tokens,
+        "attempts": len(item.attempts),
+        "details": item.details,
+    }
+
+
+def kto_rows(pair: dict[str, Any]) -> list[dict[str, Any]]:
+    """The official KTO layout: the full conversation and whether it is desirable."""
+    return [
+        {"id": f"{pair['id']}-{label}", "record_id": pair["record_id"], "error_type": pair["error_type"],
+         "messages": [*pair["prompt"], side], "label": label}
+        for side, label in ((pair["chosen"], True), (pair["rejected"], False))
+    ]
+
+
+def summarize(records: Sequence[Record], items: dict[tuple[str, str], ItemResult],
+              error_types: Sequence[ErrorType]) -> dict[str, Any]:
+    per_type: dict[str, Any] = {}
+    for et in error_types:
+        mine = [items[(r.id, et.value)] for r in records if (r.id, et.value) in items]
+        accepted = [i for i in mine if i.accepted]
+        reasons = Counter(a.reason for i in mine for a in i.attempts if not a.passed)
+        per_type[et.value] = {
+            "attempted": len(mine),
+            "accepted": sum(1 for i in accepted if not i.fallback),
+            "fallen_back": sum(1 for i in accepted if i.fallback),
+            "rejected": len(mine) - len(accepted),
+            "mean_difference": round(mean(i.difference for i in accepted), 4) if accepted else None,
+            "mean_attempts": round(mean(len(i.attempts) for i in mine), 3) if mine else None,
+            "failed_attempt_reasons": dict(reasons.most_common()),
+        }
+    return per_type
+
+
+def write_outputs(out_dir: Path, records: Sequence[Record], items: dict[tuple[str, str], ItemResult],
+                  error_types: Sequence[ErrorType], strategy: str, seed: int,
+                  extra_summary: dict[str, Any]) -> dict[str, Any]:
+    """Write every output file from the store's contents; returns the summary."""
+    negatives, pairs, rejected = [], [], []
+    by_record: dict[str, list[str]] = defaultdict(list)
+    for record in records:
+        for et in error_types:
+            item = items.get((record.id, et.value))
+            if item is None:
+                continue
+            if item.accepted:
+                negatives.append(pair_row(record, item))
+                by_record[record.id].append(et.value)
+            else:
+                rejected.append({"record_id": record.id, "error_type": et.value, "reason": item.reason,
+                                 "attempts": [a.__dict__ for a in item.attempts]})
+        for et_name in select_types(strategy, record.id, by_record[record.id], seed):
+            pairs.append(pair_row(record, items[(record.id, et_name)]))
+    write_jsonl(out_dir / OUTPUT_FILES["negatives"], negatives)
+    write_jsonl(out_dir / OUTPUT_FILES["pairs"], pairs)
+    write_jsonl(out_dir / OUTPUT_FILES["kto"], (row for p in pairs for row in kto_rows(p)))
+    write_jsonl(out_dir / OUTPUT_FILES["rejected"], rejected)
+    write_json(out_dir / OUTPUT_FILES["dataset_info"], DATASET_INFO)
+    summary = {
+        "records": len(records),
+        "strategy": strategy,
+        "error_types": [et.value for et in error_types],
+        "per_type": summarize(records, items, error_types),
+        "pairs": len(pairs),
+        "negatives": len(negatives),
+        "rejected_items": len(rejected),
+        "mean_difference": round(mean(p["difference"] for p in pairs), 4) if pairs else None,
+        **extra_summary,
+    }
+    write_json(out_dir / OUTPUT_FILES["summary"], summary)
+    return summary
