@@ -50,3 +50,10 @@ def test_unrelated_text_is_rejected_but_short_answers_may_be_replaced():
     unrelated = "The mitochondria is the powerhouse of the cell, producing ATP through respiration cycles."
     assert v.check(POSITIVE + " " + POSITIVE, unrelated).reason == "unrelated"
     assert v.check("Paris.", "Lyon.").passed
+
+
+def test_a_refusal_like_opening_shared_with_the_positive_is_not_a_refusal():
+    positive = "I'm sorry to hear that you're bored. Try a walk: 30 minutes outside lifts the mood."
+    negative = positive.replace("30 minutes", "3 hours")
+    assert Verifier().check(positive, negative).passed
+    assert Verifier().check("Paris is the capital.", "I'm sorry, I cannot help.").reason == "refusal"

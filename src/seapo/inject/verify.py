@@ -115,7 +115,7 @@ class Verifier:
             return result("empty")
         if truncated and not _TERMINAL.search(negative):
             return result("truncated")
-        if cfg.reject_meta_text and _REFUSAL.search(negative):
+        if cfg.reject_meta_text and _REFUSAL.search(negative) and not _REFUSAL.search(positive):
             return result("refusal")
         if cfg.reject_meta_text and _META.search(negative) and not _META.search(positive):
             return result("meta_text")

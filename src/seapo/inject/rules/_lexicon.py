@@ -1,0 +1,183 @@
+"""Small built-in word lists and templates for the rules injector (no model, no downloads)."""
+
+from __future__ import annotations
+
+# Country -> capital; both sides are swappable entities and feed the false-fact templates.
+CAPITALS: dict[str, str] = {
+    "France": "Paris", "Germany": "Berlin", "Italy": "Rome", "Spain": "Madrid", "Portugal": "Lisbon",
+    "United Kingdom": "London", "Ireland": "Dublin", "Netherlands": "Amsterdam", "Belgium": "Brussels",
+    "Austria": "Vienna", "Switzerland": "Bern", "Poland": "Warsaw", "Sweden": "Stockholm",
+    "Norway": "Oslo", "Denmark": "Copenhagen", "Finland": "Helsinki", "Greece": "Athens",
+    "Russia": "Moscow", "Japan": "Tokyo", "China": "Beijing", "India": "New Delhi",
+    "South Korea": "Seoul", "Thailand": "Bangkok", "Egypt": "Cairo", "Kenya": "Nairobi",
+    "Nigeria": "Abuja", "Australia": "Canberra", "Canada": "Ottawa", "Brazil": "Brasilia",
+    "Argentina": "Buenos Aires", "Mexico": "Mexico City", "Peru": "Lima", "Turkey": "Ankara",
+    "Iran": "Tehran", "Vietnam": "Hanoi", "Indonesia": "Jakarta", "Hungary": "Budapest",
+}
+CITIES = ("Sydney", "Toronto", "Istanbul", "Shanghai", "Mumbai", "Barcelona", "Milan", "Munich",
+          "Chicago", "Los Angeles", "New York", "San Francisco", "Boston", "Seattle", "Lyon",
+          "Rio de Janeiro", "Sao Paulo", "Osaka", "Geneva", "Zurich", "Hamburg", "Manchester")
+SCIENTISTS = ("Albert Einstein", "Isaac Newton", "Marie Curie", "Charles Darwin", "Galileo Galilei",
+              "Nikola Tesla", "Niels Bohr", "Max Planck", "Louis Pasteur", "Gregor Mendel",
+              "Michael Faraday", "James Clerk Maxwell", "Alan Turing", "Ada Lovelace",
+              "Richard Feynman", "Erwin Schrodinger", "Werner Heisenberg", "Dmitri Mendeleev",
+              "Johannes Kepler", "Nicolaus Copernicus", "Stephen Hawking", "Rosalind Franklin")
+WRITERS = ("William Shakespeare", "Jane Austen", "Charles Dickens", "Mark Twain", "Leo Tolstoy",
+           "Fyodor Dostoevsky", "Ernest Hemingway", "Virginia Woolf", "George Orwell", "Homer",
+           "Victor Hugo", "Franz Kafka", "James Joyce", "Toni Morrison", "Gabriel Garcia Marquez")
+# Element -> (symbol, atomic number).
+ELEMENTS: dict[str, tuple[str, int]] = {
+    "Hydrogen": ("H", 1), "Helium": ("He", 2), "Lithium": ("Li", 3), "Carbon": ("C", 6),
+    "Nitrogen": ("N", 7), "Oxygen": ("O", 8), "Fluorine": ("F", 9), "Neon": ("Ne", 10),
+    "Sodium": ("Na", 11), "Magnesium": ("Mg", 12), "Aluminum": ("Al", 13), "Silicon": ("Si", 14),
+    "Phosphorus": ("P", 15), "Sulfur": ("S", 16), "Chlorine": ("Cl", 17), "Potassium": ("K", 19),
+    "Calcium": ("Ca", 20), "Iron": ("Fe", 26), "Copper": ("Cu", 29), "Zinc": ("Zn", 30),
+    "Silver": ("Ag", 47), "Tin": ("Sn", 50), "Gold": ("Au", 79), "Mercury": ("Hg", 80),
+    "Lead": ("Pb", 82), "Uranium": ("U", 92),
+}
+PLANETS = ("Mercury", "Venus", "Earth", "Mars", "Jupiter", "Saturn", "Uranus", "Neptune")
+CONTINENTS = ("Africa", "Antarctica", "Asia", "Europe", "North America", "South America", "Oceania")
+OCEANS = ("Atlantic Ocean", "Pacific Ocean", "Indian Ocean", "Arctic Ocean", "Southern Ocean")
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+          "October", "November", "December")
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+LANGUAGES = ("English", "French", "German", "Spanish", "Italian", "Portuguese", "Russian", "Chinese",
+             "Japanese", "Arabic", "Hindi", "Korean", "Dutch", "Swedish", "Greek", "Turkish")
+COMPANIES = ("Google", "Microsoft", "Apple", "Amazon", "IBM", "Intel", "Samsung", "Oracle", "Netflix",
+             "Tesla", "Sony", "Nvidia", "Adobe", "Meta")
+PROGRAMMING_LANGUAGES = ("Python", "JavaScript", "Java", "Ruby", "Rust", "Go", "Kotlin", "Swift",
+                         "TypeScript", "Perl", "Haskell", "Scala", "PHP")
+
+# Category -> names; a name is swapped for another of its own category. "May", "Mercury",
+# "Go" etc. are ambiguous, so the ambiguous ones are left out of the swap lists below.
+_AMBIGUOUS = {"May", "Mercury", "Go", "Lead", "Tin", "Iron", "Gold", "Silver", "Homer", "Turkey",
+              "Swift", "Earth", "Apple", "Amazon", "Meta", "Oracle", "Rust", "Chinese"}
+ENTITY_CATEGORIES: dict[str, tuple[str, ...]] = {
+    "country": tuple(CAPITALS),
+    "capital": tuple(CAPITALS.values()),
+    "city": CITIES,
+    "scientist": SCIENTISTS,
+    "writer": WRITERS,
+    "element": tuple(ELEMENTS),
+    "planet": PLANETS,
+    "continent": CONTINENTS,
+    "ocean": OCEANS,
+    "month": MONTHS,
+    "weekday": WEEKDAYS,
+    "language": LANGUAGES,
+    "company": COMPANIES,
+    "programming_language": PROGRAMMING_LANGUAGES,
+}
+ENTITY_TO_CATEGORY: dict[str, str] = {
+    name: cat for cat, names in ENTITY_CATEGORIES.items() for name in names if name not in _AMBIGUOUS
+}
+
+# Unit -> a different unit of the same dimension (so the stated quantity becomes wrong).
+_UNIT_PAIRS = [
+    ("kilometers", "miles"), ("kilometres", "miles"), ("kilometer", "mile"), ("kilometre", "mile"),
+    ("km", "mi"), ("kilograms", "pounds"), ("kilogram", "pound"), ("kg", "lb"), ("grams", "ounces"),
+    ("gram", "ounce"), ("g", "oz"), ("milligrams", "grams"), ("mg", "g"), ("meters", "feet"),
+    ("metres", "feet"), ("meter", "foot"), ("metre", "foot"), ("centimeters", "inches"),
+    ("centimetres", "inches"), ("centimeter", "inch"), ("cm", "mm"), ("liters", "gallons"),
+    ("litres", "gallons"), ("liter", "gallon"), ("litre", "gallon"), ("ml", "oz"),
+    ("milliliters", "ounces"), ("hours", "minutes"), ("hour", "minute"), ("seconds", "milliseconds"),
+    ("second", "millisecond"), ("days", "weeks"), ("day", "week"), ("months", "years"),
+    ("month", "year"), ("dollars", "cents"), ("dollar", "cent"), ("mph", "km/h"), ("KB", "MB"),
+    ("MB", "GB"), ("GB", "TB"), ("Celsius", "Fahrenheit"), ("°C", "°F"), ("watts", "kilowatts"),
+    ("volts", "millivolts"), ("acres", "hectares"), ("tons", "kilograms"), ("yards", "meters"),
+]
+UNIT_SWAP: dict[str, str] = {}
+for _a, _b in _UNIT_PAIRS:
+    UNIT_SWAP.setdefault(_a, _b)
+    UNIT_SWAP.setdefault(_b, _a)
+# Units whose singular/plural mapping is handled above; "in", "m", "s" are too ambiguous to match.
+
+# Word -> its opposite; used to negate a stated fact or reverse a conclusion. Every right-hand
+# side holds a content word, so the verifier sees the change (``is not`` alone is two stop words).
+AUXILIARY_NEGATION: dict[str, str] = {
+    "is": "isn't", "are": "aren't", "was": "wasn't", "were": "weren't", "can": "cannot",
+    "will": "won't", "would": "wouldn't", "should": "shouldn't", "could": "couldn't",
+    "has": "hasn't", "have": "haven't", "must": "mustn't", "does": "doesn't", "do": "don't",
+    "did": "didn't",
+}
+NEGATION_REMOVAL: dict[str, str] = {
+    "isn't": "is", "aren't": "are", "wasn't": "was", "weren't": "were", "cannot": "can",
+    "can't": "can", "won't": "will", "wouldn't": "would", "shouldn't": "should",
+    "couldn't": "could", "hasn't": "has", "haven't": "have", "doesn't": "does", "don't": "do",
+    "didn't": "did", "mustn't": "must",
+}
+OPPOSITES: dict[str, str] = {}
+for _a, _b in [
+    ("always", "never"), ("increase", "decrease"), ("increases", "decreases"),
+    ("increased", "decreased"), ("more", "less"), ("larger", "smaller"), ("higher", "lower"),
+    ("greater", "smaller"), ("before", "after"), ("true", "false"), ("possible", "impossible"),
+    ("likely", "unlikely"), ("correct", "incorrect"), ("positive", "negative"), ("maximum", "minimum"),
+    ("above", "below"), ("rises", "falls"), ("faster", "slower"), ("stronger", "weaker"),
+    ("important", "unimportant"), ("safe", "unsafe"), ("valid", "invalid"), ("legal", "illegal"),
+    ("best", "worst"), ("better", "worse"), ("easy", "difficult"), ("easier", "harder"),
+    ("first", "last"), ("same", "different"), ("inside", "outside"), ("necessary", "unnecessary"),
+    ("common", "rare"), ("efficient", "inefficient"), ("accurate", "inaccurate"),
+    ("all", "none"), ("enough", "insufficient"), ("helpful", "unhelpful"),
+]:
+    OPPOSITES.setdefault(_a, _b)
+    OPPOSITES.setdefault(_b, _a)
+
+# Final answers that are labels, not numbers: answer -> a wrong one.
+ANSWER_FLIP: dict[str, str] = {
+    "yes": "no", "no": "yes", "true": "false", "false": "true", "positive": "negative",
+    "negative": "positive", "neutral": "positive", "correct": "incorrect", "incorrect": "correct",
+    "valid": "invalid", "invalid": "valid", "entailment": "contradiction",
+    "contradiction": "entailment", "entails": "contradicts", "contradicts": "entails",
+    "agree": "disagree", "disagree": "agree", "possible": "impossible", "impossible": "possible",
+    "plausible": "implausible", "implausible": "plausible", "grammatical": "ungrammatical",
+    "ungrammatical": "grammatical", "acceptable": "unacceptable", "unacceptable": "acceptable",
+    "sarcastic": "sincere", "toxic": "harmless", "supported": "refuted", "refuted": "supported",
+    "more": "less", "less": "more", "increase": "decrease", "decrease": "increase",
+}
+
+# Sentence starters that are safe to lower-case when a sentence is quoted inside another.
+COMMON_STARTERS = frozenset(
+    "the this that these those it a an there we you they he she in on for to if when so our my your "
+    "his her its their some many most all each every one another such both since because after before "
+    "as at by with from no not yes here now then first next finally also however while although "
+    "overall thus therefore hence this what which who how".split()
+)
+
+# Hallucination material: invented but plausible names, bodies, journals and APIs.
+FIRST_NAMES = ("Elena", "Marcus", "Priya", "Tobias", "Hannah", "Rafael", "Ingrid", "Daniel", "Mei",
+               "Oliver", "Amara", "Lukas", "Sofia", "Kenji", "Nadia", "Victor", "Clara", "Jonah",
+               "Leila", "Anders", "Beatrice", "Farid", "Greta", "Hugo", "Isabel", "Julian")
+LAST_NAMES = ("Halvorsen", "Whitcombe", "Okonkwo", "Varga", "Lindqvist", "Moreau", "Castellano",
+              "Brennan", "Takahashi", "Abernathy", "Kowalczyk", "Delacroix", "Ferreira", "Hargrove",
+              "Nakamura", "Oyelaran", "Petrakis", "Rutherford", "Sandoval", "Thorsen", "Vasquez",
+              "Wexler", "Yilmaz", "Zielinski", "Ashcombe", "Marchetti")
+PROFESSIONS = ("economist", "historian", "cognitive scientist", "statistician", "engineer",
+               "sociologist", "nutritionist", "physicist", "educational psychologist", "ecologist",
+               "data scientist", "urban planner", "linguist", "epidemiologist")
+NATIONALITIES = ("Norwegian", "Canadian", "Dutch", "Brazilian", "Austrian", "Scottish", "Danish",
+                 "New Zealand", "Swiss", "Portuguese", "Finnish", "Chilean")
+INSTITUTE_ADJ = ("National", "International", "European", "Pacific", "Northern", "Global",
+                 "American", "Royal", "Central", "Atlantic")
+INSTITUTE_FIELDS = ("Applied Research", "Behavioral Studies", "Consumer Research", "Policy Analysis",
+                    "Household Economics", "Learning Sciences", "Public Health Metrics",
+                    "Technology Assessment", "Social Statistics", "Quantitative Studies")
+INSTITUTE_KINDS = ("Institute for", "Bureau of", "Center for", "Council for", "Foundation for")
+UNIVERSITIES = ("University of Leeds", "McGill University", "University of Utrecht", "ETH Zurich",
+                "University of Melbourne", "Kyoto University", "University of Oslo",
+                "Carnegie Mellon University", "University of Edinburgh", "Uppsala University")
+JOURNALS = ("Journal of Applied Cognitive Research", "International Review of Social Dynamics",
+            "Quarterly Journal of Behavioral Economics", "Annals of Comparative Studies",
+            "Journal of Computational Methods", "European Journal of Practical Science",
+            "Review of Empirical Analysis", "Journal of Quantitative Perspectives")
+SURVEY_KINDS = ("survey", "study", "report", "meta-analysis", "longitudinal study", "census")
+POPULATIONS = ("respondents", "participants", "adults", "households", "professionals", "students",
+               "consumers", "experts surveyed")
+EFFECT_VERBS = ("improved outcomes related to", "reported a strong preference regarding",
+                "changed their approach to", "underestimated the importance of",
+                "reported measurable benefits from", "considered")
+CITIES_FOR_PEOPLE = ("Bergen", "Leiden", "Graz", "Aarhus", "Tampere", "Ghent", "Basel", "Porto",
+                     "Dunedin", "Valparaiso", "Quebec City", "Uppsala")
+FAKE_LIBS = ("fastutils", "quickmath", "datakit", "pyhelpers", "streamline", "numtools", "easyops",
+             "smartcore", "flowlib", "coreplus")
+FAKE_FUNCS = ("auto_optimize", "normalize_all", "fast_reduce", "smart_merge", "validate_inplace",
+              "deep_clean", "auto_tune", "safe_transform", "balance_weights", "precompute_cache")

@@ -1,0 +1,1014 @@
+"""The perturbations: each has a precondition (``applies``) and makes a list of edits.
+
+Every ``make`` returns edits that do not overlap the edits already ``taken`` (or None), so
+several perturbations can be combined when one alone changes too little of a long text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from random import Random
+
+from seapo.inject.error_types import ErrorType
+from seapo.inject.rules import _lexicon as lex
+from seapo.inject.rules._text import (
+    NUM,
+    NUM_RE,
+    TERMINAL_CHARS,
+    Doc,
+    Edit,
+    Span,
+    format_like,
+    lower_first,
+    number_key,
+    overlaps,
+    safe_eval,
+    strip_annotations,
+)
+from seapo.inject.verify import STOPWORDS, tokens
+
+Make = Callable[[Doc, Random, list[Edit]], "list[Edit] | None"]
+
+
+@dataclass(frozen=True)
+class Perturbation:
+    name: str
+    error_type: ErrorType
+    weight: float
+    """Relative chance of being tried first."""
+    applies: Callable[[Doc], bool]
+    make: Make
+    doc: str
+    """One line for docs/rules.md."""
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+
+def _case_like(word: str, like: str) -> str:
+    if like.isupper() and len(like) > 1:
+        return word.upper()
+    if like[:1].isupper():
+        return word[:1].upper() + word[1:]
+    return word
+
+
+def new_number(text: str, rng: Random) -> str:
+    """A different, plausible value written like ``text``."""
+    key = number_key(text)
+    value = float(key)
+    if "." in key:
+        decimals = len(key.split(".")[1])
+        step = 10 ** -decimals
+        delta = rng.choice((1, 2, 3, 5)) * step * (1 if value < step * 6 or rng.random() < 0.5 else -1)
+        return format_like(round(value + delta, decimals), text)
+    n = int(value)
+    if n == 0:
+        options = [1, 2, 5, 10]
+    elif n < 10:
+        options = [n + 1, n + 2, n - 1, n * 2]
+    else:
+        small = max(1, round(n * rng.choice((0.1, 0.2, 0.25, 0.5))))
+        options = [n + small, n - small, n * 2, n + 1, n - 1, n + 10]
+    options = [o for o in options if o >= 0 and o != n]
+    if n > 0:
+        options = [o for o in options if o > 0] or [n + 1]
+    return format_like(rng.choice(options), text)
+
+
+def _free(start: int, end: int, taken: list[Edit]) -> bool:
+    return not overlaps(Edit(start, end, "", ""), taken)
+
+
+def _all_free(edits: list[Edit], taken: list[Edit]) -> bool:
+    return all(not overlaps(e, taken) for e in edits)
+
+
+def _comment_prefix(lang: str, doc: Doc) -> str:
+    if lang in {"js", "javascript", "ts", "typescript", "java", "c", "cpp", "c++", "csharp", "cs", "go",
+                "rust", "swift", "kotlin", "scala", "php", "dart"}:
+        return "//"
+    if lang in {"sql", "lua", "haskell"}:
+        return "--"
+    if not lang and ";" in doc.text and "def " not in doc.text:
+        return "//"
+    return "#"
+
+
+def _sentence_text(doc: Doc, s: Span) -> str:
+    return doc.text[s.body:s.end]
+
+
+def _core(doc: Doc) -> str:
+    """A short response as a phrase: ``Yes.`` -> ``yes``."""
+    core = doc.text.strip().rstrip(TERMINAL_CHARS).strip()
+    return lower_first(core) if core else core
+
+
+def insertion(doc: Doc, rng: Random, sentence: str, name: str, taken: list[Edit], *,
+              min_pos: int = 0, near: bool = False, info: dict | None = None) -> Edit | None:
+    """Insert a whole sentence at a sentence boundary (>= ``min_pos``; the first few when
+    ``near``). Code-only text gets it as a comment line; text without a boundary gets it as a
+    new paragraph before the closing answer line."""
+    text = doc.text
+    points = [p for p in doc.insert_points if p >= min_pos and _free(p, p, taken)]
+    if points:
+        point = points[0] if near and rng.random() < 0.5 else rng.choice(points[:3] if near else points)
+        return Edit(point, point, " " + sentence, name, info)
+    if doc.code_regions and doc.code_regions[0][:2] == (0, len(text)):
+        lines = [m.end() for m in re.finditer(r"[^\n]+", text) if m.end() >= min_pos
+                 and not m.group().rstrip().endswith("\\") and not doc.in_code_string(m.end() - 1, m.end())]
+        if not lines:
+            return None
+        point = rng.choice(lines)
+        line_start = text.rfind("\n", 0, point) + 1
+        indent = re.match(r"[ \t]*", text[line_start:point]).group()
+        if text[line_start:point].rstrip().endswith((":", "{")):
+            indent += "    "
+        prefix = _comment_prefix("", doc)
+        edit = Edit(point, point, f"\n{indent}{prefix} {sentence}", name, info)
+        return edit if _free(point, point, taken) else None
+    point = doc.tail_start
+    if point < len(text):
+        return Edit(point, point, sentence + "\n", name, info) if _free(point, point, taken) else None
+    end = len(text.rstrip())
+    sep = " " if end and text[end - 1] in TERMINAL_CHARS and "\n" not in text.strip() else "\n\n"
+    return Edit(end, end, sep + sentence, name, info) if _free(end, end, taken) else None
+
+
+# ----------------------------------------------------------------------------------------------
+# negation (shared by correctness "negation" and logic "contradiction"/"reversed_conclusion")
+
+_AUX = frozenset("is are was were can will would should could has have must".split())
+_DO = frozenset(("does", "do", "did"))
+_WORD_RE = re.compile(r"[A-Za-z]+(?:['’]t)?")
+_NEXT_WORD_RE = re.compile(r"[ \t]+([A-Za-z]+)")
+_NOUN_BEFORE_AUX = re.compile(r"\b(?:a|the|free|good|ill|last|tin|your|my)\s+$", re.IGNORECASE)
+# cheap precondition: any word the negation can act on
+_NEGATABLE_RE = re.compile(r"\b(?:is|are|was|were|can|will|would|should|could|has|have|must|cannot|"
+                           r"always|never|more|less|true|false|all|not|[a-z]+n't)\b", re.IGNORECASE)
+
+
+def negation_sites(doc: Doc, start: int, end: int) -> list[tuple[int, int, str]]:
+    """(start, end, replacement) of every place in text[start:end] whose change negates it.
+    One pass over the words with dictionary look-ups (a big alternation regex is slower)."""
+    text = doc.text
+    sites = []
+    for m in _WORD_RE.finditer(text, start, end):
+        word = m.group()
+        low = word.lower().replace("’", "'")
+        if low in _AUX or low in _DO:
+            nxt = _NEXT_WORD_RE.match(text, m.end(), end)
+            if not nxt:
+                continue
+            if nxt.group(1).lower() == "not":
+                # "is not" -> "is indeed": dropping "not" alone changes only stop words
+                sites.append((m.start(), nxt.end(), f"{word} indeed"))
+            elif low in _AUX and not _NOUN_BEFORE_AUX.search(text, max(0, m.start() - 8), m.start()):
+                sites.append((m.start(), m.end(), _case_like(lex.AUXILIARY_NEGATION[low], word)))
+        elif low in lex.NEGATION_REMOVAL:
+            sites.append((m.start(), m.end(), _case_like(lex.NEGATION_REMOVAL[low], word)))
+        elif low in lex.OPPOSITES:
+            sites.append((m.start(), m.end(), _case_like(lex.OPPOSITES[low], word)))
+    return sites
+
+
+def negate_sentence(doc: Doc, s: Span, rng: Random) -> str | None:
+    """The sentence with one negation applied (annotations removed), or None."""
+    sites = negation_sites(doc, s.body, s.end)
+    if not sites:
+        return None
+    a, b, rep = rng.choice(sites[:3])
+    text = doc.text
+    return strip_annotations(text[s.body:a] + rep + text[b:s.end])
+
+
+# ----------------------------------------------------------------------------------------------
+# correctness
+
+def _carry(doc: Doc, after: int, mapping: dict[str, str], edits: dict[tuple[int, int], Edit],
+           name: str) -> None:
+    """Carry changed values into every later step (recomputing it) and later mention."""
+    text = doc.text
+    for st in doc.steps:
+        if st.start < after:
+            continue
+        changed = [(s, e) for s, e in st.operands if number_key(text[s:e]) in mapping and (s, e) not in edits]
+        if not changed:
+            continue
+        for s, e in changed:
+            edits[(s, e)] = Edit(s, e, mapping[number_key(text[s:e])], name, {"carried": True})
+        if not st.verified:
+            continue
+        expr = NUM_RE.sub(lambda m: mapping.get(number_key(m.group()), m.group()), st.expr)
+        value = safe_eval(expr)
+        if value is None:
+            continue
+        new = format_like(value, st.result_text)
+        if number_key(new) != number_key(st.result_text):
+            for s, e in st.results:
+                edits[(s, e)] = Edit(s, e, new, name, {"carried": True})
+            mapping[number_key(st.result_text)] = new
+    regions = [(st.start, st.end) for st in doc.steps]
+    for s, e in doc.prose_numbers:
+        if s < after or (s, e) in edits or any(a <= s < b for a, b in regions):
+            continue
+        key = number_key(text[s:e])
+        if key in mapping:
+            edits[(s, e)] = Edit(s, e, mapping[key], name, {"carried": True})
+
+
+def _step_error(doc: Doc, rng: Random, taken: list[Edit], index: int, name: str) -> list[Edit] | None:
+    st = doc.steps[index]
+    old = st.result_text
+    new = new_number(old, rng)
+    edits: dict[tuple[int, int], Edit] = {}
+    for s, e in st.results:
+        edits[(s, e)] = Edit(s, e, new, name, {"expression": st.expr.strip(), "was": old})
+    if st.verified:
+        _carry(doc, st.end, {number_key(old): new}, edits, name)
+    out = sorted(edits.values(), key=lambda e: e.start)
+    return out if _all_free(out, taken) else None
+
+
+def make_calculation(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """A wrong result of one arithmetic step; when the step is a verified one, the wrong value
+    is carried through every later step to the final answer."""
+    candidates = [i for i, st in enumerate(doc.steps) if _all_free(
+        [Edit(s, e, "", "") for s, e in st.results], taken)]
+    if not candidates:
+        return None
+    return _step_error(doc, rng, taken, rng.choice(candidates), "calculation")
+
+
+def make_operand(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """A misread operand in one verified step, recomputed and carried forward."""
+    text = doc.text
+    candidates = [i for i, st in enumerate(doc.steps) if st.verified and st.operands]
+    rng.shuffle(candidates)
+    for i in candidates[:3]:
+        st = doc.steps[i]
+        s0, e0 = rng.choice(st.operands)
+        key = number_key(text[s0:e0])
+        new_op = new_number(text[s0:e0], rng)
+        edits: dict[tuple[int, int], Edit] = {}
+        for s, e in st.operands:
+            if number_key(text[s:e]) == key:
+                edits[(s, e)] = Edit(s, e, new_op, "operand", {"expression": st.expr.strip(),
+                                                               "was": text[s:e]})
+        value = safe_eval(NUM_RE.sub(lambda m, k=key, n=new_op: n if number_key(m.group()) == k
+                                     else m.group(), st.expr))
+        if value is None:
+            continue
+        new = format_like(value, st.result_text)
+        if number_key(new) == number_key(st.result_text):
+            continue
+        for s, e in st.results:
+            edits[(s, e)] = Edit(s, e, new, "operand", {"carried": True})
+        _carry(doc, st.end, {number_key(st.result_text): new}, edits, "operand")
+        out = sorted(edits.values(), key=lambda e: e.start)
+        if _all_free(out, taken):
+            return out
+    return None
+
+
+def make_final_answer(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """A wrong final answer: the last step that produced it gets the wrong value (so the text
+    stays self-consistent from there), or the stated answer alone when no step produced it."""
+    fa = doc.final_answer
+    if fa is None:
+        return None
+    key = number_key(doc.text[fa[0]:fa[1]])
+    for i in range(len(doc.steps) - 1, -1, -1):
+        st = doc.steps[i]
+        if number_key(st.result_text) == key and st.end <= fa[0]:
+            out = _step_error(doc, rng, taken, i, "final_answer")
+            if out and any(e.start == fa[0] for e in out):
+                return out
+            break
+    new = new_number(doc.text[fa[0]:fa[1]], rng)
+    edits = [Edit(fa[0], fa[1], new, "final_answer")]
+    # the same value restated just before the answer line changes with it
+    line_start = doc.text.rfind("\n", 0, doc.tail_start - 1) + 1 if doc.tail_start < len(doc.text) else fa[0]
+    for s, e in doc.prose_numbers:
+        if line_start <= s < fa[0] and number_key(doc.text[s:e]) == key and _free(s, e, taken):
+            edits.append(Edit(s, e, new, "final_answer"))
+    edits.sort(key=lambda e: e.start)
+    return edits if _all_free(edits, taken) else None
+
+
+_YEAR_CONTEXT = re.compile(r"(?:\b(?:in|since|by|from|until|till|before|after|of|year|around|circa|"
+                           r"early|late|mid|between|and|to|during|c\.)|[–(\-,])\s*$", re.IGNORECASE)
+_YEAR_RE = re.compile(r"(?<![\w.,$])(1[5-9]\d\d|20\d\d)(?![\w%]|[.,]\d)")
+_CENTURY_RE = re.compile(r"\b(\d{1,2})(st|nd|rd|th)([ -]century)\b", re.IGNORECASE)
+_MONTH_DAY_RE = re.compile(r"\b(" + "|".join(m for m in lex.MONTHS if m != "May") + "|"
+                           + "|".join(lex.WEEKDAYS) + r")\b")
+
+
+def _date_sites(doc: Doc) -> list[tuple[int, int, str]]:
+    text = doc.text
+    sites = []
+    for m in _YEAR_RE.finditer(doc.masked):
+        before = text[max(0, m.start() - 12):m.start()]
+        if _YEAR_CONTEXT.search(before) or _MONTH_DAY_RE.search(before) and doc.in_prose(m.start(), m.end()):
+            if doc.in_prose(m.start(), m.end()):
+                sites.append((m.start(1), m.end(1), "year"))
+    for m in _CENTURY_RE.finditer(text):
+        if doc.in_prose(m.start(), m.end()):
+            sites.append((m.start(), m.end(), "century"))
+    for m in _MONTH_DAY_RE.finditer(text):
+        if doc.in_prose(m.start(), m.end()):
+            sites.append((m.start(), m.end(), "month" if m.group() in lex.MONTHS else "weekday"))
+    return sites
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def make_date(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """A wrong year, century, month or weekday."""
+    sites = [s for s in _date_sites(doc) if _free(s[0], s[1], taken)]
+    if not sites:
+        return None
+    s, e, kind = rng.choice(sites)
+    old = doc.text[s:e]
+    if kind == "year":
+        year = int(old)
+        new = str(year + rng.choice((-1, 1)) * rng.choice((1, 2, 3, 5, 10, 12, 20)))
+        if int(new) > 2030:
+            new = str(year - rng.choice((3, 7, 11)))
+    elif kind == "century":
+        m = _CENTURY_RE.match(old)
+        n = int(m.group(1))
+        new = _ordinal(n + 1 if n < 21 and rng.random() < 0.5 or n < 3 else n - 1) + m.group(3)
+    else:
+        pool = [x for x in (lex.MONTHS if kind == "month" else lex.WEEKDAYS) if x not in (old, "May")]
+        new = rng.choice(pool)
+    return [Edit(s, e, new, "date", {"kind": kind})]
+
+
+_UNIT_RE = re.compile(rf"(?<![\w.])(?:{NUM})[ \t]?-?[ \t]?("
+                      + "|".join(re.escape(u) for u in sorted(lex.UNIT_SWAP, key=len, reverse=True))
+                      + r")(?![\w/])")
+
+
+def make_unit(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """The unit of a quantity swapped for another of the same dimension (km -> miles)."""
+    sites = [(m.start(1), m.end(1)) for m in _UNIT_RE.finditer(doc.masked)
+             if doc.in_prose(m.start(), m.end()) and _free(m.start(1), m.end(1), taken)]
+    if not sites:
+        return None
+    s, e = rng.choice(sites)
+    return [Edit(s, e, lex.UNIT_SWAP[doc.text[s:e]], "unit")]
+
+
+_ENTITY_RE = re.compile(r"\b(" + "|".join(re.escape(n) for n in sorted(
+    lex.ENTITY_TO_CATEGORY, key=len, reverse=True)) + r")\b")
+
+
+_CAPITALIZED_BEFORE = re.compile(r"[A-Z][a-z]+[ \t]$")
+_CAPITALIZED_AFTER = re.compile(r"[ \t][A-Z][a-z]")
+
+
+def _entity_sites(doc: Doc) -> list[re.Match[str]]:
+    text = doc.text
+    # part of a longer name ("South Africa", "Google Cloud") is not the entity itself
+    return [m for m in _ENTITY_RE.finditer(text) if doc.in_prose(m.start(), m.end())
+            and not _CAPITALIZED_BEFORE.search(text, max(0, m.start() - 20), m.start())
+            and not _CAPITALIZED_AFTER.match(text, m.end())]
+
+
+def make_entity(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """A named entity swapped for another of the same kind (capital, scientist, planet ...)."""
+    sites = [m for m in _entity_sites(doc) if _free(m.start(), m.end(), taken)]
+    if not sites:
+        return None
+    m = rng.choice(sites)
+    category = lex.ENTITY_TO_CATEGORY[m.group()]
+    pool = [n for n in lex.ENTITY_CATEGORIES[category] if n != m.group() and n not in doc.text]
+    if not pool:
+        return None
+    new = rng.choice(pool)
+    edits = [Edit(m.start(), m.end(), new, "entity", {"category": category})]
+    # every later mention of the same entity changes too, so the text stays consistent
+    for other in sites:
+        if other.start() > m.start() and other.group() == m.group():
+            edits.append(Edit(other.start(), other.end(), new, "entity", {"category": category}))
+    return edits
+
+
+def make_negation(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """A stated fact negated (is -> isn't, can -> cannot, always -> never, not X -> indeed X)."""
+    claims = doc.claim_sentences()
+    for i in rng.sample(range(len(claims)), min(len(claims), 6)):  # a few sentences, not all
+        sites = [x for x in negation_sites(doc, claims[i].body, claims[i].end) if _free(x[0], x[1], taken)]
+        if sites:
+            s, e, rep = rng.choice(sites)
+            return [Edit(s, e, rep, "negation")]
+    return None
+
+
+# A label after a key word ("the answer is (B)", "Output: Yes", "A: neutral") ...
+_LABEL_RE = re.compile(
+    r"(?:\b(?i:answer|output|label|sentiment|prediction|verdict|classification|result)\b\s*"
+    r"(?i:is|:|would be|should be|=)|^A:)\s*[:\-]?\s*[\"'(\[*]*([A-Za-z]+)(?=[\"')\].,!*:;]|\s|$)",
+    re.MULTILINE)
+# ... or a line that opens with a label on its own ("Yes, because ...", "False.", "Positive").
+_LABEL_START_RE = re.compile(r"^[\"'(\[*]*(?:\[[IVX]+\][ \t]*)?([A-Za-z]+)(?=[\"')\]*]*(?:[.,!;:]|[ \t]*$))",
+                             re.MULTILINE)
+# An option marker the answer opens with: "[II] yes".
+_ROMAN_MARKER_RE = re.compile(r"^[ \t]*\[(I|II|III|IV|V)\]", re.MULTILINE)
+_ROMAN_NEXT = {"I": "II", "II": "I", "III": "II", "IV": "III", "V": "IV"}
+_OPTION_RE = re.compile(r"(?:\(([A-H])\)|\b([A-H])\))")
+
+
+def _answer_sites(doc: Doc) -> list[tuple[int, int, str]]:
+    text = doc.text
+    sites = []
+    options = sorted({a or b for a, b in _OPTION_RE.findall(doc.question)}) or list("ABCD")
+    matches = sorted([*_LABEL_RE.finditer(text), *_LABEL_START_RE.finditer(text)], key=lambda m: m.start(1))
+    for m in matches:
+        word = m.group(1)
+        if not doc.in_prose(m.start(1), m.end(1)) or sites and sites[-1][0] == m.start(1):
+            continue
+        low = word.lower()
+        if low in lex.ANSWER_FLIP:
+            rep = _case_like(lex.ANSWER_FLIP[low], word)
+            if m.start(1) == 0 and doc.num_tokens <= 2 and rep.lower() in STOPWORDS:
+                rep += ", definitely" if rep.lower() == "yes" else ", definitely not"
+            sites.append((m.start(1), m.end(1), rep))
+        elif len(word) == 1 and word in "ABCDEFGH" and m.re is _LABEL_RE and m.start(1) > 0:
+            others = [o for o in options if o != word]
+            if others:  # the caller draws which other option
+                sites.append((m.start(1), m.end(1), others[0]))
+    for m in _ROMAN_MARKER_RE.finditer(text):
+        if doc.in_prose(m.start(1), m.end(1)):
+            sites.append((m.start(1), m.end(1), _ROMAN_NEXT[m.group(1)]))
+    sites.sort()
+    return sites
+
+
+def make_answer_choice(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """A wrong label or option as the answer (yes -> no, (B) -> (C), positive -> negative)."""
+    sites = [s for s in _answer_sites(doc) if _free(s[0], s[1], taken)]
+    if not sites:
+        return None
+    s, e, rep = sites[-1] if rng.random() < 0.7 else rng.choice(sites)  # the final answer most often
+    if len(rep) == 1 and rep in "ABCDEFGH":
+        others = [o for o in (sorted({a or b for a, b in _OPTION_RE.findall(doc.question)}) or list("ABCD"))
+                  if o != doc.text[s:e]]
+        rep = rng.choice(others)
+    return [Edit(s, e, rep, "answer_choice")]
+
+
+_OPTION_LINE_RE = re.compile(r"^[ \t]*(?:[-*•+]|\(?[A-Ha-h1-9][).\]]|\[[IVX]+\]|\(?[ivx]+\))[ \t]*([^\n]{1,60})$",
+                             re.MULTILINE)
+_FUNCTION_WORDS = frozenset("about above after again against also among because before being below "
+                            "between both could does doing down during each from further have having "
+                            "here into itself more most other over same should some such than that "
+                            "their them then there these they this those through under until very what "
+                            "when where which while whom will with would your".split())
+
+
+def _answer_pool(doc: Doc) -> list[str]:
+    answer = set(tokens(doc.text))
+    options = [m.group(1).strip() for m in _OPTION_LINE_RE.finditer(doc.question)]
+    quoted = [a or b for a, b in re.findall(r"\"([^\"\n]{1,40})\"|'([^'\n]{2,40})'", doc.question)]
+    words = [w for w in re.findall(r"\b[A-Za-z][a-z]{4,}\b", doc.question)
+             if w.lower() not in _FUNCTION_WORDS and w.lower() not in STOPWORDS]
+    for group in (options, quoted, words):
+        pool = [c for c in dict.fromkeys(group) if tokens(c) and not set(tokens(c)) & answer
+                and any(t not in STOPWORDS for t in tokens(c))]
+        if pool:
+            return pool
+    return []
+
+
+def make_answer_swap(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """A short answer replaced by another candidate from the question (its options first)."""
+    text = doc.text
+    body = text.strip()
+    start = text.find(body)
+    if not body or not _free(start, start + len(body), taken):
+        return None
+    pool = _answer_pool(doc)
+    if not pool:
+        return None
+    new = rng.choice(pool[:40])
+    if body[-1] in TERMINAL_CHARS and new[-1] not in TERMINAL_CHARS:
+        new += body[-1]
+    return [Edit(start, start + len(body), new, "answer_swap")]
+
+
+def _code_spans(doc: Doc) -> list[tuple[int, int, str]]:
+    return doc.code_regions
+
+
+_CODE_NUM_RE = re.compile(r"(?<![\w.\"'])(\d+(?:\.\d+)?)(?![\w.\"'])")
+_CODE_WORD_SWAP = {"True": "False", "False": "True", "true": "false", "false": "true", "min": "max",
+                   "max": "min", "any": "all", "all": "any", "floor": "ceil", "ceil": "floor",
+                   "upper": "lower", "lower": "upper", "startswith": "endswith", "endswith": "startswith",
+                   "break": "continue", "continue": "break", "append": "remove", "sorted": "reversed",
+                   "left": "right", "right": "left", "first": "last", "last": "first"}
+_CODE_WORD_RE = re.compile(r"\b(" + "|".join(_CODE_WORD_SWAP) + r")\b")
+_CODE_OP_SWAP = {"<=": "<", ">=": ">", "<": "<=", ">": ">=", "==": "!=", "!=": "==", "+=": "-=",
+                 "-=": "+=", "+": "-", "-": "+", "*": "/"}
+_CODE_OP_RE = re.compile(r"(?<=[\w)\] ])[ ]?(<=|>=|==|!=|\+=|-=|<|>|\+|-|\*)(?=[ ]?[\w(\[])")
+
+
+def _code_sites(doc: Doc, rx: re.Pattern[str]) -> list[re.Match[str]]:
+    out = []
+    text = doc.text
+    for s, e, _ in doc.code_regions:
+        for m in rx.finditer(text, s, e):
+            line_start = text.rfind("\n", 0, m.start()) + 1
+            line = text[line_start:text.find("\n", m.start()) if "\n" in text[m.start():] else len(text)]
+            if line.lstrip().startswith(("#", "//", "import ", "from ", "<", "@")) or \
+                    doc.in_code_string(m.start(), m.end()):
+                continue  # comments, imports, decorators, docstrings: not code to get wrong
+            out.append(m)
+    return out
+
+
+def make_code_constant(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """A numeric constant in code changed (an off-by-one or wrong literal)."""
+    sites = [m for m in _code_sites(doc, _CODE_NUM_RE) if _free(m.start(1), m.end(1), taken)]
+    if not sites:
+        return None
+    m = rng.choice(sites)
+    return [Edit(m.start(1), m.end(1), new_number(m.group(1), rng), "code_constant")]
+
+
+def make_code_operator(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """An operator or keyword in code swapped (True/False, min/max, < / <=, + / -)."""
+    words = [m for m in _code_sites(doc, _CODE_WORD_RE) if _free(m.start(1), m.end(1), taken)]
+    ops = [m for m in _code_sites(doc, _CODE_OP_RE) if _free(m.start(1), m.end(1), taken)]
+    # word swaps change a token the verifier sees; operator swaps are combined with another edit
+    pick = words if words and (not ops or rng.random() < 0.7) else ops
+    if not pick:
+        return None
+    m = rng.choice(pick)
+    swap = _CODE_WORD_SWAP if pick is words else _CODE_OP_SWAP
+    return [Edit(m.start(1), m.end(1), swap[m.group(1)], "code_operator")]
+
+
+def make_false_fact(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """A wrong factual claim stated as fact (fallback for text with nothing to alter)."""
+    kind = rng.randrange(6)
+    if kind == 0:
+        country = rng.choice(list(lex.CAPITALS))
+        wrong = rng.choice([c for c in (*lex.CAPITALS.values(), *lex.CITIES) if c != lex.CAPITALS[country]])
+        fact = f"the capital of {country} is {wrong}."
+    elif kind == 1:
+        element, (_, number) = rng.choice(list(lex.ELEMENTS.items()))
+        fact = f"{element.lower()} has the atomic number {number + rng.choice((1, 2, 3, 5))}."
+    elif kind == 2:
+        idx = rng.randrange(len(lex.PLANETS))
+        wrong = rng.choice([i for i in range(1, 9) if i != idx + 1])
+        fact = f"{lex.PLANETS[idx]} is the {_ordinal(wrong)} planet from the Sun."
+    elif kind == 3:
+        fact = f"water boils at {rng.choice((70, 80, 90, 110, 120))} degrees Celsius at sea level."
+    elif kind == 4:
+        fact = f"there are {rng.choice((5, 6, 8, 9))} continents on Earth."
+    else:
+        element, (symbol, _) = rng.choice(list(lex.ELEMENTS.items()))
+        wrong = rng.choice([s for s, _ in lex.ELEMENTS.values() if s != symbol])
+        fact = f"the chemical symbol for {element.lower()} is {wrong}."
+    lead = rng.choice(("Note that", "Keep in mind that", "For reference,", "Recall that"))
+    edit = insertion(doc, rng, f"{lead} {fact}", "false_fact", taken, info={"inserted": f"{lead} {fact}"})
+    return [edit] if edit else None
+
+
+# ----------------------------------------------------------------------------------------------
+# logic
+
+_LEADING_CONNECTIVE = re.compile(r"^(?i:so|then|thus|therefore|hence|and|but|also|finally|next)\b,?\s+")
+_CONNECTIVES = ("However,", "At the same time,", "That said,", "On the other hand,", "Yet in fact,")
+
+
+def make_contradiction(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """A later sentence that denies an earlier claim, so the text asserts both."""
+    # long run-on sentences count too, but not questions, headings ("... function:") or one word
+    claims = doc.claim_sentences(40) or [
+        s for s in doc.sentences if s.end <= doc.tail_start and doc.text[s.end - 1] not in "?:"
+        and doc.text.count(" ", s.body, s.end) >= 2]
+    if not claims and doc.code_regions:
+        return _code_contradiction(doc, rng, taken)
+    if claims:
+        s = rng.choice(claims)
+        negated = negate_sentence(doc, s, rng)
+        body = strip_annotations(_sentence_text(doc, s)).rstrip(TERMINAL_CHARS + " ")
+        # "So he sneezed 40 times." is quoted without its "So"
+        body = _LEADING_CONNECTIVE.sub("", body, count=1) or body
+        if negated is not None:
+            negated = _LEADING_CONNECTIVE.sub("", negated, count=1) or negated
+        if negated is None:
+            sentence = f"{rng.choice(_CONNECTIVES)} it is not true that {lower_first(body, doc.text)}."
+        else:
+            negated = negated.rstrip(TERMINAL_CHARS + " ")
+            sentence = f"{rng.choice(_CONNECTIVES)} {lower_first(negated, doc.text)}."
+        edit = insertion(doc, rng, sentence, "contradiction", taken, min_pos=s.end, near=True,
+                         info={"contradicts": [s.body, s.end], "inserted": sentence})
+        return [edit] if edit else None
+    core = _core(doc)
+    if tokens(core) and len(core.split()) <= 12 and not core.endswith("?"):
+        sentence = f"{rng.choice(_CONNECTIVES)} the answer cannot be {core}."
+    else:  # a question or one long run-on: deny it as a whole
+        sentence = f"{rng.choice(_CONNECTIVES)} the opposite of all this is equally true."
+    edit = insertion(doc, rng, sentence, "contradiction", taken, info={"inserted": sentence})
+    return [edit] if edit else None
+
+
+_RETURN_RE = re.compile(r"^([ \t]*)return\s+([^\n#]+)$", re.MULTILINE)
+_ASSIGN_RE = re.compile(r"^([ \t]*)([A-Za-z_]\w*)\s*=\s*[^=\n][^\n]*$", re.MULTILINE)
+
+
+def _code_contradiction(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    text = doc.text
+    sites = []
+    for s, e, lang in doc.code_regions:
+        prefix = _comment_prefix(lang, doc)
+        for m in _RETURN_RE.finditer(text, s, e):
+            if doc.in_code_string(m.start(), m.end()):
+                continue
+            value = m.group(2).strip().rstrip(";")
+            value = value if len(value) <= 50 else "anything"
+            sites.append((m.start(), f"{m.group(1)}{prefix} At this point the function never returns "
+                                     f"{value}.\n"))
+        for m in _ASSIGN_RE.finditer(text, s, e):
+            if doc.in_code_string(m.start(), m.end()):
+                continue
+            sites.append((m.start(), f"{m.group(1)}{prefix} Note: {m.group(2)} is never assigned in this "
+                                     f"function.\n"))
+    sites = [x for x in sites if _free(x[0], x[0], taken)]
+    if not sites:
+        return None
+    pos, comment = rng.choice(sites)
+    return [Edit(pos, pos, comment, "contradiction", {"inserted": comment.strip()})]
+
+
+_CONCLUSION_RE = re.compile(
+    r"(?:^|\b)(therefore|thus|hence|so|consequently|as a result|in conclusion|in summary|overall|"
+    r"to conclude|this means|this shows|in short|the answer is|answer:)\b", re.IGNORECASE)
+
+
+def _conclusions(doc: Doc) -> list[Span]:
+    return [s for s in doc.sentences if s.end <= doc.tail_start and _CONCLUSION_RE.search(doc.text, s.body,
+                                                                                          s.end)]
+
+
+def make_reversed_conclusion(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """The conclusion turned around: "therefore X" -> "therefore not X", or another answer."""
+    text = doc.text
+    spans = [s for s in _conclusions(doc) if _free(s.body, s.end, taken)]
+    if not spans:
+        return None
+    s = spans[-1] if rng.random() < 0.6 else rng.choice(spans)
+    marker = _CONCLUSION_RE.search(text, s.body, s.end)
+    labels = [x for x in _answer_sites(doc) if s.body <= x[0] < s.end and x[0] >= marker.end()]
+    if labels:
+        a, b, rep = labels[-1]
+        if len(rep) == 1:
+            rep = rng.choice([o for o in "ABCD" if o != text[a:b]])
+        return [Edit(a, b, rep, "reversed_conclusion", {"conclusion": [s.body, s.end]})]
+    sites = negation_sites(doc, marker.end(), s.end)
+    if sites:
+        a, b, rep = rng.choice(sites)
+        return [Edit(a, b, rep, "reversed_conclusion", {"conclusion": [s.body, s.end]})]
+    rest_start = marker.end()
+    while rest_start < s.end and text[rest_start] in " ,:":
+        rest_start += 1
+    if rest_start >= s.end - 1:
+        return None
+    return [Edit(rest_start, rest_start, "it does not follow that ", "reversed_conclusion",
+                 {"conclusion": [s.body, s.end]})]
+
+
+def _swappable_lines(doc: Doc) -> list[tuple[Span, Span]]:
+    text = doc.text
+    lines = [ln for ln in doc.lines if ln.end <= doc.tail_start and not text[ln.body:ln.end].endswith(":")
+             and not text[ln.start:ln.end].lstrip().startswith("#")]
+    pairs = []
+    for a, b in zip(lines, lines[1:], strict=False):
+        gap = text[a.end:b.start]
+        if gap.strip() or gap.count("\n") > 2:
+            continue
+        if (a.body > a.start) != (b.body > b.start):
+            continue  # a list item and a plain line are not two steps of one sequence
+        if strip_annotations(text[a.body:a.end]) == strip_annotations(text[b.body:b.end]):
+            continue
+        pairs.append((a, b))
+    return pairs
+
+
+def _swappable_sentences(doc: Doc) -> list[tuple[Span, Span]]:
+    text = doc.text
+    sents = [s for s in doc.sentences if s.end <= doc.tail_start]
+    pairs = []
+    for a, b in zip(sents, sents[1:], strict=False):
+        gap = text[a.end:b.start]
+        if "\n" in gap or gap.strip() or text[a.end - 1] not in TERMINAL_CHARS:
+            continue
+        if text[b.end - 1] not in TERMINAL_CHARS + "\"')]" or text[a.start:a.end] == text[b.start:b.end]:
+            continue
+        pairs.append((a, b))
+    return pairs
+
+
+def make_reordered_steps(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """Two adjacent steps (lines, list items or sentences) swapped, so one is used before it is
+    established. List markers stay in place."""
+    text = doc.text
+    pairs = [(a, b, "lines") for a, b in _swappable_lines(doc)] * 2 + \
+            [(a, b, "sentences") for a, b in _swappable_sentences(doc)]
+    pairs = [p for p in pairs if _free(p[0].body, p[1].end, taken)]
+    if not pairs:
+        return None
+    a, b, unit = rng.choice(pairs)
+    first, second = text[a.body:a.end], text[b.body:b.end]
+    replacement = second + text[a.end:b.body] + first
+    return [Edit(a.body, b.end, replacement, "reordered_steps",
+                 {"unit": unit, "segments": [first, second]})]
+
+
+_BECAUSE_RE = re.compile(r"(,?\s+)(because|since|as)\s+", re.IGNORECASE)
+_CIRCULAR_TEMPLATES = ("This is true because {s}", "We can be sure of this, since {s}",
+                       "This follows from the fact that {s}", "The reason is simply that {s}",
+                       "We know this because, as stated, {s}")
+
+
+def make_circular(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """A claim justified by itself ("X, because X.")."""
+    text = doc.text
+    claims = doc.claim_sentences(45)
+    because = []
+    for s in claims:
+        m = _BECAUSE_RE.search(text, s.body + 12, s.end)
+        if m and m.group(2).lower() != "as" and _free(m.end(), s.end - 1, taken):
+            because.append((s, m))
+    if because and rng.random() < 0.5:
+        s, m = rng.choice(because)
+        main = strip_annotations(text[s.body:m.start()]).rstrip(" ,")
+        return [Edit(m.end(), s.end - 1, lower_first(main, doc.text), "circular", {"claim": main})]
+    if claims:
+        s = rng.choice(claims)
+        body = strip_annotations(text[s.body:s.end]).rstrip(TERMINAL_CHARS + " ")
+        sentence = rng.choice(_CIRCULAR_TEMPLATES).format(s=lower_first(body, doc.text)) + "."
+        # a line without a full stop ("Ben collected 12 shells") gets one before the restatement
+        lead = " " if text[s.end - 1] in TERMINAL_CHARS else ". "
+        if _free(s.end, s.end, taken):
+            return [Edit(s.end, s.end, lead + sentence, "circular", {"claim": body, "inserted": sentence})]
+        return None
+    core = _core(doc)
+    if not core or len(core.split()) > 12 or "\n" in core or doc.code_regions:
+        return None
+    sentence = f"It is {core} because the answer is {core}."
+    edit = insertion(doc, rng, sentence, "circular", taken, info={"claim": core, "inserted": sentence})
+    return [edit] if edit else None
+
+
+_SIMPLE_STMT = re.compile(r"^([ \t]*)(?!(?:def|class|if|elif|else|for|while|try|except|finally|with|"
+                          r"return|yield|break|continue|pass|import|from|@|#|//|\}|\{))\S[^\n]*[^:{\n]$")
+
+
+def make_code_reorder(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """Two adjacent statements of a code block swapped (a value used before it is computed)."""
+    text = doc.text
+    pairs = []
+    for s, e, _ in doc.code_regions:
+        lines = list(re.finditer(r"[^\n]*", text[s:e]))
+        lines = [(s + m.start(), s + m.end()) for m in lines if m.end() > m.start()]
+        for (a0, a1), (b0, b1) in zip(lines, lines[1:], strict=False):
+            if b0 != a1 + 1:
+                continue
+            if doc.in_code_string(a0, b1):
+                continue
+            ma, mb = _SIMPLE_STMT.match(text, a0, a1), _SIMPLE_STMT.match(text, b0, b1)
+            if not ma or not mb or ma.group(1) != mb.group(1) or text[a0:a1] == text[b0:b1]:
+                continue
+            if text[a0:a1].rstrip().endswith((",", "(", "[", "\\")) or text[b0:b1].strip() in (")", "]"):
+                continue
+            pairs.append((a0, a1, b0, b1))
+    pairs = [p for p in pairs if _free(p[0], p[3], taken)]
+    if not pairs:
+        return None
+    a0, a1, b0, b1 = rng.choice(pairs)
+    first, second = text[a0:a1], text[b0:b1]
+    return [Edit(a0, b1, second + "\n" + first, "code_reorder", {"unit": "lines",
+                                                                  "segments": [first, second]})]
+
+
+_CONDITION_RE = re.compile(r"\b(?:if|elif|while)\s*\(?\s*([\w.\[\]'\"]+(?:\([\w, .]*\))?)\s*(<=|>=|<|>)\s*"
+                           r"([\w.\[\]'\"]+(?:\([\w, .]*\))?)")
+
+
+def make_code_condition(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """An ordering condition in code inverted by swapping its sides (``a < b`` -> ``b < a``)."""
+    sites = [m for m in _code_sites(doc, _CONDITION_RE)
+             if m.group(1) != m.group(3) and _free(m.start(1), m.end(3), taken)]
+    if not sites:
+        return None
+    m = rng.choice(sites)
+    rep = doc.text[m.start(1):m.end(3)].replace(m.group(1), "\x00", 1).replace(m.group(3), m.group(1), 1) \
+        .replace("\x00", m.group(3), 1)
+    return [Edit(m.start(1), m.end(3), rep, "code_condition")]
+
+
+# ----------------------------------------------------------------------------------------------
+# hallucination (always pure insertions: the positive stays a subsequence of the negative)
+
+def _person(rng: Random) -> tuple[str, str]:
+    return rng.choice(lex.FIRST_NAMES), rng.choice(lex.LAST_NAMES)
+
+
+def _institute(rng: Random) -> str:
+    return f"{rng.choice(lex.INSTITUTE_ADJ)} {rng.choice(lex.INSTITUTE_KINDS)} {rng.choice(lex.INSTITUTE_FIELDS)}"
+
+
+def _insert(doc: Doc, rng: Random, taken: list[Edit], sentence: str, name: str) -> list[Edit] | None:
+    edit = insertion(doc, rng, sentence, name, taken, info={"inserted": sentence})
+    return [edit] if edit else None
+
+
+def make_invented_statistic(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """An invented statistic from an invented survey."""
+    sentence = (f"According to a {rng.randint(1998, 2022)} {rng.choice(lex.SURVEY_KINDS)} by the "
+                f"{_institute(rng)}, {rng.randint(11, 89)}% of {rng.choice(lex.POPULATIONS)} "
+                f"{rng.choice(lex.EFFECT_VERBS)} {doc.topic}.")
+    return _insert(doc, rng, taken, sentence, "invented_statistic")
+
+
+def make_invented_study(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """An invented study with invented authors and journal."""
+    first, last = _person(rng)
+    change = rng.choice(("improves results", "reduces mistakes", "saves time", "lowers costs"))
+    sentence = (f"A {rng.randint(2003, 2022)} study published in the {rng.choice(lex.JOURNALS)} by "
+                f"{first} {last} and colleagues found that careful attention to {doc.topic} {change} "
+                f"by about {rng.randint(12, 64)}%.")
+    return _insert(doc, rng, taken, sentence, "invented_study")
+
+
+def make_invented_citation(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """An invented reference with a DOI-like identifier."""
+    (_, last), (first2, last2) = _person(rng), _person(rng)
+    year = rng.randint(2001, 2022)
+    journal = rng.choice(lex.JOURNALS)
+    abbrev = "".join(w[0] for w in journal.split() if w[0].isupper()).lower()
+    title = (f"{rng.choice(('Revisiting', 'Measuring', 'Understanding', 'Rethinking'))} "
+             f"{doc.topic}: evidence from {rng.choice(lex.CITIES_FOR_PEOPLE)}")
+    sentence = (f"(See {last}, {rng.choice('ABCDEFGHJKLMNPRST')}. & {last2}, {first2[0]}. ({year}). "
+                f"{title}. {journal}, {rng.randint(3, 58)}({rng.randint(1, 12)}), "
+                f"{(p := rng.randint(10, 400))}-{p + rng.randint(8, 30)}. "
+                f"doi:10.{rng.randint(1000, 9999)}/{abbrev}.{year}.{rng.randint(100, 99999):05d}.)")
+    return _insert(doc, rng, taken, sentence, "invented_citation")
+
+
+def make_invented_person(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """An invented expert credited with a claim."""
+    first, last = _person(rng)
+    if rng.random() < 0.5:
+        sentence = (f"As the {rng.choice(lex.NATIONALITIES)} {rng.choice(lex.PROFESSIONS)} {first} {last} "
+                    f"pointed out in {rng.randint(1978, 2021)}, most people underestimate the role of "
+                    f"{doc.topic} here.")
+    else:
+        sentence = (f"{first} {last}, a {rng.choice(lex.PROFESSIONS)} at {rng.choice(lex.UNIVERSITIES)}, "
+                    f"first described this approach to {doc.topic} in {rng.randint(1962, 2019)}.")
+    return _insert(doc, rng, taken, sentence, "invented_person")
+
+
+def make_invented_detail(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """An invented specific detail (place, date, number) presented as part of the answer."""
+    kind = rng.randrange(3)
+    if kind == 0:
+        sentence = (f"This was first documented in {rng.choice(lex.CITIES_FOR_PEOPLE)} in "
+                    f"{rng.randint(1850, 2015)}, when {rng.randint(3, 40)} local groups adopted it.")
+    elif kind == 1:
+        sentence = (f"Notably, the {rng.choice(lex.INSTITUTE_ADJ)} {doc.topic.title()} Registry has "
+                    f"recorded {rng.randint(1200, 98000):,} such cases since {rng.randint(1990, 2016)}.")
+    else:
+        sentence = (f"The term {doc.topic} itself was coined in {rng.randint(1890, 2005)} by a committee "
+                    f"of {rng.randint(4, 19)} researchers in {rng.choice(lex.CITIES_FOR_PEOPLE)}.")
+    return _insert(doc, rng, taken, sentence, "invented_detail")
+
+
+_PY_ASSIGN_RE = re.compile(r"^([ \t]*)([A-Za-z_]\w*)\s*=\s*(?!=)[^\n]*[^\n:,(\[{\\]$", re.MULTILINE)
+
+
+def make_invented_api(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """A call to an invented library function (in code), or advice to use one (in prose)."""
+    lib, func = rng.choice(lex.FAKE_LIBS), rng.choice(lex.FAKE_FUNCS)
+    text = doc.text
+    sites = []
+    for s, e, _ in doc.code_regions:
+        for m in _PY_ASSIGN_RE.finditer(text, s, e):
+            if not (m.group(2).isupper() or doc.in_code_string(m.start(), m.end())):
+                sites.append(m)
+    sites = [m for m in sites if _free(m.end(), m.end(), taken)]
+    if sites and rng.random() < 0.75:
+        m = rng.choice(sites)
+        semi = ";" if m.group().rstrip().endswith(";") else ""
+        line = f"\n{m.group(1)}{m.group(2)} = {lib}.{func}({m.group(2)}){semi}"
+        return [Edit(m.end(), m.end(), line, "invented_api", {"inserted": line.strip(), "library": lib})]
+    sentence = (f"You can also call `{lib}.{func}()` (added in {lib} {rng.randint(1, 4)}.{rng.randint(0, 12)}), "
+                f"which handles this automatically.")
+    return _insert(doc, rng, taken, sentence, "invented_api")
+
+
+# ----------------------------------------------------------------------------------------------
+# registry
+
+def _has_code(doc: Doc) -> bool:
+    return bool(doc.code_regions)
+
+
+def _always(doc: Doc) -> bool:
+    return bool(doc.text.strip())
+
+
+def _short(doc: Doc) -> bool:
+    """A short answer without numbers or a label (those have their own perturbations)."""
+    return (0 < doc.num_tokens <= 6 and bool(doc.question) and not any(c.isdigit() for c in doc.text)
+            and not _answer_sites(doc))
+
+
+C, L, H = ErrorType.CORRECTNESS, ErrorType.LOGIC, ErrorType.HALLUCINATION
+PERTURBATIONS: tuple[Perturbation, ...] = (
+    Perturbation("calculation", C, 3, lambda d: bool(d.steps), make_calculation, make_calculation.__doc__),
+    Perturbation("operand", C, 2, lambda d: any(s.verified for s in d.steps), make_operand,
+                 make_operand.__doc__),
+    Perturbation("final_answer", C, 2, lambda d: d.final_answer is not None, make_final_answer,
+                 make_final_answer.__doc__),
+    Perturbation("number", C, 2, lambda d: bool(_prose_numbers(d)), lambda d, r, t: make_number(d, r, t),
+                 "A number in the text changed; a value used by later steps is carried through them."),
+    Perturbation("date", C, 2, lambda d: bool(_YEAR_RE.search(d.text) or _CENTURY_RE.search(d.text)
+                                             or _MONTH_DAY_RE.search(d.text)), make_date, make_date.__doc__),
+    Perturbation("unit", C, 2, lambda d: bool(_UNIT_RE.search(d.masked)), make_unit, make_unit.__doc__),
+    Perturbation("entity", C, 3, lambda d: bool(_ENTITY_RE.search(d.text) and _entity_sites(d)), make_entity,
+                 make_entity.__doc__),
+    Perturbation("negation", C, 1.5, lambda d: bool(_NEGATABLE_RE.search(d.text)), make_negation,
+                 make_negation.__doc__),
+    Perturbation("answer_choice", C, 4, lambda d: bool(_answer_sites(d)), make_answer_choice,
+                 make_answer_choice.__doc__),
+    Perturbation("answer_swap", C, 3, _short, make_answer_swap, make_answer_swap.__doc__),
+    Perturbation("code_constant", C, 2, _has_code, make_code_constant, make_code_constant.__doc__),
+    Perturbation("code_operator", C, 3, _has_code, make_code_operator, make_code_operator.__doc__),
+    Perturbation("false_fact", C, 0.3, _always, make_false_fact, make_false_fact.__doc__),
+    Perturbation("contradiction", L, 1, _always, make_contradiction, make_contradiction.__doc__),
+    Perturbation("reversed_conclusion", L, 2, lambda d: bool(_conclusions(d)), make_reversed_conclusion,
+                 make_reversed_conclusion.__doc__),
+    Perturbation("reordered_steps", L, 2, lambda d: bool(_swappable_lines(d) or _swappable_sentences(d)),
+                 make_reordered_steps, make_reordered_steps.__doc__),
+    Perturbation("circular", L, 1, _always, make_circular, make_circular.__doc__),
+    Perturbation("code_reorder", L, 2, _has_code, make_code_reorder, make_code_reorder.__doc__),
+    Perturbation("code_condition", L, 2, lambda d: bool(_code_sites(d, _CONDITION_RE)), make_code_condition,
+                 make_code_condition.__doc__),
+    Perturbation("invented_statistic", H, 1, _always, make_invented_statistic, make_invented_statistic.__doc__),
+    Perturbation("invented_study", H, 1, _always, make_invented_study, make_invented_study.__doc__),
+    Perturbation("invented_citation", H, 1, _always, make_invented_citation, make_invented_citation.__doc__),
+    Perturbation("invented_person", H, 1, _always, make_invented_person, make_invented_person.__doc__),
+    Perturbation("invented_detail", H, 1, _always, make_invented_detail, make_invented_detail.__doc__),
+    Perturbation("invented_api", H, 2, _has_code, make_invented_api, make_invented_api.__doc__),
+)
+
+
+def _prose_numbers(doc: Doc) -> list[tuple[int, int]]:
+    """Numbers in prose that are not a list marker, a worked step or the final answer."""
+    text = doc.text
+    regions = [(st.start, st.end) for st in doc.steps]
+    fa = doc.final_answer
+    out = []
+    for s, e in doc.prose_numbers:
+        if fa and s == fa[0] or any(a <= s < b for a, b in regions):
+            continue
+        line_start = text.rfind("\n", 0, s) + 1
+        if not text[line_start:s].strip(" \t(") and text[e:e + 1] in (".", ")"):
+            continue  # "1. " list marker
+        out.append((s, e))
+    return out
+
+
+def make_number(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    sites = [x for x in _prose_numbers(doc) if _free(x[0], x[1], taken)]
+    if not sites:
+        return None
+    s, e = rng.choice(sites)
+    old = doc.text[s:e]
+    new = new_number(old, rng)
+    if doc.text.startswith("%", e) and float(number_key(new)) > 100:  # a share stays a share
+        new = format_like(max(0.0, float(number_key(old)) - rng.choice((5, 10, 15, 20))), old)
+        if number_key(new) == number_key(old):
+            new = format_like(float(number_key(old)) / 2, old)
+    edits = {(s, e): Edit(s, e, new, "number", {"was": old})}
+    _carry(doc, e, {number_key(old): new}, edits, "number")
+    out = sorted(edits.values(), key=lambda x: x.start)
+    return out if _all_free(out, taken) else None
+
+
+BY_NAME: dict[str, Perturbation] = {p.name: p for p in PERTURBATIONS}
+BY_TYPE: dict[ErrorType, tuple[Perturbation, ...]] = {
+    t: tuple(p for p in PERTURBATIONS if p.error_type is t) for t in ErrorType
+}

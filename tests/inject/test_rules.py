@@ -1,0 +1,413 @@
+"""The rules injector on real data: GSM8K solutions, the LLaMA-Factory DPO demo, HumanEval code."""
+
+from __future__ import annotations
+
+import ast
+import gzip
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from seapo.data.schema import Record
+from seapo.inject.error_types import ErrorType
+from seapo.inject.rules import RulesInjector, RulesInjectorConfig, perturbation_names
+from seapo.inject.rules import _lexicon as lex
+from seapo.inject.verify import _REFUSAL, Verifier
+from tests.inject.helpers import gsm8k_records
+
+TYPES = tuple(ErrorType)
+VERIFIER = Verifier()
+
+
+def dpo_records(shared_data: Path) -> list[Record]:
+    """The sharegpt DPO demo: last human turn = question, chosen = positive response."""
+    rows = json.loads((shared_data / "preference" / "dpo_en_demo.json").read_text(encoding="utf-8"))
+    records = []
+    for i, row in enumerate(rows):
+        question = next(t["value"] for t in reversed(row["conversations"]) if t["from"] == "human")
+        records.append(Record(prompt=[{"role": "user", "content": question}], response=row["chosen"]["value"],
+                              source={"dataset": "dpo_en_demo", "line": i + 1}))
+    return records
+
+
+def humaneval_records(shared_data: Path, n: int = 60) -> list[Record]:
+    """HumanEval prompt + canonical solution: a pure-code response."""
+    records = []
+    with gzip.open(shared_data / "eval" / "humaneval" / "HumanEval.jsonl.gz", "rt", encoding="utf-8") as f:
+        for line in list(f)[:n]:
+            row = json.loads(line)
+            records.append(Record(prompt=[{"role": "user", "content": "Complete the function."}],
+                                  response=row["prompt"] + row["canonical_solution"]))
+    return records
+
+
+@pytest.fixture(scope="module")
+def gsm(shared_data) -> list[Record]:
+    return gsm8k_records(shared_data, 200)
+
+
+@pytest.fixture(scope="module")
+def dpo(shared_data) -> list[Record]:
+    return dpo_records(shared_data)
+
+
+@pytest.fixture(scope="module")
+def injector() -> RulesInjector:
+    return RulesInjector()
+
+
+def final_answer(text: str) -> str:
+    return re.search(r"^####\s*(.+)$", text, re.MULTILINE).group(1).strip()
+
+
+def is_subsequence(short: str, long: str) -> bool:
+    it = iter(long)
+    return all(ch in it for ch in short)
+
+
+def check_details(positive: str, inj) -> None:
+    """span / original / replacement describe exactly how the negative was made."""
+    d = inj.details
+    start, end = d["span"]
+    assert d["original"] == positive[start:end]
+    assert inj.text == positive[:start] + d["replacement"] + positive[end:]
+    assert d["perturbation"] in perturbation_names(inj.error_type)
+    assert d["edits"], "every negative lists its edits"
+    pos = 0
+    rebuilt = []
+    for e in d["edits"]:  # applying the edits one by one gives the negative too
+        s, t = e["span"]
+        assert e["original"] == positive[s:t]
+        assert s >= pos
+        rebuilt += [positive[pos:s], e["replacement"]]
+        pos = t
+    assert "".join(rebuilt) + positive[pos:] == inj.text
+
+
+# ---------------------------------------------------------------------------------------------
+# every negative passes the verifier
+
+@pytest.mark.parametrize("error_type", TYPES)
+def test_gsm8k_negatives_pass_verifier_and_details_are_exact(gsm, injector, error_type):
+    outs = injector.inject(gsm, error_type)
+    assert len(outs) == len(gsm)
+    for record, inj in zip(gsm, outs, strict=True):
+        assert inj.injector == "rules" and inj.error_type is error_type
+        check = VERIFIER.check(record.response, inj.text)
+        assert check.passed, (check, record.response, inj.text)
+        check_details(record.response, inj)
+
+
+@pytest.mark.parametrize("error_type", TYPES)
+def test_dpo_negatives_pass_verifier(dpo, injector, error_type):
+    # The verifier rejects any text that *starts* like a refusal ("I'm sorry to hear ...", "As an
+    # AI ..."), so no negative of such a positive can pass; those positives are left out.
+    usable = [r for r in dpo if not _REFUSAL.search(r.response)]
+    assert len(usable) >= 290
+    outs = injector.inject(usable, error_type)
+    for record, inj in zip(usable, outs, strict=True):
+        check = VERIFIER.check(record.response, inj.text)
+        assert check.passed, (check, inj.details, record.response[:300])
+        check_details(record.response, inj)
+
+
+# ---------------------------------------------------------------------------------------------
+# each type differs the way it says
+
+def test_gsm8k_correctness_changes_the_final_answer(gsm, injector):
+    outs = injector.inject(gsm, ErrorType.CORRECTNESS)
+    kinds = set()
+    for record, inj in zip(gsm, outs, strict=True):
+        assert final_answer(inj.text) != final_answer(record.response), inj.details
+        assert inj.text.count("####") == record.response.count("####")
+        kinds.add(inj.details["perturbation"])
+    # several kinds of error, not one trick
+    assert {"calculation", "operand", "final_answer"} <= kinds
+
+
+def test_gsm8k_calculation_error_is_carried_to_the_answer(gsm):
+    injector = RulesInjector(RulesInjectorConfig(correctness=("calculation",)))
+    carried = 0
+    for record in gsm[:60]:
+        inj = injector.inject_text(record.response, ErrorType.CORRECTNESS, key=record.id)
+        if inj.text is None:  # algebra without an "a op b = c" step: nothing to miscalculate
+            assert inj.details["reason"] == "no applicable perturbation"
+            continue
+        first = inj.details["edits"][0]
+        assert first["perturbation"] in {"calculation", "final_answer"}
+        # the changed step's result really is wrong now
+        expr = first.get("expression")
+        if expr and first["perturbation"] == "calculation":
+            assert float(first["replacement"].replace(",", "")) != float(first["was"].replace(",", ""))
+        if any(e.get("carried") for e in inj.details["edits"]):
+            carried += 1
+    assert carried >= 30  # most solutions use a step's result later on
+
+
+def test_logic_negatives_show_their_flaw(gsm, dpo, injector):
+    records = gsm + [r for r in dpo if not _REFUSAL.search(r.response)]
+    seen = set()
+    for record in records:
+        inj = injector.inject_text(record.response, ErrorType.LOGIC, key=record.id, question=record.question)
+        pos, neg = record.response, inj.text
+        for edit in inj.details["edits"]:
+            kind = edit["perturbation"]
+            seen.add(kind)
+            if kind in {"reordered_steps", "code_reorder"}:
+                first, second = edit["segments"]
+                assert edit["original"].startswith(first) and edit["original"].endswith(second)
+                assert edit["replacement"].startswith(second) and edit["replacement"].endswith(first)
+                if edit["unit"] == "lines" and len(inj.details["edits"]) == 1 and \
+                        not re.search(r"^\s*(\d+[.)]|[-*])", pos, re.MULTILINE):
+                    # same multiset of lines (trailing blanks stay in place), different order
+                    assert sorted(x.rstrip() for x in pos.splitlines()) == \
+                        sorted(x.rstrip() for x in neg.splitlines())
+                    assert pos.splitlines() != neg.splitlines()
+            elif kind == "contradiction":
+                assert edit["inserted"] in neg and edit["original"] == ""
+                if all(e["original"] == "" for e in inj.details["edits"]):
+                    assert is_subsequence(pos, neg)
+            elif kind == "circular":
+                claim = edit["claim"]
+                plain = re.sub(r"<<[^>]*>>", "", neg).lower()  # the restated claim drops annotations
+                # the claim, then its restatement as its own reason (another edit may alter the first)
+                assert plain.count(claim[1:].lower()) >= (2 if len(inj.details["edits"]) == 1 else 1)
+            elif kind == "reversed_conclusion":
+                lo, hi = edit["conclusion"]
+                assert lo <= edit["span"][0] <= hi
+                assert edit["original"] != edit["replacement"]
+            elif kind == "code_condition":
+                assert sorted(edit["original"].split()) == sorted(edit["replacement"].split())
+    assert {"reordered_steps", "contradiction", "circular", "reversed_conclusion"} <= seen
+
+
+def test_gsm8k_reordered_steps_keep_lines(gsm):
+    injector = RulesInjector(RulesInjectorConfig(logic=("reordered_steps",)))
+    for record in gsm[:80]:
+        inj = injector.inject_text(record.response, ErrorType.LOGIC, key=record.id)
+        assert sorted(record.response.splitlines()) == sorted(inj.text.splitlines())
+        assert record.response.splitlines() != inj.text.splitlines()
+        assert final_answer(inj.text) == final_answer(record.response)  # the tail stays last
+        assert inj.text.splitlines()[-1] == record.response.splitlines()[-1]
+
+
+def test_hallucination_only_adds_invented_text(gsm, dpo, injector):
+    invented_markers = set(lex.LAST_NAMES) | set(lex.FAKE_LIBS) | set(lex.CITIES_FOR_PEOPLE) | {
+        "Registry", "doi:", "%"}
+    for record in gsm + dpo[:150]:
+        inj = injector.inject_text(record.response, ErrorType.HALLUCINATION, key=record.id,
+                                   question=record.question)
+        if _REFUSAL.search(record.response):
+            continue
+        assert is_subsequence(record.response, inj.text)
+        for edit in inj.details["edits"]:
+            assert edit["original"] == ""  # pure insertion
+            assert edit["inserted"] in inj.text
+            assert any(m in edit["inserted"] for m in invented_markers), edit["inserted"]
+        assert len(inj.text) > len(record.response)
+
+
+def test_hallucinations_vary(gsm, injector):
+    texts = {injector.inject_text(r.response, ErrorType.HALLUCINATION, key=r.id).details["edits"][0]["inserted"]
+             for r in gsm[:50]}
+    assert len(texts) == 50
+    kinds = {injector.inject_text(r.response, ErrorType.HALLUCINATION, key=r.id).details["perturbation"]
+             for r in gsm[:50]}
+    assert len(kinds) >= 4
+
+
+# ---------------------------------------------------------------------------------------------
+# single perturbations on real text
+
+def _only(error_type: ErrorType, name: str) -> RulesInjector:
+    return RulesInjector(RulesInjectorConfig(**{error_type.value: (name,)}))
+
+
+def _applied(injector, records, error_type, name):
+    for r in records:
+        inj = injector.inject_text(r.response, error_type, key=r.id, question=r.question)
+        if inj.text is not None and inj.details["perturbation"] == name:
+            yield r, inj
+
+
+def _edit(inj, name: str) -> dict:
+    """The first edit made by ``name`` (a GSM8K-style answer may get a final-answer edit too)."""
+    return next(e for e in inj.details["edits"] if e["perturbation"] == name)
+
+
+def test_unit_entity_date_negation_changes(dpo):
+    c = ErrorType.CORRECTNESS
+    units = list(_applied(_only(c, "unit"), dpo, c, "unit"))
+    assert len(units) >= 5
+    for _, inj in units:
+        e = _edit(inj, "unit")
+        assert lex.UNIT_SWAP[e["original"]] == e["replacement"]
+    entities = list(_applied(_only(c, "entity"), dpo, c, "entity"))
+    assert len(entities) >= 10
+    for _, inj in entities:
+        e = _edit(inj, "entity")
+        assert e["replacement"] in lex.ENTITY_CATEGORIES[lex.ENTITY_TO_CATEGORY[e["original"]]]
+        assert e["replacement"] != e["original"]
+    dates = list(_applied(_only(c, "date"), dpo, c, "date"))
+    assert len(dates) >= 5
+    for _, inj in dates:
+        e = _edit(inj, "date")
+        assert e["replacement"] != e["original"]
+        if e["kind"] == "year":
+            assert e["replacement"].isdigit() and len(e["replacement"]) == 4
+    negations = list(_applied(_only(c, "negation"), dpo, c, "negation"))
+    assert len(negations) >= 200
+    for _, inj in negations:
+        e = _edit(inj, "negation")
+        low = e["original"].lower()
+        assert (lex.AUXILIARY_NEGATION.get(low) == e["replacement"].lower()
+                or lex.OPPOSITES.get(low) == e["replacement"].lower()
+                or lex.NEGATION_REMOVAL.get(low) == e["replacement"].lower()
+                or e["replacement"].lower().endswith(" indeed"))
+
+
+def test_arithmetic_in_prose_gets_a_wrong_result(dpo):
+    c = ErrorType.CORRECTNESS
+    found = list(_applied(_only(c, "calculation"), dpo, c, "calculation"))
+    assert found  # the demo has a few "a x b = c" answers
+    for _, inj in found:
+        e = _edit(inj, "calculation")
+        assert float(e["replacement"].replace(",", "")) != float(e["original"].replace(",", ""))
+
+
+# ---------------------------------------------------------------------------------------------
+# determinism and retries
+
+def test_same_seed_same_output_and_attempts_differ(gsm, dpo):
+    records = gsm[:100] + dpo[:100]
+    for et in TYPES:
+        a = RulesInjector(RulesInjectorConfig(seed=7)).inject(records, et)
+        b = RulesInjector(RulesInjectorConfig(seed=7)).inject(records, et)
+        assert [x.text for x in a] == [x.text for x in b]
+        assert [x.details for x in a] == [x.details for x in b]
+        other_seed = RulesInjector(RulesInjectorConfig(seed=8)).inject(records, et)
+        assert sum(x.text != y.text for x, y in zip(a, other_seed, strict=True)) >= 0.7 * len(records)
+        retry = RulesInjector(RulesInjectorConfig(seed=7)).inject(records, et, attempt=1)
+        assert sum(x.text != y.text for x, y in zip(a, retry, strict=True)) >= 0.9 * len(records)
+        # a retry tries another perturbation when more than one applies
+        assert sum(x.details["perturbation"] != y.details["perturbation"] for x, y in zip(a, retry, strict=True)) \
+            >= 0.5 * len(records)
+        for record, inj in zip(records, retry, strict=True):
+            if not _REFUSAL.search(record.response):
+                assert VERIFIER.check(record.response, inj.text).passed
+
+
+def test_output_does_not_depend_on_the_process(shared_data, tmp_path):
+    """Same output under different string-hash seeds (no ``hash()`` or set order in the rules)."""
+    script = (
+        "import hashlib, json, sys\n"
+        "from pathlib import Path\n"
+        "from seapo.inject.rules import RulesInjector\n"
+        "from tests.inject.test_rules import dpo_records\n"
+        "from tests.inject.helpers import gsm8k_records\n"
+        "recs = dpo_records(Path(sys.argv[1]))[:120] + gsm8k_records(Path(sys.argv[1]), 40)\n"
+        "inj = RulesInjector()\n"
+        "out = [inj.inject_text(r.response, t, key=r.id, question=r.question).text\n"
+        "       for t in ('correctness', 'logic', 'hallucination') for r in recs]\n"
+        "print(hashlib.sha256(json.dumps(out).encode()).hexdigest())\n"
+    )
+    digests = set()
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        done = subprocess.run([sys.executable, "-c", script, str(shared_data)], capture_output=True,
+                              text=True, env=env, cwd=Path(__file__).resolve().parents[2], check=True)
+        digests.add(done.stdout.strip())
+    assert len(digests) == 1
+
+
+def test_fingerprint_and_batch_interface(gsm):
+    inj = RulesInjector()
+    assert inj.fingerprint() == RulesInjector().fingerprint()
+    assert inj.fingerprint() != RulesInjector(RulesInjectorConfig(seed=1)).fingerprint()
+    assert inj.fingerprint() != RulesInjector(RulesInjectorConfig(logic=("circular",))).fingerprint()
+    done = []
+    outs = inj.inject(gsm[:300], ErrorType.LOGIC, progress=done.append)
+    assert sum(done) == len(outs) == len(gsm[:300])
+    assert all(o.to_dict()["error_type"] == "logic" for o in outs)
+
+
+def test_config_rejects_unknown_perturbations():
+    with pytest.raises(ValueError, match="correctness.*made_up"):
+        RulesInjectorConfig(correctness=("negation", "made_up"))
+    with pytest.raises(ValueError, match="logic"):
+        RulesInjectorConfig(logic=())
+    assert RulesInjectorConfig(logic="circular,contradiction").logic == ("circular", "contradiction")
+
+
+def test_restricted_config_uses_only_chosen_perturbations(gsm):
+    inj = _only(ErrorType.CORRECTNESS, "final_answer")
+    for record in gsm[:50]:
+        out = inj.inject_text(record.response, ErrorType.CORRECTNESS, key=record.id)
+        assert out.details["perturbations"] == ["final_answer"]
+        assert final_answer(out.text) != final_answer(record.response)
+
+
+# ---------------------------------------------------------------------------------------------
+# edge cases
+
+@pytest.mark.parametrize("error_type", TYPES)
+@pytest.mark.parametrize("text", [
+    "Yes.", "yes", "No", "63", "False", "Paris", "...",
+    "Die Hauptstadt von Frankreich ist Paris. Sie hat viele Museen und liegt an der Seine.",
+    "巴黎是法国的首都。它有很多博物馆。",
+    "La respuesta es 42 porque 6 x 7 = 42.",
+    "Here is the function:\n\n```python\ndef add(a, b):\n    total = a + b\n    return total\n```\n",
+])
+def test_edge_cases_pass_verifier(text, error_type):
+    inj = RulesInjector().inject_text(text, error_type, key="edge", question="What is it? (A) Paris (B) Rome")
+    check = VERIFIER.check(text, inj.text)
+    assert check.passed, (check, inj.text, inj.details)
+    check_details(text, inj)
+
+
+@pytest.mark.parametrize("text", ["", "   \n\t "])
+def test_empty_text_gives_no_negative(text):
+    inj = RulesInjector().inject_text(text, ErrorType.LOGIC, key="empty")
+    assert inj.text is None and inj.details["reason"] == "empty response"
+
+
+@pytest.mark.parametrize("error_type", TYPES)
+def test_code_responses_stay_valid_python(shared_data, error_type):
+    records = humaneval_records(shared_data)
+    injector = RulesInjector()
+    code_edits = 0
+    for record in records:
+        inj = injector.inject_text(record.response, error_type, key=record.id)
+        assert VERIFIER.check(record.response, inj.text).passed, inj.details
+        check_details(record.response, inj)
+        ast.parse(inj.text)  # a negative is wrong code, not broken text
+        for e in inj.details["edits"]:
+            if e["perturbation"].startswith(("code_", "invented_api")):
+                code_edits += 1
+            else:  # prose (a contradiction, an invented study ...) goes in as a comment
+                assert e["original"] == "" and e["replacement"].strip().startswith("#"), e
+    # logic on one-line functions is mostly a contradicting comment; the others act on code
+    assert code_edits >= len(records) // (8 if error_type is ErrorType.LOGIC else 3)
+
+
+def test_code_block_in_prose(dpo):
+    coded = [r for r in dpo if "```" in r.response and not _REFUSAL.search(r.response)]
+    assert len(coded) >= 10
+    for et, names in ((ErrorType.CORRECTNESS, {"code_constant", "code_operator"}),
+                      (ErrorType.HALLUCINATION, {"invented_api"})):
+        inj = RulesInjector(RulesInjectorConfig(**{et.value: tuple(names)}))
+        for record in coded:
+            out = inj.inject_text(record.response, et, key=record.id)
+            if out.text is None:
+                continue
+            assert VERIFIER.check(record.response, out.text).passed
+            for e in out.details["edits"]:
+                start = e["span"][0]
+                inside = any(m.start() < start < m.end() for m in re.finditer(r"```.*?```", record.response,
+                                                                                  re.DOTALL))
+                assert inside or e["perturbation"] == "invented_api"
