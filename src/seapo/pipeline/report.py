@@ -1,0 +1,80 @@
+"""``report.md`` of a ``seapo run``: config, data, injection, training, held-out accuracy, timings."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from seapo.pipeline.config import RunConfig
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _heldout_table(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[str]:
+    if not before:
+        return ["No held-out pairs (held-out fraction 0 or too few records)."]
+    lines = ["| error type | pairs | accuracy before | accuracy after | mean margin before | mean margin after |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    rows = [("overall", before["overall"], (after or {}).get("overall", {}))]
+    for et, b in before["per_error_type"].items():
+        rows.append((et, b, (after or {}).get("per_error_type", {}).get(et, {})))
+    for name, b, a in rows:
+        lines.append(f"| {name} | {b['n']} | {_fmt(b['accuracy'])} | {_fmt(a.get('accuracy'))} | "
+                     f"{_fmt(b['mean_margin'])} | {_fmt(a.get('mean_margin'))} |")
+    return lines
+
+
+def write_report(run_dir: Path, config: RunConfig, stages: dict[str, Any]) -> Path:
+    lines = ["# SeaPO run report", ""]
+    lines += ["## Wall time per stage", "", "| stage | seconds |", "| --- | ---: |"]
+    lines += [f"| {name} | {info.get('wall_time_s')} |" for name, info in stages.items()]
+    if prep := stages.get("prepare"):
+        lines += ["", "## Data", "",
+                  f"Source `{config.prepare.source}` (layout `{prep['format']}`): read {prep['read']}, "
+                  f"kept {prep['kept']}, rejected {prep['rejected']}, filtered {prep['filtered']}, "
+                  f"duplicates {prep['duplicates']}, prompts with several responses {prep['duplicate_prompts']}."]
+    if inj := stages.get("inject"):
+        summary = inj["summary"]
+        lines += ["", "## Injection", "",
+                  f"Injector `{summary['injector_fingerprint']}`, fallback `{summary['fallback']}`, "
+                  f"strategy `{summary['strategy']}`: {summary['pairs']} pairs from {summary['records']} records "
+                  f"({summary['negatives']} accepted negatives, {summary['rejected_items']} items rejected).", "",
+                  "| error type | attempted | accepted | fallen back | rejected | mean difference |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        for et, c in summary["per_type"].items():
+            lines.append(f"| {et} | {c['attempted']} | {c['accepted']} | {c['fallen_back']} | {c['rejected']} | "
+                         f"{_fmt(c['mean_difference'])} |")
+    if tr := stages.get("train"):
+        settings = tr.get("settings", {})
+        lines += ["", "## Training", "",
+                  f"`{config.train.algo}` on `{config.train.model}`: {tr['train_pairs']} training pairs, "
+                  f"{tr['global_step']} optimizer steps in {_fmt(tr['train_time_s'], 1)} s."]
+        chosen = {k: settings[k] for k in ("dtype", "gradient_checkpointing", "per_device_batch_size",
+                                          "gradient_accumulation_steps", "precompute_ref_log_probs")
+                  if k in settings}
+        if chosen:
+            lines += ["", "Settings chosen: " + ", ".join(f"{k} = `{v}`" for k, v in chosen.items()) + "."]
+        if tr.get("plot_path"):
+            lines += ["", f"![training curve]({os.path.relpath(tr['plot_path'], run_dir)})"]
+        if tr.get("merged_dir"):
+            lines += ["", f"Merged model: `{tr['merged_dir']}`; adapter: `{tr.get('adapter_dir')}`."]
+        lines += ["", "## Held-out preference accuracy", "",
+                  "How often the model gives the positive a higher log-likelihood than its injected negative, "
+                  "on records kept out of training.", ""]
+        lines += _heldout_table(tr.get("heldout_before"), tr.get("heldout_after"))
+    if ev := stages.get("eval"):
+        table = Path(ev["table"]).read_text(encoding="utf-8") if Path(ev["table"]).is_file() else ""
+        lines += ["", "## Evaluation: base vs trained", "", table,
+                  f"![evaluation]({os.path.relpath(ev['chart'], run_dir)})"]
+    lines += ["", "## Resolved config", "", "```yaml", config.to_yaml().rstrip(), "```",
+              "", "Package versions, seeds and git revision: `environment.json`; config: `config.yaml`.", ""]
+    path = run_dir / "report.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
