@@ -39,7 +39,7 @@ def test_all_strategy_writes_every_output(dpo_records, tmp_path):
         assert p["chosen"]["role"] == p["rejected"]["role"] == "assistant"
         assert p["injector"] == "rules" and not p["fallback"] and p["details"]["perturbation"]
         assert verifier.check(record["response"], p["rejected"]["content"]).passed
-    for et, counts in summary["per_type"].items():
+    for counts in summary["per_type"].values():
         assert counts["attempted"] == len(records)
         assert counts["accepted"] + counts["rejected"] == len(records)
         assert counts["mean_difference"] > 0

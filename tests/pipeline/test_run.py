@@ -1,0 +1,84 @@
+"""`seapo run`: the stages wired together, the report, the config handling."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from seapo.errors import InputError
+from seapo.pipeline.config import RunConfig, load_run_config, packaged_config
+from seapo.pipeline.run import run
+
+
+def test_default_config_is_the_offline_demo():
+    config = load_run_config()
+    assert config.prepare.source == "demo" and config.train.model == "embedded" and config.inject.model == "embedded"
+    assert config.inject.strategy == "mixed" and config.train.algo == "kto" and config.train.lora
+    assert set(config.inject.error_types) == {"correctness", "logic", "hallucination"}
+
+
+def test_overrides_and_config_errors_name_file_line_and_field(tmp_path):
+    config = load_run_config(None, {"train.epochs": 1, "inject.injector": "rules"})
+    assert config.train.epochs == 1 and config.inject.injector == "rules"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("out: x\ntrain:\n  algo: kto\n  epochs: -3\n")
+    with pytest.raises(InputError) as err:
+        load_run_config(bad)
+    assert err.value.path == str(bad) and err.value.line == 4 and err.value.field == "train.epochs"
+    bad.write_text("inject:\n  strategy: sometimes\n")
+    with pytest.raises(InputError, match="inject.strategy"):
+        load_run_config(bad)
+    bad.write_text("train: [unclosed\n")
+    with pytest.raises(InputError, match="not valid YAML"):
+        load_run_config(bad)
+
+
+def test_config_show_prints_the_resolved_yaml():
+    out = subprocess.run([sys.executable, "-m", "seapo.cli", "config", "show", "--set", "train.epochs=2"],
+                         check=True, capture_output=True, text=True).stdout
+    shown = yaml.safe_load(out)
+    assert shown["train"]["epochs"] == 2
+    assert RunConfig(**shown) == load_run_config(packaged_config(), {"train.epochs": 2})
+
+
+def test_run_wires_every_stage_and_resumes(tmp_path, tiny_model):
+    config = load_run_config(None, {
+        "out": str(tmp_path / "run"), "prepare.limit": 30, "inject.injector": "rules",
+        "train.model": str(tiny_model), "train.max_steps": 2, "train.batch_size": 4,
+        "train.max_length": 256, "train.learning_rate": 1e-3,
+    })
+    result = run(config)
+    report = result.report.read_text()
+    for heading in ("## Data", "## Injection", "## Training", "## Held-out preference accuracy",
+                    "## Wall time per stage", "## Resolved config"):
+        assert heading in report
+    stages = json.loads((tmp_path / "run" / "stages.json").read_text())
+    assert list(stages) == ["prepare", "inject", "train"]
+    assert stages["prepare"]["kept"] == 30
+    assert stages["inject"]["summary"]["pairs"] == 30  # mixed: one pair per record
+    assert stages["train"]["heldout_before"]["overall"]["n"] > 0 and stages["train"]["heldout_after"]
+    env = json.loads((tmp_path / "run" / "environment.json").read_text())
+    assert env["packages"]["trl"] and env["python"]
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["train"]["max_steps"] == 2
+    from transformers import AutoModelForCausalLM
+
+    AutoModelForCausalLM.from_pretrained(stages["train"]["merged_dir"])
+    # A second run finds every stage done and only rewrites the report.
+    again = run(config)
+    assert again.stages["train"]["wall_time_s"] == stages["train"]["wall_time_s"]
+
+
+@pytest.mark.slow
+def test_default_demo_runs_end_to_end(tmp_path):
+    """The README's main job: `seapo run` with the default config (embedded model, demo data)."""
+    subprocess.run([sys.executable, "-m", "seapo.cli", "run", "--out", str(tmp_path / "demo")], check=True)
+    stages = json.loads((tmp_path / "demo" / "stages.json").read_text())
+    summary = stages["inject"]["summary"]
+    assert summary["records"] >= 48 and summary["pairs"] == summary["records"]
+    assert summary["injector"] == "llm"
+    before, after = stages["train"]["heldout_before"], stages["train"]["heldout_after"]
+    assert before["overall"]["n"] > 0 and after["overall"]["n"] == before["overall"]["n"]
+    report = (tmp_path / "demo" / "report.md").read_text()
+    assert "accuracy before" in report and "train_log.png" in report
