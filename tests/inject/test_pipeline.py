@@ -97,3 +97,30 @@ def test_failed_llm_items_fall_back_to_rules_and_attempts_are_recorded(tiny_mode
     rejected = _read(tmp_path / "none" / "rejected.jsonl")
     assert len(rejected) == 18 - none.summary["negatives"]
     assert all(r["reason"] and r["attempts"] for r in rejected)
+
+
+def test_gsm8k_through_prepare_and_rules_negatives_differ_as_their_type_says(shared_data, tmp_path):
+    import re
+
+    records_path = tmp_path / "gsm8k.jsonl"
+    prepare(shared_data / "source" / "gsm8k" / "train.jsonl", out=records_path, limit=300)
+    result = inject(records_path, tmp_path / "run", InjectConfig(injector="rules", strategy="all"))
+    negatives = _read(result.negatives_path)
+    assert len(negatives) == 900
+
+    def final(text):
+        return re.search(r"####\s*(.+)$", text.strip()).group(1).strip()
+
+    for n in negatives:
+        chosen, rejected = n["chosen"]["content"], n["rejected"]["content"]
+        if n["error_type"] == "correctness":
+            assert final(rejected) != final(chosen)  # a wrong result changes the final answer
+        elif n["error_type"] == "hallucination":
+            # pure insertion of invented content: the positive's words all survive, in order
+            words, it = chosen.split(), iter(rejected.split())
+            assert all(w in it for w in words) and len(rejected) > len(chosen)
+        else:
+            assert n["details"]["perturbation"] in {"contradiction", "reversed_conclusion", "reordered_steps",
+                                                     "circular"}
+            if n["details"]["perturbation"] == "reordered_steps":
+                assert sorted(rejected.split()) == sorted(chosen.split()) and rejected != chosen
