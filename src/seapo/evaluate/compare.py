@@ -1,0 +1,154 @@
+"""``seapo compare``: several evaluation runs side by side (markdown table + bar chart)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from seapo.errors import InputError
+
+DIMENSION_ORDER = ["truthfulness", "knowledge", "math", "reasoning", "code"]
+
+
+@dataclass
+class CompareResult:
+    """What :func:`compare` returns."""
+
+    columns: list[str]
+    """Column label of each run (model name, made unique)."""
+    rows: list[dict[str, Any]]
+    """One per task metric and per dimension: ``label``, ``kind`` ("task"/"dimension"),
+    ``dimension`` and ``values`` (score x100 per column, None where a run lacks it)."""
+    markdown: str
+    """The table, deltas against the first column."""
+    table_path: Path | None = None
+    chart_path: Path | None = None
+    notes: list[str] = field(default_factory=list)
+    """Subset / skipped-task remarks per run."""
+
+
+def load_metrics(path: str | Path) -> dict[str, Any]:
+    """Read ``metrics.json`` from a file or from a run folder that holds one."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "metrics.json"
+    if not path.is_file():
+        raise InputError("no metrics.json here (give a metrics.json or a `seapo eval` run folder)", path=str(path))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"invalid JSON: {exc.msg}", path=str(path), line=exc.lineno) from exc
+    for key in ("model", "tasks"):
+        if key not in data:
+            raise InputError("not a seapo metrics file", path=str(path), field=key)
+    data["_path"] = str(path)
+    return data
+
+
+def _label(run: dict[str, Any], taken: set[str]) -> str:
+    base = run["model"].get("name") or run["model"].get("spec") or Path(run["_path"]).parent.name
+    label, k = base, 2
+    while label in taken:
+        label, k = f"{base} ({k})", k + 1
+    taken.add(label)
+    return label
+
+
+def compare(paths: list[str | Path], out: str | Path | None = None) -> CompareResult:
+    """Compare runs; with ``out`` (a folder) write ``comparison.md`` and ``comparison.png`` there."""
+    if not paths:
+        raise InputError("give at least one run folder or metrics.json", field="paths")
+    runs = [load_metrics(p) for p in paths]
+    taken: set[str] = set()
+    columns = [_label(r, taken) for r in runs]
+
+    metric_rows: dict[tuple[str, str], dict[str, Any]] = {}
+    dims_seen: set[str] = set()
+    for col, run in enumerate(runs):
+        for task, res in run["tasks"].items():
+            dims_seen.add(res["dimension"])
+            for metric, value in res["metrics"].items():
+                row = metric_rows.setdefault((task, metric), {
+                    "label": f"{task} {metric}", "kind": "task", "dimension": res["dimension"],
+                    "values": [None] * len(runs), "n": [None] * len(runs)})
+                row["values"][col] = 100.0 * value
+                row["n"][col] = res["n"]
+        dims_seen.update(run.get("dimensions", {}))
+    dims = [d for d in DIMENSION_ORDER if d in dims_seen] + sorted(dims_seen - set(DIMENSION_ORDER))
+    rows: list[dict[str, Any]] = []
+    for dim in dims:
+        rows.append({"label": f"**{dim}**", "kind": "dimension", "dimension": dim,
+                     "values": [100.0 * r["dimensions"][dim] if dim in r.get("dimensions", {}) else None
+                                for r in runs]})
+        rows += [row for (task, _), row in sorted(metric_rows.items()) if row["dimension"] == dim]
+
+    notes = []
+    for label, run in zip(columns, runs, strict=True):
+        subset = [f"{t} (n={r['n']} of {r['n_available']})" for t, r in run["tasks"].items() if r.get("subset")]
+        if subset:
+            notes.append(f"{label}: subset evaluation -- {', '.join(subset)}")
+        for task, why in run.get("skipped", {}).items():
+            notes.append(f"{label}: {task} skipped -- {why}")
+
+    markdown = _markdown(columns, rows, notes)
+    result = CompareResult(columns, rows, markdown, notes=notes)
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        result.table_path = out / "comparison.md"
+        result.table_path.write_text(markdown, encoding="utf-8")
+        result.chart_path = out / "comparison.png"
+        _chart(columns, rows, result.chart_path)
+    return result
+
+
+def _fmt(value: float | None, base: float | None, first: bool) -> str:
+    if value is None:
+        return "--"
+    if first or base is None:
+        return f"{value:.1f}"
+    return f"{value:.1f} ({value - base:+.1f})"
+
+
+def _markdown(columns: list[str], rows: list[dict[str, Any]], notes: list[str]) -> str:
+    head = "| task / dimension | " + " | ".join(
+        c if i == 0 else f"{c} (Δ vs first)" for i, c in enumerate(columns)) + " |"
+    lines = [head, "| --- |" + " ---: |" * len(columns)]
+    for row in rows:
+        base = row["values"][0]
+        cells = [_fmt(v, base, i == 0) for i, v in enumerate(row["values"])]
+        label = row["label"] if row["kind"] == "dimension" else f"&nbsp;&nbsp;{row['label']}"
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    text = "Scores x100; deltas against the first column.\n\n" + "\n".join(lines) + "\n"
+    if notes:
+        text += "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+    return text
+
+
+def _chart(columns: list[str], rows: list[dict[str, Any]], path: Path) -> None:
+    """Grouped bars: one group per dimension, then its tasks; one bar per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed
+    import matplotlib.pyplot as plt
+
+    labels = [r["label"].strip("*") for r in rows]
+    width = 0.8 / max(1, len(columns))
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(rows) * max(1, len(columns)) ** 0.5), 4.5))
+    for k, col in enumerate(columns):
+        xs = [i + (k - (len(columns) - 1) / 2) * width for i in range(len(rows))]
+        ys = [r["values"][k] if r["values"][k] is not None else 0.0 for r in rows]
+        ax.bar(xs, ys, width, label=col)
+    for i, row in enumerate(rows):  # shade dimension summaries so groups are visible
+        if row["kind"] == "dimension":
+            ax.axvspan(i - 0.5, i + 0.5, color="0.92", zorder=0)
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels(labels, rotation=40, ha="right", fontsize=8)
+    ax.set_ylabel("score (x100)")
+    ax.set_title("seapo evaluation by dimension")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,234 @@
+"""Read training input (pairs, negatives or KTO rows), split off held-out records, select pairs.
+
+Every accepted input layout becomes a list of :class:`PreferenceGroup` -- one prompt, its
+positive and every negative made from it -- so the held-out split (by ``record_id``) and the
+pair selection (``mixed``/``all``) work the same way whatever file was given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from seapo.errors import InputError
+from seapo.io import iter_jsonl
+
+ROLES = ("system", "user", "assistant")
+LAYOUTS = ("pairs", "kto")
+
+
+@dataclass
+class Negative:
+    """One corrupted response."""
+
+    text: str
+    error_type: str
+    id: str = ""
+
+
+@dataclass
+class PreferenceGroup:
+    """A prompt, its positive response and the negatives injected into it."""
+
+    record_id: str
+    prompt: list[dict[str, str]]
+    chosen: str | None
+    """The positive; None only for KTO input that had no desirable row for this record."""
+    negatives: list[Negative] = field(default_factory=list)
+
+
+@dataclass
+class Pair:
+    """One training/evaluation pair (what TRL's pairwise trainers consume)."""
+
+    record_id: str
+    prompt: list[dict[str, str]]
+    chosen: str
+    rejected: str
+    error_type: str
+    id: str = ""
+
+    def to_trl(self) -> dict[str, Any]:
+        """TRL's conversational preference layout (``prompt``/``chosen``/``rejected`` message lists)."""
+        return {"prompt": self.prompt, "chosen": [{"role": "assistant", "content": self.chosen}],
+                "rejected": [{"role": "assistant", "content": self.rejected}]}
+
+
+@dataclass
+class LoadedData:
+    groups: list[PreferenceGroup]
+    layout: str
+    """``pairs`` (pairs.jsonl / negatives.jsonl) or ``kto`` (kto.jsonl)."""
+    rows: int
+
+
+def _check_messages(messages: Any, path: str, line: int, fieldname: str) -> list[dict[str, str]]:
+    if not isinstance(messages, list) or not messages:
+        raise InputError("must be a non-empty list of {role, content} messages", path=path, line=line,
+                         field=fieldname)
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
+            raise InputError(f"message {i} must be {{'role': one of {ROLES}, 'content': str}}", path=path,
+                             line=line, field=fieldname)
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
+
+
+def _content(value: Any, path: str, line: int, fieldname: str) -> str:
+    # pairs.jsonl stores {"role": "assistant", "content": ...}; a bare string is accepted too.
+    if isinstance(value, dict) and isinstance(value.get("content"), str):
+        text = value["content"]
+    elif isinstance(value, str):
+        text = value
+    elif isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict):
+        return _content(value[0], path, line, fieldname)
+    else:
+        raise InputError("must be {'role': 'assistant', 'content': str}", path=path, line=line, field=fieldname)
+    if not text.strip():
+        raise InputError("is empty", path=path, line=line, field=fieldname)
+    return text
+
+
+def _fallback_id(prompt: list[dict[str, str]], response: str | None) -> str:
+    import json
+
+    text = json.dumps({"prompt": prompt, "response": response}, ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def load_preferences(path: str | Path) -> LoadedData:
+    """Read ``pairs.jsonl``, ``negatives.jsonl`` or ``kto.jsonl`` into groups keyed by ``record_id``.
+
+    The layout is detected per file from its first row (``chosen``/``rejected`` or ``messages``/``label``).
+    Raises :class:`InputError` naming file, line and field for any malformed row.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("training input not found", path=str(path))
+    groups: dict[str, PreferenceGroup] = {}
+    seen_ids: set[tuple[str, str, str]] = set()
+    layout: str | None = None
+    rows = 0
+    p = str(path)
+    try:
+        iterator = list(iter_jsonl(path))
+    except ValueError as exc:  # json.JSONDecodeError
+        raise InputError(f"not valid JSONL: {exc}", path=p) from exc
+    for line, row in iterator:
+        rows += 1
+        if not isinstance(row, dict):
+            raise InputError("each line must be a JSON object", path=p, line=line)
+        row_layout = "kto" if "messages" in row and "label" in row else "pairs"
+        if layout is None:
+            layout = row_layout
+        elif row_layout != layout:
+            raise InputError(f"mixes layouts: expected a '{layout}' row (see docs/formats.md)", path=p, line=line)
+        error_type = row.get("error_type", "unknown")
+        if not isinstance(error_type, str):
+            raise InputError("must be a string", path=p, line=line, field="error_type")
+        if layout == "pairs":
+            for key in ("prompt", "chosen", "rejected"):
+                if key not in row:
+                    raise InputError("missing", path=p, line=line, field=key)
+            prompt = _check_messages(row["prompt"], p, line, "prompt")
+            chosen = _content(row["chosen"], p, line, "chosen")
+            rejected = _content(row["rejected"], p, line, "rejected")
+        else:
+            messages = _check_messages(row["messages"], p, line, "messages")
+            if messages[-1]["role"] != "assistant" or len(messages) < 2:
+                raise InputError("must end with an assistant message after the prompt", path=p, line=line,
+                                 field="messages")
+            if not isinstance(row["label"], bool):
+                raise InputError("must be true or false", path=p, line=line, field="label")
+            prompt = messages[:-1]
+            text = _content(messages[-1], p, line, "messages")
+            chosen, rejected = (text, None) if row["label"] else (None, text)
+        if prompt[-1]["role"] != "user":
+            raise InputError("the last prompt message must be from the user", path=p, line=line,
+                             field="prompt" if layout == "pairs" else "messages")
+        rid = row.get("record_id")
+        if rid is not None and not isinstance(rid, str):
+            raise InputError("must be a string", path=p, line=line, field="record_id")
+        rid = rid or _fallback_id(prompt, chosen)
+        group = groups.get(rid)
+        if group is None:
+            group = groups[rid] = PreferenceGroup(rid, prompt, chosen)
+        elif group.prompt != prompt:
+            raise InputError(f"record_id '{rid}' has a different prompt than an earlier row", path=p, line=line,
+                             field="prompt")
+        if chosen is not None:
+            if group.chosen is None:
+                group.chosen = chosen
+            elif group.chosen != chosen:
+                raise InputError(f"record_id '{rid}' has a different positive than an earlier row", path=p,
+                                 line=line, field="chosen")
+        if rejected is not None:
+            key = (rid, error_type, rejected)
+            if key not in seen_ids:  # pairs.jsonl and negatives.jsonl may repeat a negative: keep it once
+                seen_ids.add(key)
+                group.negatives.append(Negative(rejected, error_type, str(row.get("id", ""))))
+    if not groups:
+        raise InputError("has no rows", path=p)
+    return LoadedData(list(groups.values()), layout or "pairs", rows)
+
+
+def split_heldout(groups: Sequence[PreferenceGroup], fraction: float, seed: int
+                  ) -> tuple[list[PreferenceGroup], list[PreferenceGroup]]:
+    """Split by record (a prompt never lands on both sides), seeded; returns ``(train, heldout)``."""
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"heldout_fraction must be in [0, 1), got {fraction}")
+    usable = [g for g in groups if g.chosen is not None and g.negatives]
+    if fraction == 0.0 or len(usable) < 2:
+        return list(groups), []
+    ids = sorted(g.record_id for g in usable)  # sorted first: the split must not depend on file order
+    random.Random(seed).shuffle(ids)
+    n = min(len(ids) - 1, max(1, round(fraction * len(ids))))
+    held = set(ids[:n])
+    return [g for g in groups if g.record_id not in held], [g for g in groups if g.record_id in held]
+
+
+def select_pairs(groups: Sequence[PreferenceGroup], pairing: str, seed: int) -> list[Pair]:
+    """``mixed``: one negative per record, drawn with a per-record seeded RNG; ``all``: every negative."""
+    if pairing not in ("mixed", "all"):
+        raise ValueError(f"pairing must be 'mixed' or 'all', got '{pairing}'")
+    pairs: list[Pair] = []
+    for g in groups:
+        if g.chosen is None or not g.negatives:
+            continue
+        chosen_negs = g.negatives
+        if pairing == "mixed" and len(g.negatives) > 1:
+            # Seeded per record: the draw for a record does not change when other records are added.
+            rng = random.Random(f"{seed}:{g.record_id}")
+            chosen_negs = [rng.choice(sorted(g.negatives, key=lambda n: (n.error_type, n.text)))]
+        for n in chosen_negs:
+            pairs.append(Pair(g.record_id, g.prompt, g.chosen, n.text, n.error_type,
+                              n.id or f"{g.record_id}-{n.error_type}"))
+    return pairs
+
+
+def unpaired_kto_rows(groups: Sequence[PreferenceGroup]) -> list[dict[str, Any]]:
+    """KTO rows of records that cannot form a pair (a positive without negatives or the reverse)."""
+    rows: list[dict[str, Any]] = []
+    for g in groups:
+        if g.chosen is not None and not g.negatives:
+            rows.append(kto_row(g.prompt, g.chosen, True))
+        elif g.chosen is None:
+            rows.extend(kto_row(g.prompt, n.text, False) for n in g.negatives)
+    return rows
+
+
+def kto_row(prompt: list[dict[str, str]], completion: str, label: bool) -> dict[str, Any]:
+    """TRL's conversational unpaired layout."""
+    return {"prompt": prompt, "completion": [{"role": "assistant", "content": completion}], "label": label}
+
+
+def kto_examples(pairs: Sequence[Pair]) -> list[dict[str, Any]]:
+    """Each pair gives a desirable (chosen) and an undesirable (rejected) example."""
+    out = []
+    for p in pairs:
+        out.append(kto_row(p.prompt, p.chosen, True))
+        out.append(kto_row(p.prompt, p.rejected, False))
+    return out

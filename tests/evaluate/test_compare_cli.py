@@ -1,0 +1,94 @@
+"""`seapo eval` / `seapo compare` CLIs, the compare table and chart, and the lm-eval engine."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from seapo.cli import app
+from seapo.errors import InputError
+from seapo.evaluate.compare import compare
+from seapo.evaluate.runner import EvalConfig, evaluate
+
+
+@pytest.fixture(scope="module")
+def second_tiny_model(tmp_path_factory, tiny_model):
+    """Another random tiny model (different seed): its scores differ from tiny_model's."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = tmp_path_factory.mktemp("tiny-model-2")
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    torch.manual_seed(1)
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.5)
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def two_runs(tiny_model, second_tiny_model, shared_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cmp")
+    runner = CliRunner()
+    dirs = []
+    for name, model in (("base", tiny_model), ("other", second_tiny_model)):
+        res = runner.invoke(app, ["eval", "--model", str(model), "--tasks", "truthfulqa_mc,mmlu:anatomy,math",
+                                  "--limit", "3", "--data-dir", str(shared_data / "eval"), "--out", str(out),
+                                  "--run-name", name, "--dtype", "fp32", "--threads", "1"])
+        assert res.exit_code == 0, res.output
+        assert "subset evaluation" in res.output and "skipped math" in res.output
+        dirs.append(out / name)
+    return dirs
+
+
+def test_eval_cli_writes_metrics(two_runs):
+    metrics = json.loads((two_runs[0] / "metrics.json").read_text())
+    assert set(metrics["tasks"]) == {"truthfulqa_mc", "mmlu"} and metrics["tasks"]["mmlu"]["n"] == 3
+    assert "math" in metrics["skipped"]
+
+
+def test_compare_table_and_chart(two_runs, tmp_path):
+    result = compare([two_runs[0], two_runs[1] / "metrics.json"], out=tmp_path)
+    base = json.loads((two_runs[0] / "metrics.json").read_text())
+    other = json.loads((two_runs[1] / "metrics.json").read_text())
+    labels = [r["label"] for r in result.rows]
+    assert labels == ["**truthfulness**", "truthfulqa_mc mc1", "truthfulqa_mc mc2", "**knowledge**", "mmlu acc"]
+    mc2 = 100 * base["tasks"]["truthfulqa_mc"]["metrics"]["mc2"]
+    mc2_other = 100 * other["tasks"]["truthfulqa_mc"]["metrics"]["mc2"]
+    assert mc2 != mc2_other
+    line = next(x for x in result.markdown.splitlines() if "truthfulqa_mc mc2" in x)
+    assert f"{mc2:.1f}" in line and f"({mc2_other - mc2:+.1f})" in line
+    assert len(result.columns) == 2 and len(set(result.columns)) == 2
+    assert any("subset evaluation" in n for n in result.notes) and any("math skipped" in n for n in result.notes)
+    png = result.chart_path.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    assert result.table_path.read_text() == result.markdown
+
+
+def test_compare_cli_and_bad_input(two_runs, tmp_path):
+    res = CliRunner().invoke(app, ["compare", str(two_runs[0]), str(two_runs[1]), "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert "| task / dimension |" in res.output and (tmp_path / "comparison.png").is_file()
+    with pytest.raises(InputError, match="no metrics.json"):
+        compare([tmp_path / "nothing-here"])
+    bad = tmp_path / "metrics.json"
+    bad.write_text("{not json")
+    with pytest.raises(InputError) as err:
+        compare([bad])
+    assert err.value.line == 1
+
+
+def test_lm_eval_engine_matches_native(tiny_model, shared_data, tmp_path):
+    """--engine lm-eval (lm-eval's HFLM + its own MC2 metric) gives the native engine's scores."""
+    pytest.importorskip("lm_eval")
+    common = dict(tasks=["truthfulqa_mc", "mmlu:anatomy"], limit=3, data_dir=str(shared_data / "eval"),
+                  out=str(tmp_path), dtype="fp32", threads=1, use_cache=False)
+    native = evaluate(str(tiny_model), EvalConfig(**common, run_name="native"))
+    theirs = evaluate(str(tiny_model), EvalConfig(**common, engine="lm-eval", run_name="lmeval"))
+    assert theirs.tasks["mmlu"].settings["engine"] == "lm-eval"
+    for task in ("truthfulqa_mc", "mmlu"):
+        for metric, value in native.tasks[task].metrics.items():
+            assert theirs.tasks[task].metrics[metric] == pytest.approx(value, abs=1e-3), (task, metric)

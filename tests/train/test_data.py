@@ -1,0 +1,64 @@
+"""Reading training input, the held-out split and the pair selection (mixed / all)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from seapo.errors import InputError
+from seapo.io import read_jsonl, write_jsonl
+from seapo.train.data import load_preferences, select_pairs, split_heldout
+
+
+def test_pairs_and_kto_layouts_give_the_same_groups(demo_negatives, tmp_path):
+    rows = read_jsonl(demo_negatives)
+    kto = [{"id": f"{r['id']}-{label}", "record_id": r["record_id"], "error_type": r["error_type"],
+            "messages": [*r["prompt"], side], "label": label}
+           for r in rows for side, label in ((r["chosen"], True), (r["rejected"], False))]
+    write_jsonl(tmp_path / "kto.jsonl", kto)
+    a, b = load_preferences(demo_negatives), load_preferences(tmp_path / "kto.jsonl")
+    assert (a.layout, b.layout) == ("pairs", "kto")
+    assert [(g.record_id, g.chosen, sorted((n.error_type, n.text) for n in g.negatives)) for g in a.groups] == \
+           [(g.record_id, g.chosen, sorted((n.error_type, n.text) for n in g.negatives)) for g in b.groups]
+    assert all(len(g.negatives) == 3 for g in a.groups)
+
+
+def test_mixed_draws_one_negative_per_record_seeded_and_all_keeps_every_one(demo_negatives):
+    groups = load_preferences(demo_negatives).groups
+    mixed = select_pairs(groups, "mixed", seed=1)
+    assert len(mixed) == len(groups) and len({p.record_id for p in mixed}) == len(groups)
+    assert select_pairs(groups, "mixed", seed=1) == mixed  # seeded: the same draw again
+    other = select_pairs(groups, "mixed", seed=2)
+    assert [p.error_type for p in other] != [p.error_type for p in mixed]
+    assert len(Counter(p.error_type for p in mixed)) > 1  # a real draw, not always the first type
+    every = select_pairs(groups, "all", seed=1)
+    assert len(every) == 3 * len(groups)
+    for p in mixed:  # the drawn negative is one of that record's real negatives
+        assert any(p.rejected == n.rejected and p.error_type == n.error_type for n in every)
+
+
+def test_heldout_split_is_by_record_and_seeded(demo_negatives):
+    groups = load_preferences(demo_negatives).groups
+    train, held = split_heldout(groups, 0.25, seed=3)
+    assert len(held) == 3 and len(train) == 9
+    assert not {g.record_id for g in train} & {g.record_id for g in held}
+    assert [g.record_id for g in split_heldout(groups, 0.25, seed=3)[1]] == [g.record_id for g in held]
+    assert split_heldout(list(reversed(groups)), 0.25, seed=3)[1][0].record_id in {g.record_id for g in held}
+    assert split_heldout(groups, 0.0, seed=3) == (groups, [])
+
+
+def test_bad_rows_name_file_line_and_field(demo_negatives, tmp_path):
+    lines = demo_negatives.read_text().splitlines()
+    broken = json.loads(lines[1])
+    broken["rejected"] = {"role": "assistant"}
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join([lines[0], json.dumps(broken), *lines[2:]]) + "\n")
+    with pytest.raises(InputError) as err:
+        load_preferences(bad)
+    assert err.value.line == 2 and err.value.field == "rejected" and str(bad) in str(err.value)
+    missing = {k: v for k, v in json.loads(lines[0]).items() if k != "prompt"}
+    bad.write_text(json.dumps(missing) + "\n")
+    with pytest.raises(InputError, match="prompt"):
+        load_preferences(bad)
