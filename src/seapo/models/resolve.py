@@ -91,8 +91,7 @@ def dequantize_gguf(gguf: Path) -> Path:
     for one conversion instead of racing; the folder appears atomically by rename.
     """
     gguf = Path(gguf).resolve()
-    stat = gguf.stat()
-    key = hashlib.sha256(f"{gguf}:{stat.st_size}:{int(stat.st_mtime)}".encode()).hexdigest()[:12]
+    key = _file_key(gguf)
     target = cache_dir() / "models" / f"{gguf.stem}-{key}"
     if (target / "config.json").is_file():
         return target
@@ -105,6 +104,17 @@ def dequantize_gguf(gguf: Path) -> Path:
         _convert_gguf(gguf, tmp)
         os.replace(tmp, target)
     return target
+
+
+def _file_key(path: Path, sample: int = 1 << 20) -> str:
+    """Identity of a file by content (size + first and last MiB), so the same GGUF installed in
+    two environments shares one cached conversion, and a changed file gets a new one."""
+    digest = hashlib.sha256(str(path.stat().st_size).encode())
+    with open(path, "rb") as f:
+        digest.update(f.read(sample))
+        f.seek(max(0, path.stat().st_size - sample))
+        digest.update(f.read(sample))
+    return digest.hexdigest()[:12]
 
 
 def _convert_gguf(gguf: Path, out: Path) -> None:
