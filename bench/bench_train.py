@@ -79,12 +79,43 @@ def run_seapo(model_path: str, pairs_file: Path, epochs: float, max_length: int,
     from seapo.train.trainer import train
 
     cfg = TrainConfig(model=model_path, algo="dpo", output_dir=out, epochs=epochs, max_length=max_length,
-                      batch_size=4, per_device_batch_size=4, heldout_fraction=0.0, merge=False, seed=42)
+                      batch_size=4, heldout_fraction=0.0, merge=False, seed=42)  # micro-batch: seapo's choice
     t0, c0 = time.perf_counter(), time.process_time()
     result = train(pairs_file, cfg)
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     losses = [r["loss"] for r in read_jsonl(result.log_path) if "loss" in r]
     return elapsed, cpu, losses, result.settings
+
+
+def _child(args) -> None:
+    """One side, in this (fresh) process; prints one JSON line."""
+    from seapo.io import write_jsonl
+    from seapo.models import embedded_model_dir
+
+    model = str(embedded_model_dir())
+    pairs = load_pairs(args.pairs)
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.only == "seapo":
+            pairs_file = Path(tmp) / "pairs.jsonl"
+            write_jsonl(pairs_file, pairs)
+            wall, cpu, losses, settings = run_seapo(model, pairs_file, args.epochs, args.max_length,
+                                                    f"{tmp}/seapo")
+        else:
+            wall, cpu, losses = run_trl(model, pairs, args.epochs, args.max_length, f"{tmp}/trl")
+            settings = {}
+    print("RESULT " + json.dumps({"wall": wall, "cpu": cpu, "losses": losses, "settings": settings}), flush=True)
+
+
+def _run_side(side: str, args) -> dict:
+    import subprocess
+
+    cmd = [sys.executable, __file__, "--only", side, "--pairs", str(args.pairs), "--epochs", str(args.epochs),
+           "--max-length", str(args.max_length)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise SystemExit(f"{side} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
 
 
 def main() -> None:
@@ -93,40 +124,42 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=16)
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--skip-trl", action="store_true", help="only time seapo")
+    parser.add_argument("--only", choices=["seapo", "trl"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.only:
+        return _child(args)
 
-    from seapo.io import write_jsonl
     from seapo.models import embedded_model_dir, load_tokenizer
 
     model = str(embedded_model_dir())
     pairs = load_pairs(args.pairs)
     tokens = count_tokens(pairs, load_tokenizer(model), args.max_length)
-    seen_pairs = args.pairs * args.epochs
-    seen_tokens = tokens * args.epochs
+    seen_pairs, seen_tokens = args.pairs * args.epochs, tokens * args.epochs
     print(f"model SmolLM2-135M-Instruct (embedded), {args.pairs} pairs x {args.epochs} epochs, "
-          f"{tokens} tokens per epoch (prompt+chosen, prompt+rejected), max length {args.max_length}, batch 4",
-          flush=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        pairs_file = Path(tmp) / "pairs.jsonl"
-        write_jsonl(pairs_file, pairs)
-        s_time, s_cpu, s_losses, settings = run_seapo(model, pairs_file, args.epochs, args.max_length,
-                                                      f"{tmp}/seapo")
-        print(f"seapo train: {s_time:.1f} s  {seen_pairs / s_time:.3f} pairs/s  {seen_tokens / s_time:.0f} tokens/s"
-              f"  ({s_time / seen_pairs:.2f} s per pair; CPU time {s_cpu:.1f} s)", flush=True)
-        print(f"  settings: {json.dumps({k: v for k, v in settings.items() if k != 'reasons'})}")
-        if args.skip_trl:
-            return
-        t_time, t_cpu, t_losses = run_trl(model, pairs, args.epochs, args.max_length, f"{tmp}/trl")
-        print(f"TRL DPOTrainer defaults: {t_time:.1f} s  {seen_pairs / t_time:.3f} pairs/s  "
-              f"{seen_tokens / t_time:.0f} tokens/s  ({t_time / seen_pairs:.2f} s per pair; CPU time {t_cpu:.1f} s)")
+          f"{tokens} tokens per epoch (prompt+chosen, prompt+rejected), max length {args.max_length}, batch 4; "
+          f"each side in a fresh process (same one-time kernel warm-up for both)", flush=True)
+
+    def report(name: str, r: dict) -> None:
+        print(f"{name}: {r['wall']:.1f} s  {seen_pairs / r['wall']:.3f} pairs/s  {seen_tokens / r['wall']:.0f} "
+              f"tokens/s  ({r['wall'] / seen_pairs:.2f} s per pair; CPU time {r['cpu']:.1f} s)", flush=True)
+
+    trl = None if args.skip_trl else _run_side("trl", args)
+    if trl:
+        report("TRL DPOTrainer defaults", trl)
+    ours = _run_side("seapo", args)
+    report("seapo train", ours)
+    print(f"  seapo settings: {json.dumps({k: v for k, v in ours['settings'].items() if k != 'reasons'})}")
+    if trl is None:
+        return
     # CPU time is printed too: on a shared machine wall time also counts other people's work.
-    print(f"speed-up seapo / TRL defaults: {t_time / s_time:.2f}x wall time, {t_cpu / s_cpu:.2f}x CPU time")
+    print(f"speed-up seapo / TRL defaults: {trl['wall'] / ours['wall']:.2f}x wall time, "
+          f"{trl['cpu'] / ours['cpu']:.2f}x CPU time")
     print("loss per step (batches come in a different order, so compare the trend and the last epoch):")
-    print("  seapo:", " ".join(f"{x:.4f}" for x in s_losses))
-    print("  TRL:  ", " ".join(f"{x:.4f}" for x in t_losses))
-    per_epoch = max(1, len(s_losses) // int(max(1, args.epochs)))
-    print(f"  mean loss of the last epoch: seapo {sum(s_losses[-per_epoch:]) / per_epoch:.4f}, "
-          f"TRL {sum(t_losses[-per_epoch:]) / per_epoch:.4f}")
+    print("  seapo:", " ".join(f"{x:.4f}" for x in ours["losses"]))
+    print("  TRL:  ", " ".join(f"{x:.4f}" for x in trl["losses"]))
+    per_epoch = max(1, len(ours["losses"]) // int(max(1, args.epochs)))
+    mean = (lambda xs: sum(xs[-per_epoch:]) / per_epoch)  # noqa: E731
+    print(f"  mean loss of the last epoch: seapo {mean(ours['losses']):.4f}, TRL {mean(trl['losses']):.4f}")
 
 
 if __name__ == "__main__":

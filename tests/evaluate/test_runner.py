@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+
 import pytest
 
 from seapo.errors import InputError

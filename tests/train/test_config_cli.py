@@ -55,8 +55,13 @@ def _shape(params: float, layers: int, hidden: int) -> ModelShape:
 
 def test_settings_follow_memory_and_hardware():
     small = choose_settings(TrainConfig(max_length=512), _shape(135e6, 30, 576), "cpu", 1, free_bytes=16 * GIB)
-    assert not small.gradient_checkpointing and small.per_device_batch_size == 4
+    assert not small.gradient_checkpointing and small.per_device_batch_size == 2  # kto: 2 rows for its KL
     assert small.per_device_batch_size * small.gradient_accumulation_steps == 16
+    dpo = choose_settings(TrainConfig(algo="dpo"), _shape(135e6, 30, 576), "cpu", 1, free_bytes=16 * GIB)
+    assert (dpo.per_device_batch_size, dpo.gradient_accumulation_steps) == (1, 16)
+    gpu = choose_settings(TrainConfig(algo="dpo", max_length=512), _shape(135e6, 30, 576), "cuda", 1,
+                          free_bytes=80 * GIB)
+    assert gpu.per_device_batch_size == 16 and not gpu.gradient_checkpointing
     big = choose_settings(TrainConfig(max_length=4096), _shape(7e9, 32, 4096), "cpu", 1, free_bytes=40 * GIB)
     assert big.gradient_checkpointing  # activations of a 7B model at 4k tokens do not fit in 20 GiB
     two = choose_settings(TrainConfig(), _shape(135e6, 30, 576), "cpu", 2, free_bytes=16 * GIB)

@@ -48,7 +48,10 @@ def load_metrics(path: str | Path) -> dict[str, Any]:
 
 
 def _label(run: dict[str, Any], taken: set[str]) -> str:
-    base = run["model"].get("name") or run["model"].get("spec") or Path(run["_path"]).parent.name
+    # The run folder's name (``--run-name``, default derived from --model) is short and unique
+    # per output folder; the model's name is the fallback for a loose metrics.json.
+    folder = Path(run["_path"]).parent.name
+    base = folder if folder and folder != "." else (run["model"].get("name") or run["model"].get("spec"))
     label, k = base, 2
     while label in taken:
         label, k = f"{base} ({k})", k + 1

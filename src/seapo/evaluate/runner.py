@@ -212,14 +212,7 @@ def _evaluate(model: Any, config: EvalConfig, started: float) -> EvalResult:
     if data_dir is not None and not data_dir.is_dir():
         raise InputError("data folder does not exist", path=str(data_dir), field="data_dir")
 
-    lm = model if isinstance(model, EvalLM) else EvalLM(
-        str(model), dtype=config.dtype, device=config.device, batch_size=config.batch_size,
-        trust_remote_code=config.trust_remote_code)
-    lm.batch_size = config.batch_size
-    out_dir = Path(config.out) / (config.run_name or run_name_for(lm.resolved.spec))
-    cache = ResultCache(Path(config.out) / "cache.sqlite")
-    fingerprint = lm.fingerprint()
-
+    # Data first: a bad file or group fails before minutes of model loading.
     results: dict[str, TaskResult] = {}
     skipped: dict[str, str] = {}
     loaded: dict[str, tuple[TaskSpec, builders.TaskData, list[dict]]] = {}
@@ -230,6 +223,14 @@ def _evaluate(model: Any, config: EvalConfig, started: float) -> EvalResult:
             skipped[spec.name] = str(exc)
             continue
         loaded[name] = (spec, data, select_items(data, requested[name], config.limit, spec.name))
+
+    lm = model if isinstance(model, EvalLM) else EvalLM(
+        str(model), dtype=config.dtype, device=config.device, batch_size=config.batch_size,
+        trust_remote_code=config.trust_remote_code)
+    lm.batch_size = config.batch_size
+    out_dir = Path(config.out) / (config.run_name or run_name_for(lm.resolved.spec))
+    cache = ResultCache(Path(config.out) / "cache.sqlite")
+    fingerprint = lm.fingerprint()
 
     lmeval_tasks: set[str] = set()
     if config.engine == "lm-eval":

@@ -3,12 +3,14 @@
 The rules, each recorded with its reason in ``settings.json``:
 
 * dtype: bf16 on GPUs that support it and on CPUs with native bf16 (AMX / AVX512-BF16: bf16
-  matmuls ~3x faster than fp32), fp32 elsewhere (emulated bf16 is slower than fp32). With LoRA
-  the frozen base weights are *stored* in that dtype (no per-step weight casts) and the trainer
-  autocasts; full fine-tuning keeps fp32 master weights and autocasts.
+  matmuls ~3x faster than fp32), fp32 elsewhere (emulated bf16 is slower than fp32). On GPU with
+  LoRA the frozen base weights are *stored* in that dtype; on CPU they stay fp32 under bf16
+  autocast (bf16-stored weights get re-packed by oneDNN for every new sequence shape, which cost
+  more than the casts in our measurements); full fine-tuning keeps fp32 master weights.
 * gradient checkpointing costs one extra forward per step, so it is off unless the estimated
   activations of a micro-batch would not fit in about half the free memory.
-* per-device batch: on CPU 4 (bigger micro-batches only add padding there); on GPU the largest
+* per-device batch: on CPU the smallest (1 pair; 2 rows for KTO), since bigger micro-batches only
+  add padding there; on GPU the largest
   power of two up to the effective batch that fits. Gradient accumulation fills the rest of
   the effective batch.
 """
@@ -118,9 +120,17 @@ def choose_settings(cfg: TrainConfig, shape: ModelShape, device: str, world_size
     mixed = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "no")
     if not is_gpu and dtype == torch.float16:
         raise ValueError("fp16 training is not supported on CPU: use bf16 or fp32")
-    base_dtype = dtype_name if cfg.lora else "float32"
-    if cfg.lora and dtype != torch.float32:
+    # GPU + LoRA: store the frozen base in bf16/fp16 (half the memory, no per-step casts). CPU: keep
+    # fp32 weights under bf16 autocast -- measured here, bf16-stored weights make oneDNN re-pack
+    # them for every new sequence shape (first pass per shape several times slower), and
+    # length-grouped batches bring many shapes.
+    base_dtype = dtype_name if (cfg.lora and is_gpu) else "float32"
+    if base_dtype != "float32":
         reasons.append(f"LoRA: frozen base weights stored in {dtype_name} (no per-step casts), adapters in fp32")
+    elif dtype != torch.float32:
+        why = ("CPU: bf16-stored weights are re-packed per new sequence shape" if cfg.lora
+               else "full fine-tuning: fp32 master weights")
+        reasons.append(f"weights fp32 with {dtype_name} autocast ({why})")
     weight_bytes = 2 if base_dtype != "float32" else 4
     act_bytes = 2 if dtype != torch.float32 else 4
     free = free_bytes if free_bytes is not None else free_memory_bytes(device, world_size)
@@ -133,7 +143,9 @@ def choose_settings(cfg: TrainConfig, shape: ModelShape, device: str, world_size
     elif is_gpu:
         candidates = [b for b in (16, 8, 4, 2, 1) if min_batch <= b <= per_device_max] or [min_batch]
     else:
-        candidates = [b for b in (4, 2, 1) if min_batch <= b <= per_device_max] or [min_batch]
+        # CPU: a micro-batch of one pair (two sequences) already keeps the matmuls busy; every extra
+        # example only adds padding, so take the smallest (KTO: 2, for its KL estimate).
+        candidates = [min_batch]
 
     ckpt_options = [cfg.gradient_checkpointing] if cfg.gradient_checkpointing is not None else [False, True]
     chosen = None
@@ -154,7 +166,8 @@ def choose_settings(cfg: TrainConfig, shape: ModelShape, device: str, world_size
         reasons.append(f"gradient checkpointing {'on' if ckpt else 'off'}: estimated {need / GIB:.1f} GiB vs "
                        f"{free / GIB:.1f} GiB free ({'does not fit' if ckpt else 'fits'} without)")
     if cfg.per_device_batch_size is None:
-        reasons.append(f"per-device batch {batch} ({'GPU: largest that fits' if is_gpu else 'CPU: bigger only pads'})")
+        why = "GPU: largest that fits" if is_gpu else "CPU: smallest; bigger only pads"
+        reasons.append(f"per-device batch {batch} ({why})")
     accum = max(1, round(cfg.batch_size / (batch * world_size)))
     effective = batch * accum * world_size
     if effective != cfg.batch_size:
