@@ -82,3 +82,16 @@ def test_default_demo_runs_end_to_end(tmp_path):
     assert before["overall"]["n"] > 0 and after["overall"]["n"] == before["overall"]["n"]
     report = (tmp_path / "demo" / "report.md").read_text()
     assert "accuracy before" in report and "train_log.png" in report
+
+
+def test_run_with_an_eval_suite_compares_base_and_trained(tmp_path, tiny_model, shared_data):
+    config = load_run_config(None, {
+        "out": str(tmp_path / "run"), "prepare.limit": 12, "inject.injector": "rules",
+        "train.model": str(tiny_model), "train.max_steps": 1, "train.batch_size": 4, "train.max_length": 128,
+        "eval.tasks": ["truthfulqa_mc"], "eval.limit": 3, "eval.data_dir": str(shared_data / "eval"),
+    })
+    result = run(config)
+    stages = result.stages
+    assert set(stages["eval"]["metrics"]) == {"base", "trained"}
+    report = result.report.read_text()
+    assert "## Evaluation: base vs trained" in report and "base" in report and "trained" in report

@@ -123,14 +123,13 @@ def run(config: RunConfig | str | Path | None = None, *, out: str | Path | None 
         from seapo.evaluate.runner import EvalConfig, evaluate
 
         e = config.eval
-        trained = stages.done["train"].get("merged_dir")
-        outputs = {}
-        for label, model in (("base", config.train.model), ("trained", trained)):
+        metrics = {}
+        for label, model in (("base", config.train.model), ("trained", stages.done["train"]["merged_dir"])):
             result = evaluate(model, EvalConfig(suite=e.suite or "paper", tasks=e.tasks, limit=e.limit,
-                                                data_dir=e.data_dir, out=str(run_dir / "eval" / label)))
-            outputs[label] = str(result.metrics_path)
-        comparison = compare(list(outputs.values()), out=run_dir / "eval" / "compare")
-        return {"metrics": outputs, "table": str(comparison.markdown_path), "chart": str(comparison.chart_path)}
+                                                data_dir=e.data_dir, out=str(run_dir / "eval"), run_name=label))
+            metrics[label] = str(result.metrics_path)
+        comparison = compare(list(metrics.values()), out=run_dir / "eval")
+        return {"metrics": metrics, "table": str(comparison.table_path), "chart": str(comparison.chart_path)}
 
     stages.run("prepare", do_prepare)
     stages.run("inject", do_inject)
