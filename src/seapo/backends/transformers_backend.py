@@ -13,6 +13,7 @@ from seapo.backends.base import (
     GenerationConfig,
     register_backend,
 )
+from seapo.models.loading import eos_token_ids
 
 
 @dataclass
@@ -105,11 +106,7 @@ class TransformersBackend(GenerationBackend):
         return [r for r in results if r is not None]
 
     def _eos_ids(self) -> list[int]:
-        ids = self.model.generation_config.eos_token_id
-        ids = [] if ids is None else [ids] if isinstance(ids, int) else list(ids)
-        if self.tokenizer.eos_token_id is not None and self.tokenizer.eos_token_id not in ids:
-            ids.append(self.tokenizer.eos_token_id)
-        return ids
+        return eos_token_ids(self.model, self.tokenizer)
 
     def close(self) -> None:
         del self.model

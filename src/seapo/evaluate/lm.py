@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from seapo.models.loading import eos_token_ids
+
 if TYPE_CHECKING:
     import torch
 
@@ -367,11 +369,7 @@ class EvalLM:
         return results
 
     def _eos_ids(self) -> list[int]:
-        ids = self.model.generation_config.eos_token_id
-        ids = [] if ids is None else [ids] if isinstance(ids, int) else list(ids)
-        if self.tokenizer.eos_token_id is not None and self.tokenizer.eos_token_id not in ids:
-            ids.append(self.tokenizer.eos_token_id)
-        return ids
+        return eos_token_ids(self.model, self.tokenizer)
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:

@@ -12,10 +12,10 @@ import json
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from seapo.errors import InputError
+from seapo.io import read_yaml_mapping, validate_yaml_model
 
 TASK_DIR = Path(__file__).parent / "tasks"
 
@@ -119,19 +119,7 @@ def available_tasks() -> list[str]:
 def load_task_file(path: str | Path) -> TaskSpec:
     """Parse and validate one task YAML; errors name the file and the field."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        raise InputError(f"invalid YAML: {exc}", path=str(path), line=None if line is None else line + 1) \
-            from exc
-    if not isinstance(raw, dict):
-        raise InputError("a task file must be a mapping", path=str(path))
-    try:
-        spec = TaskSpec.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise InputError(err["msg"], path=str(path), field=".".join(str(x) for x in err["loc"])) from exc
+    spec = validate_yaml_model(TaskSpec, read_yaml_mapping(path, "task"), path)
     from seapo.evaluate import builders
 
     for kind, table, name in (("loader", builders.LOADERS, spec.loader), ("prompt", builders.PROMPTS, spec.prompt),

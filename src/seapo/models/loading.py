@@ -85,3 +85,12 @@ def load_causal_lm(model: str | ResolvedModel, *, dtype: str = "auto", device: s
         raise ModelNotFoundError(f"cannot load model '{resolved.spec}': {exc}. Accepted: {ACCEPTED_FORMS}") \
             from exc
     return lm.to(device).eval()
+
+
+def eos_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """Every token that ends a generation: the generation config's EOS ids plus the tokenizer's."""
+    ids = model.generation_config.eos_token_id
+    ids = [] if ids is None else [ids] if isinstance(ids, int) else list(ids)
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
+    return ids

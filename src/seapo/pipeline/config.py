@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from seapo.errors import InputError
+from seapo.io import read_yaml_mapping, validate_yaml_model
 from seapo.train.config import TrainConfig
 
 CONFIG_DIR = "configs"
@@ -87,34 +87,11 @@ def packaged_config(name: str = DEMO_CONFIG) -> Path:
 def load_run_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
     """Load a YAML file (None: the packaged demo) and apply dotted ``overrides`` like ``train.epochs``."""
     path = Path(path) if path is not None else packaged_config()
-    if not path.is_file():
-        raise InputError("config file not found", path=str(path))
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise InputError(f"not valid YAML: {getattr(exc, 'problem', exc)}", path=str(path),
-                         line=None if mark is None else mark.line + 1) from None
-    if not isinstance(data, dict):
-        raise InputError("a run config must be a mapping of sections", path=str(path))
+    data = read_yaml_mapping(path, "run config")
     for key, value in (overrides or {}).items():
         node = data
         *parents, leaf = key.split(".")
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = value
-    try:
-        return RunConfig(**data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise InputError(err["msg"], path=str(path), line=_line_of(path, err["loc"]),
-                         field=".".join(str(p) for p in err["loc"])) from None
-
-
-def _line_of(path: Path, loc: tuple) -> int | None:
-    """Best effort: the line where the offending key is written."""
-    key = str(loc[-1]) if loc else ""
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip().startswith(f"{key}:"):
-            return number
-    return None
+    return validate_yaml_model(RunConfig, data, path)
