@@ -342,7 +342,20 @@ def train(pairs_path: str | Path, config: TrainConfig | None = None, *, callback
         rows = ordered_kto_rows(train_pairs, micro, cfg.seed, cfg.group_by_length) + extra_kto
     else:
         rows = ordered_pair_rows(train_pairs, micro, cfg.seed, cfg.group_by_length)
-    dataset = Dataset.from_list(rows)
+    # File-backed under OUT/data: TRL's map and reference log-prob caches then sit next to it, shared
+    # by every process (an in-memory dataset caches in a per-process temp dir) and reused on resume.
+    import hashlib
+
+    digest = hashlib.sha256(json.dumps([cfg.algo, rows], sort_keys=True).encode()).hexdigest()[:16]
+    data_dir = out / "data" / f"{cfg.algo}-{digest}"
+    if main and not (data_dir / "dataset_info.json").is_file():
+        tmp_dir = data_dir.with_name(data_dir.name + ".partial")
+        Dataset.from_list(rows).save_to_disk(str(tmp_dir))
+        os.replace(tmp_dir, data_dir)
+    state.wait_for_everyone()
+    from datasets import load_from_disk
+
+    dataset = load_from_disk(str(data_dir))
 
     trainer = trainer_cls(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                           peft_config=_lora_config(cfg) if cfg.lora else None,
