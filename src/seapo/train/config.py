@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from seapo.errors import InputError
+from seapo.io import read_yaml_mapping
 
 ALGOS = ("kto", "dpo", "ipo", "simpo", "orpo")
 
@@ -100,17 +100,7 @@ class TrainConfig(BaseModel):
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("config file not found", path=str(path))
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        raise InputError(f"not valid YAML: {exc}", path=str(path), line=None if line is None else line + 1) \
-            from exc
-    if not isinstance(data, dict):
-        raise InputError("must be a mapping of TrainConfig fields", path=str(path))
+    data = read_yaml_mapping(path, "training config")
     unknown = sorted(set(data) - set(TrainConfig.model_fields))
     if unknown:
         raise InputError(f"unknown setting(s) {unknown}; known: {sorted(TrainConfig.model_fields)}",
