@@ -11,11 +11,24 @@ from typing import Any
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
-    """Yield ``(line_number, parsed_object)`` for each non-blank line; raises on bad JSON."""
-    with open(path, encoding="utf-8") as f:
+    """Yield ``(line_number, parsed_object)`` for each non-blank line of a JSONL file (gzip too).
+
+    A line that is not JSON raises :class:`~seapo.errors.InputError` naming the file and line.
+    """
+    import gzip
+
+    from seapo.errors import InputError
+
+    with open(path, "rb") as raw:
+        gzipped = raw.read(2) == b"\x1f\x8b"
+    opener = gzip.open if gzipped else open
+    with opener(path, "rt", encoding="utf-8") as f:
         for number, line in enumerate(f, start=1):
             if line.strip():
-                yield number, json.loads(line)
+                try:
+                    yield number, json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InputError(f"invalid JSON ({exc.msg})", path=str(path), line=number) from None
 
 
 def read_jsonl(path: str | Path) -> list[Any]:

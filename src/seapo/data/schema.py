@@ -54,25 +54,19 @@ class Record:
 def read_records(path: str | Path) -> list[Record]:
     """Read normalized records (``seapo prepare`` output), naming file, line and field on bad rows."""
     from seapo.errors import InputError
+    from seapo.io import iter_jsonl
 
     records = []
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"not valid JSON ({exc.msg})", path=str(path), line=line_no) from None
-            if not isinstance(row, dict):
-                raise InputError("a record must be a JSON object", path=str(path), line=line_no)
-            for name, kind in (("prompt", list), ("response", str)):
-                if not isinstance(row.get(name), kind) or not row[name]:
-                    raise InputError(f"missing or not a non-empty {kind.__name__}; is this a file written by "
-                                     "`seapo prepare`?", path=str(path), line=line_no, field=name)
-            if not all(isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str)
-                       for m in row["prompt"]) or row["prompt"][-1]["role"] != "user":
-                raise InputError("prompt must be a list of {role, content} messages ending with a user turn",
-                                 path=str(path), line=line_no, field="prompt")
-            records.append(Record.from_dict(row))
+    for line_no, row in iter_jsonl(path):
+        if not isinstance(row, dict):
+            raise InputError("a record must be a JSON object", path=str(path), line=line_no)
+        for name, kind in (("prompt", list), ("response", str)):
+            if not isinstance(row.get(name), kind) or not row[name]:
+                raise InputError(f"missing or not a non-empty {kind.__name__}; is this a file written by "
+                                 "`seapo prepare`?", path=str(path), line=line_no, field=name)
+        if not all(isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str)
+                   for m in row["prompt"]) or row["prompt"][-1]["role"] != "user":
+            raise InputError("prompt must be a list of {role, content} messages ending with a user turn",
+                             path=str(path), line=line_no, field="prompt")
+        records.append(Record.from_dict(row))
     return records

