@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from seapo.errors import InputError
+from seapo.inject.strategies import draw_mixed
 from seapo.io import iter_jsonl
 
 ROLES = ("system", "user", "assistant")
@@ -196,9 +197,9 @@ def select_pairs(groups: Sequence[PreferenceGroup], pairing: str, seed: int) -> 
             continue
         chosen_negs = g.negatives
         if pairing == "mixed" and len(g.negatives) > 1:
-            # Seeded per record: the draw for a record does not change when other records are added.
-            rng = random.Random(f"{seed}:{g.record_id}")
-            chosen_negs = [rng.choice(sorted(g.negatives, key=lambda n: (n.error_type, n.text)))]
+            # The same per-record seeded draw as `seapo inject --strategy mixed` (pairs.jsonl).
+            drawn = draw_mixed(g.record_id, sorted({n.error_type for n in g.negatives}), seed)
+            chosen_negs = [min((n for n in g.negatives if n.error_type == drawn), key=lambda n: n.text)]
         for n in chosen_negs:
             pairs.append(Pair(g.record_id, g.prompt, g.chosen, n.text, n.error_type,
                               n.id or f"{g.record_id}-{n.error_type}"))
