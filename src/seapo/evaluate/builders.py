@@ -122,8 +122,11 @@ def load_truthfulqa(spec, data_dir: Path | None) -> TaskData:
     files = _require_local(spec, data_dir, spec.data.local)
     if not files:
         ds = _hub(spec)
-        items = [truthfulqa_item(i, r["question"], r["best_answer"], [_close(a) for a in r["correct_answers"]],
-                                 [_close(a) for a in r["incorrect_answers"]]) for i, r in enumerate(ds)]
+        # The Hub's lists come from splitting the CSV cells on ';' without dropping empty pieces, so a
+        # cell ending in ';' gives an "" answer there: drop those, as the CSV path does.
+        items = [truthfulqa_item(i, r["question"], r["best_answer"],
+                                 [_close(a) for a in r["correct_answers"] if a.strip()],
+                                 [_close(a) for a in r["incorrect_answers"] if a.strip()]) for i, r in enumerate(ds)]
         return TaskData(items, source=f"hub:{spec.data.hub}")
     return TaskData(read_truthfulqa_csv(files[0]), source=str(files[0]))
 
@@ -283,7 +286,8 @@ def load_gsm8k(spec, data_dir: Path | None) -> TaskData:
         if "####" not in str(r.get("answer", "")):
             raise InputError("answer has no '#### <number>' final line", path=str(files[0]) if files else None,
                              line=line, field="answer")
-        items.append({"id": str(line - 1), "group": "", "question": r["question"],
+        # The raw answer (reasoning + '#### n') stays on the item for engines that format it themselves.
+        items.append({"id": str(line - 1), "group": "", "question": r["question"], "answer": r["answer"],
                       "target": _normalize_number(r["answer"].split("####")[-1])})
     return TaskData(items, source=str(files[0]) if files else f"hub:{spec.data.hub}")
 
@@ -352,9 +356,19 @@ MATH_SUBJECTS = ["algebra", "counting_and_probability", "geometry", "intermediat
                  "prealgebra", "precalculus"]
 
 
+def math_item(item_id: str, group: str, row: dict) -> dict:
+    """A MATH item; the raw ``solution`` and, where given, ``level`` and ``type`` are kept so that
+    engines with their own MATH prompt and answer check (lm-evaluation-harness) get the whole row."""
+    item = {"id": item_id, "group": group, "problem": row["problem"], "solution": row["solution"],
+            "target": math_answer_from_solution(row["solution"])}
+    item.update({key: row[key] for key in ("level", "type") if row.get(key) is not None})
+    return item
+
+
 @_register(LOADERS, "math")
 def load_math(spec, data_dir: Path | None) -> TaskData:
-    """Local ``math/test.jsonl`` (``problem``, ``solution``) or the Hub (all seven subjects)."""
+    """Local ``math/test.jsonl`` (``problem``, ``solution``; ``level``, ``type`` optional) or the Hub
+    (``EleutherAI/hendrycks_math``: one config per subject, fields problem, level, type, solution)."""
     files = _require_local(spec, data_dir, spec.data.local)
     items = []
     if files:
@@ -362,13 +376,11 @@ def load_math(spec, data_dir: Path | None) -> TaskData:
             for key in ("problem", "solution"):
                 if key not in r:
                     raise InputError("missing field", path=str(files[0]), line=line, field=key)
-            items.append({"id": str(line - 1), "group": r.get("type", ""), "problem": r["problem"],
-                          "target": math_answer_from_solution(r["solution"])})
+            items.append(math_item(str(line - 1), r.get("type", ""), r))
         return TaskData(items, source=str(files[0]))
     for subject in MATH_SUBJECTS:
         for k, r in enumerate(_hub(spec, config=subject)):
-            items.append({"id": f"{subject}/{k}", "group": subject, "problem": r["problem"],
-                          "target": math_answer_from_solution(r["solution"])})
+            items.append(math_item(f"{subject}/{k}", subject, r))
     return TaskData(items, source=f"hub:{spec.data.hub}")
 
 
