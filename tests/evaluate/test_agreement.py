@@ -120,20 +120,28 @@ def reference_mmlu(tok, model, mmlu_dir: Path, subjects: list[str], n: int) -> f
     return sum(accs) / len(accs)
 
 
-def test_truthfulqa_and_mmlu_agree_with_independent_computation(reference_model, embedded_model, shared_data,
-                                                               tmp_path):
+@pytest.fixture(scope="module")
+def reference_scores(reference_model, shared_data) -> dict[str, float]:
     tok, model = reference_model
     eval_dir = shared_data / "eval"
-    common = dict(data_dir=str(eval_dir), out=str(tmp_path), dtype="fp32", threads=1, batch_size=16)
+    mc1, mc2 = reference_truthfulqa(tok, model, eval_dir / "truthfulqa" / "TruthfulQA.csv", N_TRUTHFULQA)
+    return {"mc1": mc1, "mc2": mc2, "acc": reference_mmlu(tok, model, eval_dir / "mmlu", MMLU_SUBJECTS, N_MMLU)}
+
+
+@pytest.mark.parametrize("engine", ["lm-eval", "native"])
+def test_truthfulqa_and_mmlu_agree_with_independent_computation(engine, reference_scores, embedded_model,
+                                                               shared_data, tmp_path):
+    """Both engines: lm-eval's tasks and metrics over seapo's scorer (the default), and seapo's own."""
+    if engine == "lm-eval":
+        pytest.importorskip("lm_eval")
+    common = dict(data_dir=str(shared_data / "eval"), out=str(tmp_path), dtype="fp32", threads=1, batch_size=16,
+                  engine=engine)
     tqa = evaluate("embedded", EvalConfig(tasks=["truthfulqa_mc"], limit=N_TRUTHFULQA, **common))
     mmlu = evaluate("embedded", EvalConfig(tasks=[f"mmlu:{s}" for s in MMLU_SUBJECTS], limit=N_MMLU, **common))
+    assert tqa.tasks["truthfulqa_mc"].settings["engine"] == mmlu.tasks["mmlu"].settings["engine"] == engine
 
-    ref_mc1, ref_mc2 = reference_truthfulqa(tok, model, eval_dir / "truthfulqa" / "TruthfulQA.csv", N_TRUTHFULQA)
-    ref_mmlu = reference_mmlu(tok, model, eval_dir / "mmlu", MMLU_SUBJECTS, N_MMLU)
-    got = tqa.tasks["truthfulqa_mc"].metrics
-    assert abs(100 * got["mc1"] - 100 * ref_mc1) <= 0.5, (got, ref_mc1)
-    assert abs(100 * got["mc2"] - 100 * ref_mc2) <= 0.5, (got, ref_mc2)
-    assert abs(100 * mmlu.tasks["mmlu"].metrics["acc"] - 100 * ref_mmlu) <= 0.5, (mmlu.tasks["mmlu"].metrics,
-                                                                                  ref_mmlu)
+    got = {**tqa.tasks["truthfulqa_mc"].metrics, **mmlu.tasks["mmlu"].metrics}
+    for metric in ("mc1", "mc2", "acc"):
+        assert abs(100 * got[metric] - 100 * reference_scores[metric]) <= 0.5, (metric, got, reference_scores)
     # The scores are informative, not degenerate: a real model is above chance on MC2.
-    assert 0.2 < ref_mc2 < 0.8
+    assert 0.2 < reference_scores["mc2"] < 0.8

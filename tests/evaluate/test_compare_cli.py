@@ -1,4 +1,4 @@
-"""`seapo eval` / `seapo compare` CLIs, the compare table and chart, and the lm-eval engine."""
+"""`seapo eval` / `seapo compare` CLIs and the compare table and chart."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typer.testing import CliRunner
 from seapo.cli import app
 from seapo.errors import InputError
 from seapo.evaluate.compare import compare
-from seapo.evaluate.runner import EvalConfig, evaluate
 
 
 @pytest.fixture(scope="module")
@@ -79,16 +78,3 @@ def test_compare_cli_and_bad_input(two_runs, tmp_path):
     with pytest.raises(InputError) as err:
         compare([bad])
     assert err.value.line == 1
-
-
-def test_lm_eval_engine_matches_native(tiny_model, shared_data, tmp_path):
-    """--engine lm-eval (lm-eval's HFLM + its own MC2 metric) gives the native engine's scores."""
-    pytest.importorskip("lm_eval")
-    common = dict(tasks=["truthfulqa_mc", "mmlu:anatomy"], limit=3, data_dir=str(shared_data / "eval"),
-                  out=str(tmp_path), dtype="fp32", threads=1, use_cache=False)
-    native = evaluate(str(tiny_model), EvalConfig(**common, run_name="native"))
-    theirs = evaluate(str(tiny_model), EvalConfig(**common, engine="lm-eval", run_name="lmeval"))
-    assert theirs.tasks["mmlu"].settings["engine"] == "lm-eval"
-    for task in ("truthfulqa_mc", "mmlu"):
-        for metric, value in native.tasks[task].metrics.items():
-            assert theirs.tasks[task].metrics[metric] == pytest.approx(value, abs=1e-3), (task, metric)

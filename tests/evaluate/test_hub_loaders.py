@@ -280,7 +280,7 @@ def test_math_from_hub_layout(tmp_path: Path) -> None:
     for h, lo in zip(hub.items, local.items, strict=True):
         assert {k: lo[k] for k in ("problem", "solution", "level", "type", "target")} == \
             {k: h[k] for k in ("problem", "solution", "level", "type", "target")}
-        assert lo["group"] == h["type"]  # local files group by the row's own 'type'
+        assert lo["group"] == h["group"]  # local 'type' "Counting & Probability" is the Hub config name
     # level/type stay optional in local files.
     (tmp_path / "data" / "math" / "test.jsonl").write_text(
         json.dumps({"problem": "1+1?", "solution": "$\\boxed{2}$"}) + "\n", encoding="utf-8")

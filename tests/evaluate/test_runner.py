@@ -115,3 +115,16 @@ def test_interrupted_run_resumes(tiny_model, shared_data, tmp_path):
                                                   dtype="fp32", threads=1, batch_size=4))
     assert result.tasks["truthfulqa_mc"].cached == committed
     assert result.tasks["truthfulqa_mc"].n == 40
+
+
+def test_model_fingerprint_tells_copies_apart_and_is_stable(tiny_model, tmp_path):
+    """A copy with identical files and times (a fine-tune of the same size) must not reuse cached results."""
+    import shutil
+
+    from seapo.evaluate.lm import model_fingerprint
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_model, copy)  # copy2 keeps sizes and modification times
+    assert model_fingerprint(str(tiny_model), "float32") == model_fingerprint(str(tiny_model), "float32")
+    assert model_fingerprint(str(tiny_model), "float32") != model_fingerprint(str(copy), "float32")
+    assert model_fingerprint(str(tiny_model), "float32") != model_fingerprint(str(tiny_model), "bfloat16")

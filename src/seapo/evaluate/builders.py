@@ -356,6 +356,12 @@ MATH_SUBJECTS = ["algebra", "counting_and_probability", "geometry", "intermediat
                  "prealgebra", "precalculus"]
 
 
+def math_subject(type_: str) -> str:
+    """A row's ``type`` ("Counting & Probability") as the Hub's config name (``counting_and_probability``),
+    so local files and the Hub group items alike."""
+    return re.sub(r"[^a-z]+", "_", type_.lower().replace("&", "and")).strip("_")
+
+
 def math_item(item_id: str, group: str, row: dict) -> dict:
     """A MATH item; the raw ``solution`` and, where given, ``level`` and ``type`` are kept so that
     engines with their own MATH prompt and answer check (lm-evaluation-harness) get the whole row."""
@@ -376,7 +382,7 @@ def load_math(spec, data_dir: Path | None) -> TaskData:
             for key in ("problem", "solution"):
                 if key not in r:
                     raise InputError("missing field", path=str(files[0]), line=line, field=key)
-            items.append(math_item(str(line - 1), r.get("type", ""), r))
+            items.append(math_item(str(line - 1), math_subject(r.get("type") or ""), r))
         return TaskData(items, source=str(files[0]))
     for subject in MATH_SUBJECTS:
         for k, r in enumerate(_hub(spec, config=subject)):

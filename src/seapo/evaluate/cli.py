@@ -42,9 +42,14 @@ def eval_command(
     dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 where fast, else fp32), bf16, fp16, fp32."),
     device: str | None = typer.Option(None, "--device", help="cuda, cuda:1, cpu (default: CUDA when present)."),
     engine: str = typer.Option(
-        "native", "--engine",
-        help="native (seapo's prefix-cached scorer) or lm-eval (TruthfulQA MC and MMLU through "
-        "lm-evaluation-harness's HFLM and metrics; generation tasks stay native).",
+        "auto", "--engine",
+        help="lm-eval (lm-evaluation-harness's task YAMLs, answer filters and metrics for TruthfulQA MC, "
+        "MMLU, GSM8K, BBH, MATH; HumanEval always runs in seapo's sandbox), native (seapo's own "
+        "implementation, no lm-eval needed) or auto (lm-eval where it is installed and can run the task).",
+    ),
+    lm_backend: str = typer.Option(
+        "seapo", "--lm-backend",
+        help="Model under lm-eval: seapo (seapo's batched, prefix-cached scorer) or hf (lm-eval's own HFLM).",
     ),
     num_samples: int | None = typer.Option(
         None, "--num-samples", min=0,
@@ -66,12 +71,15 @@ def eval_command(
     from seapo.evaluate.runner import EvalConfig, evaluate
 
     console = Console()
-    if engine not in ("native", "lm-eval"):
-        raise typer.BadParameter("use 'native' or 'lm-eval'", param_hint="--engine")
+    if engine not in ("auto", "native", "lm-eval"):
+        raise typer.BadParameter("use 'auto', 'native' or 'lm-eval'", param_hint="--engine")
+    if lm_backend not in ("seapo", "hf"):
+        raise typer.BadParameter("use 'seapo' or 'hf'", param_hint="--lm-backend")
     config = EvalConfig(
         suite=suite, tasks=[t for t in tasks.split(",") if t.strip()] if tasks else None, limit=limit,
         data_dir=str(data_dir) if data_dir else None, out=str(out), run_name=run_name, batch_size=batch_size,
-        dtype=dtype, device=device, engine=engine, num_samples=num_samples, threads=threads,  # type: ignore[arg-type]
+        dtype=dtype, device=device, engine=engine, lm_backend=lm_backend,  # type: ignore[arg-type]
+        num_samples=num_samples, threads=threads,  # type: ignore[arg-type]
         use_cache=not no_cache, seed=seed, chunk_size=chunk_size,
     )
     try:

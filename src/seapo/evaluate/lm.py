@@ -104,6 +104,12 @@ class EvalLM:
         ``groups`` (one label per request) marks requests that share a long prompt prefix;
         each group's common prefix is encoded once. Without groups, all requests form one.
         """
+        return [score for score, _ in self.loglikelihood_greedy(requests, groups, progress)]
+
+    def loglikelihood_greedy(self, requests: Sequence[LoglikRequest], groups: Sequence[str] | None = None,
+                             progress: Progress | None = None) -> list[tuple[float, bool]]:
+        """Like :meth:`loglikelihood`, plus whether greedy decoding would produce each continuation
+        (lm-evaluation-harness's ``(logprob, is_greedy)`` pairs)."""
         import torch
 
         groups = list(groups) if groups is not None else ["" for _ in requests]
@@ -166,7 +172,8 @@ class EvalLM:
             # from positions len(ctx)-1 .. len(ctx)+len(cont)-2; ``lp`` starts at row_ctx-1.
             offset = row_ctx[row] - 1
             positions = torch.arange(len(ctx) - 1 - offset, len(ctx) + len(cont) - 1 - offset)
-            out.append(float(lp[positions, torch.tensor(cont)].sum()))
+            tokens = torch.tensor(cont)
+            out.append((float(lp[positions, tokens].sum()), bool((lp[positions].argmax(-1) == tokens).all())))
         return out
 
     def _plain_batches(self, members: list[int], rows) -> list[list[int]]:
@@ -393,17 +400,21 @@ def _common_prefix(rows: Sequence[Sequence[int]]) -> list[int]:
 
 
 def model_fingerprint(path: str, dtype: str) -> str:
-    """Hash of the model's config and weight files' names, sizes and mtimes, plus the dtype.
+    """Hash of the model folder, its config and weight files' names, sizes and mtimes, plus the dtype.
+
+    The folder path is part of it: two models saved within the same second with equally sized
+    files (fine-tunes of one base) must not share cached results.
 
     A Hub id (no local folder) is fingerprinted by its id: pin a revision by downloading it.
     """
     folder = Path(path)
     parts: list[str] = [dtype]
     if folder.is_dir():
+        parts.append(str(folder.resolve()))
         for f in sorted(folder.iterdir()):
             if f.is_file() and (f.suffix in {".json", ".safetensors", ".bin", ".model"}):
                 st = f.stat()
-                parts.append(f"{f.name}:{st.st_size}:{int(st.st_mtime)}")
+                parts.append(f"{f.name}:{st.st_size}:{st.st_mtime_ns}")
         config = folder / "config.json"
         if config.is_file():
             parts.append(json.dumps(json.loads(config.read_text()), sort_keys=True))

@@ -52,10 +52,15 @@ class EvalConfig:
     """auto (bf16 on GPUs and CPUs with native bf16, else fp32), bf16, fp16 or fp32."""
     device: str | None = None
     """``cuda``, ``cpu``...; default: CUDA when present."""
-    engine: Literal["native", "lm-eval"] = "native"
-    """``native``: seapo's batched scorer (prefix-cached log-likelihoods). ``lm-eval``: run the
-    log-likelihood tasks (TruthfulQA MC, MMLU) through lm-evaluation-harness's own HFLM and
-    metric code on the same prompts and local data; generation tasks always run natively."""
+    engine: Literal["auto", "lm-eval", "native"] = "auto"
+    """Who builds prompts, parses answers and computes metrics. ``lm-eval``: lm-evaluation-harness,
+    from its own task YAMLs (TruthfulQA MC, MMLU, GSM8K, BBH, MATH; HumanEval always runs in
+    seapo's sandbox). ``native``: seapo's own implementation of the same protocol (no lm-eval
+    needed; an independent cross-check). ``auto``: lm-eval where it is installed and can run
+    the task, native otherwise; ``metrics.json`` names the engine of every task."""
+    lm_backend: Literal["seapo", "hf"] = "seapo"
+    """The model under lm-eval: ``seapo`` (seapo's batched, prefix-cached scorer wrapped as an
+    lm-eval model; several times faster) or ``hf`` (lm-eval's own ``HFLM``)."""
     num_samples: int | None = None
     """Override the number of sampled completions of code tasks (HumanEval: 20 for pass@10);
     0 computes pass@1 only."""
@@ -232,28 +237,26 @@ def _evaluate(model: Any, config: EvalConfig, started: float) -> EvalResult:
     cache = ResultCache(Path(config.out) / "cache.sqlite")
     fingerprint = lm.fingerprint()
 
-    lmeval_tasks: set[str] = set()
-    if config.engine == "lm-eval":
+    engines = {name: choose_engine(spec, config) for name, (spec, _, _) in loaded.items()}
+    lmeval_model = None
+    if any(engine == "lm-eval" for engine, _ in engines.values()):
         from seapo.evaluate import lmeval_engine
 
-        lmeval_tasks = {n for n, (spec, _, _) in loaded.items() if lmeval_engine.supports(spec)}
+        lmeval_model = lmeval_engine.make_model(lm, config.lm_backend, config.batch_size)
 
     try:
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeRemainingColumn()) as progress:
             for name, (spec, data, items) in loaded.items():
                 t0 = time.perf_counter()
-                if name in lmeval_tasks:
-                    from seapo.evaluate import lmeval_engine
-
-                    records = lmeval_engine.run_task(lm, spec, data, items, config, progress)
-                    cached = 0
-                else:
-                    records, cached = _run_native(lm, spec, data, items, config, cache, fingerprint, progress)
+                engine, note = engines[name]
+                records, cached = _run_task(lm, spec, data, items, config, cache, fingerprint, progress,
+                                            lmeval_model if engine == "lm-eval" else None)
                 write_jsonl(out_dir / "predictions" / f"{spec.name}.jsonl",
                             ({"task": spec.name, **records[it["id"]]} for it in items))
-                results[spec.name] = _aggregate(spec, data, items, records, cached, config,
-                                                engine="lm-eval" if name in lmeval_tasks else "native")
+                results[spec.name] = _aggregate(spec, data, items, records, cached, config, engine=engine)
+                if note:
+                    results[spec.name].settings["engine_note"] = note
                 results[spec.name].seconds = round(time.perf_counter() - t0, 2)
     finally:
         cache.close()
@@ -279,21 +282,45 @@ def specs_by_name(specs: dict[str, TaskSpec]) -> dict[str, TaskSpec]:
     return {spec.name: spec for spec in specs.values()}
 
 
-def _cache_key(spec: TaskSpec, config: EvalConfig) -> str:
+def choose_engine(spec: TaskSpec, config: EvalConfig) -> tuple[str, str | None]:
+    """``("lm-eval" | "native", note)`` for one task; the note says why lm-eval was not used."""
+    if config.engine == "native":
+        return "native", None
+    from seapo.evaluate import lmeval_engine
+
+    reason = lmeval_engine.unsupported_reason(spec)
+    if reason is None:
+        return "lm-eval", None
+    if config.engine == "lm-eval" and not lmeval_engine.installed():
+        raise InputError(f"--engine lm-eval: {reason}; or use --engine native", field="engine")
+    return "native", reason
+
+
+def _cache_key(spec: TaskSpec, config: EvalConfig, lmeval: bool = False) -> str:
     samples = spec.generation.samples if config.num_samples is None else config.num_samples
     extra = f":s{samples}:seed{config.seed}" if spec.kind == "code" else ""
-    return f"{spec.name}:{spec.protocol_hash()}{extra}"
+    # lm-eval parses answers with its own filters: its results are cached apart from native ones.
+    engine = f":lm-eval-{config.lm_backend}" if lmeval else ""
+    return f"{spec.name}:{spec.protocol_hash()}{extra}{engine}"
 
 
-def _run_native(lm, spec: TaskSpec, data: builders.TaskData, items: list[dict], config: EvalConfig,
-                cache: ResultCache, fingerprint: str, progress) -> tuple[dict[str, dict], int]:
-    key = _cache_key(spec, config)
+def _run_task(lm, spec: TaskSpec, data: builders.TaskData, items: list[dict], config: EvalConfig,
+              cache: ResultCache, fingerprint: str, progress, lmeval_model=None) -> tuple[dict[str, dict], int]:
+    """Compute the items not cached yet, ``chunk_size`` at a time, committing each chunk."""
+    key = _cache_key(spec, config, lmeval=lmeval_model is not None)
     records = cache.get_many(fingerprint, key, (it["id"] for it in items)) if config.use_cache else {}
     pending = [it for it in items if it["id"] not in records]
-    bar = progress.add_task(f"{spec.name}", total=len(items), completed=len(items) - len(pending))
+    label = f"{spec.name} (lm-eval)" if lmeval_model is not None else spec.name
+    bar = progress.add_task(label, total=len(items), completed=len(items) - len(pending))
     for start in range(0, len(pending), config.chunk_size):
         chunk = pending[start:start + config.chunk_size]
-        if spec.kind in ("multiple_choice", "truthfulqa_mc"):
+        if lmeval_model is not None:
+            from seapo.evaluate import lmeval_engine
+
+            size = len(chunk)
+            new = lmeval_engine.run_chunk(lmeval_model, spec, data, chunk,
+                                          advance=lambda fraction, size=size: progress.advance(bar, fraction * size))
+        elif spec.kind in ("multiple_choice", "truthfulqa_mc"):
             new = _loglik_chunk(lm, spec, data, chunk, progress, bar)
         else:
             new = _generate_chunk(lm, spec, data, chunk, config, progress, bar)

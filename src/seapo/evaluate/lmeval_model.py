@@ -1,0 +1,85 @@
+"""seapo's scorer as an lm-evaluation-harness model: lm-eval's tasks and metrics, seapo's speed.
+
+lm-eval's own ``HFLM`` scores every (context, answer) row with the full context. :class:`SeapoLM`
+answers the same ``loglikelihood`` / ``generate_until`` requests with :class:`~seapo.evaluate.lm.EvalLM`,
+which encodes each task's shared few-shot prefix once and reuses its KV cache (TruthfulQA's
+primer, an MMLU subject's dev examples) and batches generation with left padding. The numbers are
+lm-eval's: it builds the prompts, parses the answers and computes the metrics.
+
+Usable on its own with any lm-eval task::
+
+    import lm_eval
+    from seapo.evaluate.lmeval_model import SeapoLM
+    lm_eval.simple_evaluate(model=SeapoLM("embedded"), tasks=["truthfulqa_mc2"])
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from lm_eval.api.model import LM
+
+from seapo.evaluate.lm import EvalLM, LoglikRequest
+
+Progress = Callable[[float], None]
+
+
+class SeapoLM(LM):
+    """An lm-eval ``LM`` backed by :class:`~seapo.evaluate.lm.EvalLM`.
+
+    Args:
+        model: a loaded :class:`EvalLM`, or anything :func:`seapo.models.resolve_model` accepts.
+        progress: called with the fraction of the current call's requests just finished
+            (seapo's progress bars); lm-eval's own tqdm bars are separate.
+        **kwargs: passed to :class:`EvalLM` when ``model`` is not loaded yet (dtype, device, batch_size).
+    """
+
+    def __init__(self, model: EvalLM | str, progress: Progress | None = None, **kwargs: Any) -> None:
+        super().__init__()
+        self.lm = model if isinstance(model, EvalLM) else EvalLM(str(model), **kwargs)
+        self.progress = progress
+
+    @property
+    def tokenizer_name(self) -> str:
+        return self.lm.tokenizer.name_or_path.replace("/", "__")
+
+    def _advance(self, total: int) -> Callable[[int], None] | None:
+        if self.progress is None or total == 0:
+            return None
+        return lambda n: self.progress(n / total)  # type: ignore[misc]
+
+    def loglikelihood(self, requests: list, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
+        # One group per lm-eval task: a task's requests share its few-shot prefix, whose KV cache
+        # EvalLM computes once (an MMLU subject's 5 dev examples, TruthfulQA's primer).
+        reqs = [LoglikRequest(*r.args) for r in requests]
+        groups = [str(getattr(r, "task_name", "") or "") for r in requests]
+        return self.lm.loglikelihood_greedy(reqs, groups=groups, progress=self._advance(len(reqs)))
+
+    def loglikelihood_rolling(self, requests: list, disable_tqdm: bool = False) -> list[float]:
+        raise NotImplementedError("perplexity (loglikelihood_rolling) tasks are not supported by seapo's scorer; "
+                                  "use lm-eval's HFLM for them (seapo eval --lm-backend hf)")
+
+    def generate_until(self, requests: list, disable_tqdm: bool = False) -> list[str]:
+        # Requests with the same generation settings run as one batched call.
+        by_settings: dict[str, list[int]] = {}
+        for k, r in enumerate(requests):
+            by_settings.setdefault(json.dumps(r.args[1], sort_keys=True, default=str), []).append(k)
+        out: list[str] = [""] * len(requests)
+        advance = self._advance(len(requests))
+        for key, members in by_settings.items():
+            settings = dict(json.loads(key))
+            until = settings.pop("until", None) or []
+            until = [until] if isinstance(until, str) else list(until)
+            max_new_tokens = int(settings.pop("max_gen_toks", 256))
+            sampling = bool(settings.pop("do_sample", False))
+            # transformers' default temperature is 1.0 when sampling is asked without one.
+            temperature = float(settings.pop("temperature", 1.0)) if sampling else 0.0
+            top_p = float(settings.pop("top_p", 1.0) or 1.0)
+            samples = self.lm.generate([requests[k].args[0] for k in members], max_new_tokens=max_new_tokens,
+                                       stop=until, temperature=temperature, top_p=top_p, progress=advance)
+            for k, sample in zip(members, samples, strict=True):
+                out[k] = sample[0].text
+                self.cache_hook.add_partial("generate_until", requests[k].args, out[k])
+        return out
