@@ -4,11 +4,12 @@
                                      [--limit N] [--lm-eval-limit N]
 
 * seapo: ``seapo.evaluate.evaluate`` on the ``truthfulqa_mc`` task (MC1 and MC2 together),
-  cache off, from the local TruthfulQA CSV.
-* peer: lm-eval's own ``truthfulqa_mc2`` task run by ``lm_eval.simple_evaluate`` with its
+  cache off, from the local TruthfulQA CSV, default engine: lm-eval's task configs and metrics
+  over seapo's prefix-cached scorer (``--engine native`` times seapo's own implementation).
+* peer: lm-eval's own ``truthfulqa_mc2`` task config run by ``lm_eval.simple_evaluate`` with its
   ``hf`` model (HFLM loads the same model folder itself). The task wants the Hub data set
-  ``truthfulqa/truthful_qa``; to run offline it gets the same questions as a local JSON file
-  and a task YAML copied from lm-eval's (same prompt, choices and ``process_results_mc2``).
+  ``truthfulqa/truthful_qa``; to run offline it gets the same questions in memory through
+  lm-eval's ``custom_dataset`` hook (same prompt, choices and ``process_results_mc2``).
 
 ``--lm-eval-limit N`` times lm-eval on the first N questions only and extrapolates its time
 linearly to the full set (it is the slow side); the printout says so. Both sides use the
@@ -27,16 +28,18 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "eval"
 
 
-def run_seapo(model: str, data_dir: Path, dtype: str, threads: int | None, limit: int | None, batch: int):
+def run_seapo(model: str, data_dir: Path, dtype: str, threads: int | None, limit: int | None, batch: int,
+              engine: str = "auto"):
     from seapo.evaluate.runner import EvalConfig, evaluate
 
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
         result = evaluate(model, EvalConfig(tasks=["truthfulqa_mc"], limit=limit, data_dir=str(data_dir), out=out,
-                                            dtype=dtype, threads=threads, use_cache=False, batch_size=batch))
+                                            dtype=dtype, threads=threads, use_cache=False, batch_size=batch,
+                                            engine=engine))  # type: ignore[arg-type]
         seconds = time.perf_counter() - t0  # includes model loading, like lm-eval's
     res = result.tasks["truthfulqa_mc"]
-    return seconds, res.n, res.metrics, result.model["dtype"]
+    return seconds, res.n, res.metrics, result.model["dtype"], res.settings["engine"]
 
 
 def run_lm_eval(model: str, data_dir: Path, dtype: str, threads: int | None, limit: int | None, batch: int):
@@ -44,24 +47,24 @@ def run_lm_eval(model: str, data_dir: Path, dtype: str, threads: int | None, lim
     import torch
     from lm_eval.tasks import TaskManager
 
-    from seapo.evaluate.builders import read_truthfulqa_csv
-    from seapo.evaluate.lmeval_engine import _write_truthfulqa
+    from seapo.evaluate import builders, lmeval_engine
+    from seapo.evaluate.tasks import get_task
     from seapo.models import resolve_model
     from seapo.models.loading import pick_dtype
 
     if threads:
         torch.set_num_threads(threads)
-    items = read_truthfulqa_csv(data_dir / "truthfulqa" / "TruthfulQA.csv")[:limit]
+    items = builders.read_truthfulqa_csv(data_dir / "truthfulqa" / "TruthfulQA.csv")[:limit]
+    tasks = lmeval_engine.BUILDERS["truthfulqa_csv"](get_task("truthfulqa_mc"), builders.TaskData(items), items)
+    mc2 = next(t.config for t in tasks if t.config["task"].endswith("mc2"))
     torch_dtype = str(pick_dtype(dtype, "cpu")).replace("torch.", "")
-    with tempfile.TemporaryDirectory() as tmp:
-        _write_truthfulqa(items, Path(tmp))
-        t0 = time.perf_counter()
-        out = lm_eval.simple_evaluate(
-            model="hf", model_args={"pretrained": resolve_model(model).path, "dtype": torch_dtype, "device": "cpu"},
-            tasks=["seapo_truthfulqa_mc2"], task_manager=TaskManager(include_path=tmp), batch_size=batch,
-            bootstrap_iters=0, verbosity="WARNING")
-        seconds = time.perf_counter() - t0
-    return seconds, len(items), out["results"]["seapo_truthfulqa_mc2"]["acc,none"], torch_dtype
+    t0 = time.perf_counter()
+    out = lm_eval.simple_evaluate(
+        model="hf", model_args={"pretrained": resolve_model(model).path, "dtype": torch_dtype, "device": "cpu"},
+        tasks=[mc2], task_manager=TaskManager(include_defaults=False), batch_size=batch, bootstrap_iters=0,
+        verbosity="WARNING")
+    seconds = time.perf_counter() - t0
+    return seconds, len(items), out["results"][mc2["task"]]["acc,none"], torch_dtype
 
 
 def main() -> None:
@@ -72,14 +75,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (both sides)")
     parser.add_argument("--batch-size", type=int, default=16, help="batch size (both sides)")
     parser.add_argument("--limit", type=int, default=None, help="seapo: first N questions (default all 817)")
+    parser.add_argument("--engine", default="auto", help="seapo's engine: auto (lm-eval over seapo's scorer) "
+                        "or native")
     parser.add_argument("--lm-eval-limit", type=int, default=None,
                         help="lm-eval: first N questions, time extrapolated to seapo's count")
     args = parser.parse_args()
     data_dir = Path(args.data_dir)
 
-    s_time, s_n, s_metrics, s_dtype = run_seapo(args.model, data_dir, args.dtype, args.threads, args.limit,
-                                                args.batch_size)
-    print(f"seapo   truthfulqa_mc  n={s_n}  dtype={s_dtype}  {s_time:7.1f} s  "
+    s_time, s_n, s_metrics, s_dtype, s_engine = run_seapo(args.model, data_dir, args.dtype, args.threads,
+                                                          args.limit, args.batch_size, args.engine)
+    print(f"seapo   truthfulqa_mc  engine={s_engine}  n={s_n}  dtype={s_dtype}  {s_time:7.1f} s  "
           f"MC1={100 * s_metrics['mc1']:.2f}  MC2={100 * s_metrics['mc2']:.2f}", flush=True)
     peer_limit = args.lm_eval_limit if args.lm_eval_limit is not None else args.limit
     l_time, l_n, l_mc2, l_dtype = run_lm_eval(args.model, data_dir, args.dtype, args.threads, peer_limit,
@@ -91,8 +96,8 @@ def main() -> None:
     print(f"ratio lm-eval / seapo: {l_full / s_time:.1f}x   (seapo MC1+MC2, lm-eval MC2 only)")
     if l_n != s_n:
         # The same subset on both sides: no extrapolation, both pay model loading once.
-        sub_time, sub_n, sub_metrics, _ = run_seapo(args.model, data_dir, args.dtype, args.threads, l_n,
-                                                    args.batch_size)
+        sub_time, sub_n, sub_metrics, _, _ = run_seapo(args.model, data_dir, args.dtype, args.threads, l_n,
+                                                       args.batch_size, args.engine)
         print(f"seapo   truthfulqa_mc  n={sub_n}  {sub_time:7.1f} s  MC2={100 * sub_metrics['mc2']:.2f}  "
               f"-> same-subset ratio lm-eval / seapo: {l_time / sub_time:.1f}x")
     print(f"goal: full TruthfulQA under 300 s -> seapo {'met' if s_time < 300 and s_n == 817 else 'not met'}")

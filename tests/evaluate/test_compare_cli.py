@@ -78,3 +78,15 @@ def test_compare_cli_and_bad_input(two_runs, tmp_path):
     with pytest.raises(InputError) as err:
         compare([bad])
     assert err.value.line == 1
+
+
+def test_compare_reads_an_eval_out_folder_with_one_run(two_runs, tmp_path):
+    """`seapo eval --out X` writes X/<run>/metrics.json: X names its run when there is only one."""
+    import shutil
+
+    single = tmp_path / "single"
+    shutil.copytree(two_runs[1], single / "other")
+    result = compare([two_runs[0], single])
+    assert result.columns == ["base", "other"]
+    with pytest.raises(InputError, match="several runs here"):
+        compare([two_runs[0].parent])

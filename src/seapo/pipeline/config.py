@@ -65,6 +65,11 @@ class EvalSection(_Section):
     limit: int | None = Field(None, description="Deterministic subset size per task.")
     data_dir: str | None = Field(None, description="Local evaluation data (layout of shared/data/eval); "
                                                    "default: the Hugging Face Hub.")
+    engine: Literal["auto", "lm-eval", "native"] = Field(
+        "auto", description="Scoring engine: lm-eval's task configs and metrics where it can run a task "
+                            "(auto/lm-eval) or seapo's own implementation (native); see docs/evaluation.md.")
+    num_samples: int | None = Field(None, ge=0, description="Sampled completions per HumanEval problem for "
+                                                            "pass@10 (task default 20; 0: pass@1 only).")
 
 
 class RunConfig(_Section):

@@ -126,7 +126,8 @@ def run(config: RunConfig | str | Path | None = None, *, out: str | Path | None 
         metrics = {}
         for label, model in (("base", config.train.model), ("trained", stages.done["train"]["merged_dir"])):
             result = evaluate(model, EvalConfig(suite=e.suite or "paper", tasks=e.tasks, limit=e.limit,
-                                                data_dir=e.data_dir, out=str(run_dir / "eval"), run_name=label))
+                                                data_dir=e.data_dir, out=str(run_dir / "eval"), run_name=label,
+                                                engine=e.engine, num_samples=e.num_samples))
             metrics[label] = str(result.metrics_path)
         comparison = compare(list(metrics.values()), out=run_dir / "eval")
         return {"metrics": metrics, "table": str(comparison.table_path), "chart": str(comparison.chart_path)}
