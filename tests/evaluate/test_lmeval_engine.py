@@ -170,3 +170,20 @@ def test_seapo_backend_and_lm_evals_hflm_agree(tiny_model, shared_data, tmp_path
         for metric, value in hf.tasks[task].metrics.items():
             assert ours.tasks[task].metrics[metric] == pytest.approx(value, abs=1e-3), (task, metric)
             assert native.tasks[task].metrics[metric] == pytest.approx(value, abs=1e-3), (task, metric)
+
+
+def test_math_runs_end_to_end_where_its_data_is(tiny_model, math_dir, tmp_path):
+    """MATH is absent from the shared data; given a local math/test.jsonl it runs on both engines."""
+    common = dict(tasks=["math"], limit=2, data_dir=str(math_dir), out=str(tmp_path), dtype="fp32", threads=1)
+    theirs = evaluate(str(tiny_model), EvalConfig(**common, run_name="lm-eval"))
+    native = evaluate(str(tiny_model), EvalConfig(**common, engine="native", run_name="native"))
+    assert theirs.tasks["math"].settings["engine"] == "lm-eval" and native.tasks["math"].settings["engine"] == "native"
+    assert set(theirs.tasks["math"].metrics) == {"exact_match", "math_verify"}
+    assert set(native.tasks["math"].metrics) == {"exact_match"}
+    for result in (theirs, native):
+        # --limit counts per group (subject); each hand-made row is its own subject.
+        assert result.tasks["math"].n == result.tasks["math"].n_available == len(MATH_ROWS)
+        assert set(result.tasks["math"].groups) == set() and not result.tasks["math"].subset
+        assert result.dimensions["math"] == result.tasks["math"].metrics["exact_match"]
+        lines = (result.out_dir / "predictions" / "math.jsonl").read_text().splitlines()
+        assert len(lines) == len(MATH_ROWS) and all("output" in json.loads(line) for line in lines)
