@@ -7,7 +7,8 @@ task's ``data.hub`` at it. ``load_dataset`` reads a local folder through the sam
 builder and card metadata as a Hub repo. The rows come from the real data in ../shared/data/eval
 (MATH: hand-made problems, none is stored here), converted the way the Hub datasets were built.
 Schemas follow the real repo cards: truthfulqa/truthful_qa (generation/validation), cais/mmlu
-(all: test, dev), openai/gsm8k (main/test), EleutherAI/hendrycks_math (one config per subject).
+(all: test, dev), openai/gsm8k (main/test), EleutherAI/hendrycks_math (one config per subject),
+SaylorTwift/bbh (one config per task, test split; lm-eval's BBH source).
 """
 
 from __future__ import annotations
@@ -289,7 +290,7 @@ def test_math_from_hub_layout(tmp_path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- unreachable Hub
-@pytest.mark.parametrize("task", ["truthfulqa_mc", "mmlu", "gsm8k", "math"])
+@pytest.mark.parametrize("task", ["truthfulqa_mc", "mmlu", "gsm8k", "math", "bbh"])
 def test_unreachable_hub_is_data_unavailable(task: str) -> None:
     spec = with_hub(get_task(task), "seapo-tests/no-such-dataset")
     with pytest.raises(builders.DataUnavailable) as err:
@@ -297,3 +298,29 @@ def test_unreachable_hub_is_data_unavailable(task: str) -> None:
     message = str(err.value)
     assert "seapo-tests/no-such-dataset" in message and "--data-dir" in message
     assert spec.data.local in message
+
+
+# ----------------------------------------------------------------------------- BBH
+BBH_FEATURES = Features({"input": Value("string"), "target": Value("string")})
+
+
+def test_bbh_from_hub_layout_with_lm_evals_prompts(tmp_path: Path, eval_dir: Path) -> None:
+    """Without --data-dir BBH reads the Hub data (one config per task) and lm-eval's CoT prompts."""
+    pytest.importorskip("lm_eval")
+    configs = {f.stem: {"test": json.loads(f.read_text("utf-8"))["examples"]}
+               for f in sorted((eval_dir / "bbh").glob("*.json"))}
+    assert len(configs) == 27
+    repo = hub_repo(tmp_path / "bbh", configs, BBH_FEATURES)
+    spec = with_hub(get_task("bbh"), repo)
+
+    hub = builders.LOADERS[spec.loader](spec, None)
+    local = builders.LOADERS[spec.loader](spec, eval_dir)
+    assert hub.source.startswith(f"hub:{repo}")
+    assert len(hub.items) == len(local.items) == 6511
+    assert sorted(hub.items, key=lambda it: it["id"]) == sorted(local.items, key=lambda it: it["id"])
+    # lm-eval's rendering of the few-shot prompts is the published prompt text, but for one task.
+    differ = [t for t in local.fewshot if hub.fewshot[t][0]["prompt"] != local.fewshot[t][0]["prompt"]]
+    assert differ == ["sports_understanding"]
+    normalize = " ".join  # that task differs in one kind of whitespace only
+    assert normalize(hub.fewshot[differ[0]][0]["prompt"].split()) == \
+        normalize(local.fewshot[differ[0]][0]["prompt"].split())

@@ -50,9 +50,9 @@ def test_hub_ids_are_passed_through_and_bad_paths_name_the_accepted_forms(tmp_pa
 
 
 def test_unknown_hub_id_offline_gives_the_same_clear_error(monkeypatch):
-    from seapo.models import load_tokenizer
-
     import huggingface_hub.constants
+
+    from seapo.models import load_tokenizer
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     # huggingface_hub reads the variable once, at import: set its flag too, or the test waits

@@ -451,11 +451,42 @@ def read_bbh_cot_prompt(path: Path) -> str:
     return text.split("-----", 1)[1].strip()
 
 
+def bbh_prompts_from_lm_eval() -> dict[str, str]:
+    """The 3-shot CoT prompt of every BBH task, rendered from lm-eval's ``bbh/cot_fewshot`` YAMLs.
+
+    Used without ``--data-dir`` (the Hub has BBH's data but not its prompt files). The text equals
+    the published ``cot-prompts/<task>.txt`` for 26 of the 27 tasks; in ``sports_understanding``
+    lm-eval puts a line break after "Let's think step by step." where the file has a space.
+    """
+    try:
+        import jinja2
+        import lm_eval
+        from lm_eval.tasks._yaml_loader import load_yaml
+    except ImportError as exc:
+        raise DataUnavailable("data not available: without --data-dir, BBH's chain-of-thought prompts come "
+                              "from lm-eval (pip install 'seapo[eval]'); or pass --data-dir with "
+                              "bbh/<task>.json and bbh/cot-prompts/<task>.txt") from exc
+    env = jinja2.Environment(keep_trailing_newline=True)
+    prompts = {}
+    for path in sorted((Path(lm_eval.__file__).parent / "tasks" / "bbh" / "cot_fewshot").glob("[!_]*.yaml")):
+        cfg = load_yaml(path, resolve_func=False)
+        template = env.from_string(cfg["doc_to_text"])
+        shots = [template.render(**s) + s["target"] for s in cfg["fewshot_config"]["samples"]]
+        prompts[path.stem] = (cfg["description"] + "\n\n".join(shots)).strip()
+    return prompts
+
+
 @_register(LOADERS, "bbh")
 def load_bbh(spec, data_dir: Path | None) -> TaskData:
+    """Local ``bbh/<task>.json`` + ``bbh/cot-prompts/<task>.txt``, or the Hub (one config per task,
+    fields ``input``, ``target``) with the prompts of :func:`bbh_prompts_from_lm_eval`."""
     if data_dir is None:
-        raise DataUnavailable("data not available: BBH's chain-of-thought prompts are read from "
-                              "--data-dir (bbh/<task>.json and bbh/cot-prompts/<task>.txt)")
+        items, shots = [], {}
+        for task, prompt in bbh_prompts_from_lm_eval().items():
+            shots[task] = [{"prompt": prompt}]
+            items += [{"id": f"{task}/{k}", "group": task, "input": r["input"], "target": r["target"]}
+                      for k, r in enumerate(_hub(spec, config=task))]
+        return TaskData(items, shots, source=f"hub:{spec.data.hub} (prompts: lm-eval bbh/cot_fewshot)")
     files = _require_local(spec, data_dir, spec.data.local)
     items, prompts = [], {}
     for f in files:
