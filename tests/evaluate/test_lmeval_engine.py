@@ -187,3 +187,21 @@ def test_math_runs_end_to_end_where_its_data_is(tiny_model, math_dir, tmp_path):
         assert result.dimensions["math"] == result.tasks["math"].metrics["exact_match"]
         lines = (result.out_dir / "predictions" / "math.jsonl").read_text().splitlines()
         assert len(lines) == len(MATH_ROWS) and all("output" in json.loads(line) for line in lines)
+
+
+def test_seapo_backend_generates_what_the_native_engine_generates(embedded_model, shared_data, tmp_path):
+    """GSM8K through lm-eval over SeapoLM: same prompts, stop sequences and length as the native
+    engine, so the embedded model writes the same solutions; both parse the same final number."""
+    common = dict(tasks=["gsm8k"], limit=2, data_dir=str(shared_data / "eval"), out=str(tmp_path), threads=2)
+    native = evaluate("embedded", EvalConfig(**common, engine="native", run_name="native"))
+    theirs = evaluate("embedded", EvalConfig(**common, engine="lm-eval", run_name="lm-eval"))
+
+    def predictions(result) -> list[dict]:
+        return [json.loads(line) for line in (result.out_dir / "predictions" / "gsm8k.jsonl").read_text().splitlines()]
+
+    for ours, lm in zip(predictions(native), predictions(theirs), strict=True):
+        assert ours["output"] == lm["output"] and any(ch.isdigit() for ch in ours["output"])
+        assert "\n\n" not in ours["output"] and "Question:" not in ours["output"]  # cut at the stop sequences
+        if "The answer is" in ours["output"]:
+            assert ours["extracted"] == lm["extracted"].replace(",", "").rstrip(".")
+        assert ours["metrics"]["exact_match"] == lm["metrics"]["exact_match"]
