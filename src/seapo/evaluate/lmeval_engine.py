@@ -220,7 +220,7 @@ def run_chunk(model, spec, data: builders.TaskData, chunk: list[dict],
     """
     import lm_eval
 
-    from seapo.evaluate.runner import _record
+    from seapo.evaluate.runner import prediction_record
 
     tasks = BUILDERS[spec.loader](spec, data, chunk)
     if hasattr(model, "progress"):
@@ -245,4 +245,4 @@ def run_chunk(model, spec, data: builders.TaskData, chunk: list[dict],
                 logliks = {args[1].strip(): float(resp[0][0]) for args, resp in zip(s["arguments"], s["resps"],
                                                                                      strict=True)}
                 details.setdefault(item["id"], {}).setdefault("logliks", {}).update(logliks)
-    return {it["id"]: _record(it, metrics[it["id"]], **details.get(it["id"], {})) for it in chunk}
+    return {it["id"]: prediction_record(it, metrics[it["id"]], **details.get(it["id"], {})) for it in chunk}

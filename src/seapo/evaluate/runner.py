@@ -357,7 +357,7 @@ def _loglik_chunk(lm, spec, data, chunk, progress, bar) -> dict[str, dict]:
     for item in chunk:
         scored = dict(item, continuations=continuations_of(spec, item))
         metrics = builders.SCORERS[spec.scorer](scored, per_item[item["id"]])
-        out[item["id"]] = _record(item, metrics, logliks=per_item[item["id"]])
+        out[item["id"]] = prediction_record(item, metrics, logliks=per_item[item["id"]])
     return out
 
 
@@ -383,11 +383,11 @@ def _generate_chunk(lm, spec, data, chunk, config, progress, bar) -> dict[str, d
         extra: dict[str, Any] = {"output": g[0].text, "finish_reason": g[0].finish_reason}
         if s:
             extra["samples"] = [x.text for x in s]
-        out[item["id"]] = _record(item, metrics, **extra)
+        out[item["id"]] = prediction_record(item, metrics, **extra)
     return out
 
 
-def _record(item: dict, metrics: dict[str, Any], **extra: Any) -> dict[str, Any]:
+def prediction_record(item: dict, metrics: dict[str, Any], **extra: Any) -> dict[str, Any]:
     """A predictions line: item id, group, reference, numeric metrics and everything else scored."""
     numbers = {k: v for k, v in metrics.items() if isinstance(v, float)}
     details = {k: v for k, v in metrics.items() if not isinstance(v, float)}
