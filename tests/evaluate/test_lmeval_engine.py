@@ -22,7 +22,7 @@ lm_eval = pytest.importorskip("lm_eval")
 from lm_eval.api.model import LM  # noqa: E402
 
 from seapo.evaluate import lmeval_engine  # noqa: E402
-from seapo.evaluate.lm import EvalLM  # noqa: E402
+from seapo.evaluate.lm import EvalLM, LoglikRequest  # noqa: E402
 from seapo.evaluate.lmeval_model import SeapoLM  # noqa: E402
 
 MATH_ROWS = [
@@ -205,3 +205,24 @@ def test_seapo_backend_generates_what_the_native_engine_generates(embedded_model
         if "The answer is" in ours["output"]:
             assert ours["extracted"] == lm["extracted"].replace(",", "").rstrip(".")
         assert ours["metrics"]["exact_match"] == lm["metrics"]["exact_match"]
+
+
+def test_seapo_is_an_lm_eval_model_by_name(tiny_model, shared_data):
+    """``simple_evaluate(model="seapo", ...)``: lm-eval builds SeapoLM from its registry and args."""
+    from lm_eval.api.registry import get_model
+    from lm_eval.tasks import TaskManager
+
+    assert get_model("seapo") is SeapoLM
+    spec, data, items = _task("truthfulqa_mc", shared_data / "eval", None, limit=3)
+    mc2 = next(t for t in lmeval_engine.BUILDERS[spec.loader](spec, data, items) if t.config["task"].endswith("mc2"))
+    out = lm_eval.simple_evaluate(model="seapo", model_args={"model": str(tiny_model), "dtype": "fp32"},
+                                  tasks=[mc2.config], task_manager=TaskManager(include_defaults=False),
+                                  batch_size=4, bootstrap_iters=0)
+    native = EvalLM(str(tiny_model), dtype="fp32")
+    expected = []
+    for item in items:
+        context = _native_prompt(spec, data, item)
+        answers = item["true"] + item["false"]
+        scores = native.loglikelihood([LoglikRequest(context, " " + a) for a in answers])
+        expected.append(builders.SCORERS["truthfulqa_mc"](item, dict(zip(answers, scores, strict=True)))["mc2"])
+    assert out["results"][mc2.config["task"]]["acc,none"] == pytest.approx(sum(expected) / len(expected), abs=1e-6)

@@ -6,26 +6,27 @@ which encodes each task's shared few-shot prefix once and reuses its KV cache (T
 primer, an MMLU subject's dev examples) and batches generation with left padding. The numbers are
 lm-eval's: it builds the prompts, parses the answers and computes the metrics.
 
-Usable on its own with any lm-eval task::
+Usable on its own with any lm-eval task (importing this module registers it as ``seapo``)::
 
     import lm_eval
-    from seapo.evaluate.lmeval_model import SeapoLM
-    lm_eval.simple_evaluate(model=SeapoLM("embedded"), tasks=["truthfulqa_mc2"])
+    import seapo.evaluate.lmeval_model  # noqa: F401
+    lm_eval.simple_evaluate(model="seapo", model_args={"model": "embedded"}, tasks=["truthfulqa_mc2"])
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
 
 from lm_eval.api.model import LM
+from lm_eval.api.registry import register_model
 
 from seapo.evaluate.lm import EvalLM, LoglikRequest
 
 Progress = Callable[[float], None]
 
 
+@register_model("seapo")
 class SeapoLM(LM):
     """An lm-eval ``LM`` backed by :class:`~seapo.evaluate.lm.EvalLM`.
 
@@ -33,12 +34,21 @@ class SeapoLM(LM):
         model: a loaded :class:`EvalLM`, or anything :func:`seapo.models.resolve_model` accepts.
         progress: called with the fraction of the current call's requests just finished
             (seapo's progress bars); lm-eval's own tqdm bars are separate.
-        **kwargs: passed to :class:`EvalLM` when ``model`` is not loaded yet (dtype, device, batch_size).
+        dtype, device, batch_size, trust_remote_code: how to load ``model`` when it is not loaded
+            yet (see :class:`EvalLM`); ``batch_size="auto"`` (lm-eval's option) means 16.
+        max_batch_size: accepted for lm-eval's ``simple_evaluate``, which always passes it; unused.
     """
 
-    def __init__(self, model: EvalLM | str, progress: Progress | None = None, **kwargs: Any) -> None:
+    def __init__(self, model: EvalLM | str, progress: Progress | None = None, *, dtype: str = "auto",
+                 device: str | None = None, batch_size: int | str = 16, trust_remote_code: bool = False,
+                 max_batch_size: int | None = None) -> None:
         super().__init__()
-        self.lm = model if isinstance(model, EvalLM) else EvalLM(str(model), **kwargs)
+        if isinstance(model, EvalLM):
+            self.lm = model
+        else:
+            size = int(batch_size) if str(batch_size).isdigit() else 16
+            self.lm = EvalLM(str(model), dtype=dtype, device=device, batch_size=size,
+                             trust_remote_code=trust_remote_code)
         self.progress = progress
 
     @property
