@@ -149,7 +149,7 @@ def test_generation_tasks_prompts_and_lm_eval_scoring(name, groups, cases, share
         assert [records[it["id"]]["metrics"]["math_verify"] for it in items] == [1.0, 0.0, 0.0]
 
 
-def test_engine_choice(tmp_path):
+def test_engine_choice():
     auto = EvalConfig()
     assert choose_engine(get_task("mmlu"), auto) == ("lm-eval", None)
     engine, note = choose_engine(get_task("humaneval"), auto)
