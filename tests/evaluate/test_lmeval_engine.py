@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from seapo.errors import InputError
 from seapo.evaluate import builders
 from seapo.evaluate.runner import EvalConfig, choose_engine, evaluate, select_items
 from seapo.evaluate.tasks import get_task
@@ -155,6 +156,14 @@ def test_engine_choice():
     engine, note = choose_engine(get_task("humaneval"), auto)
     assert engine == "native" and "sandbox" in note
     assert choose_engine(get_task("gsm8k"), EvalConfig(engine="native")) == ("native", None)
+
+
+def test_without_lm_eval_auto_falls_back_and_lm_eval_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(lmeval_engine, "installed", lambda: False)  # as on `pip install seapo` without [eval]
+    engine, note = choose_engine(get_task("mmlu"), EvalConfig())
+    assert engine == "native" and "pip install" in note
+    with pytest.raises(InputError, match="lm-eval is not installed.*--engine native"):
+        choose_engine(get_task("mmlu"), EvalConfig(engine="lm-eval"))
 
 
 def test_seapo_backend_and_lm_evals_hflm_agree(tiny_model, shared_data, tmp_path):
