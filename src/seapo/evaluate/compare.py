@@ -33,14 +33,13 @@ def load_metrics(path: str | Path) -> dict[str, Any]:
     """Read ``metrics.json`` from a file, a run folder that holds one, or a ``seapo eval --out``
     folder holding exactly one run."""
     path = Path(path)
-    if path.is_dir() and not (path / "metrics.json").is_file():
-        runs = sorted(path.glob("*/metrics.json"))
+    if path.is_dir():
+        own = path / "metrics.json"
+        runs = [own] if own.is_file() else sorted(path.glob("*/metrics.json"))
         if len(runs) > 1:
             raise InputError(f"several runs here ({', '.join(r.parent.name for r in runs)}): name the run folders",
                              path=str(path))
-        path = runs[0] if runs else path / "metrics.json"
-    elif path.is_dir():
-        path = path / "metrics.json"
+        path = runs[0] if runs else own
     if not path.is_file():
         raise InputError("no metrics.json here (give a metrics.json or a `seapo eval` run folder)", path=str(path))
     try:
