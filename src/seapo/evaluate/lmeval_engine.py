@@ -10,8 +10,9 @@ lm-eval's own shipped YAML -- its prompt templates, answer filters and metric co
 * GSM8K: ``gsm8k-cot.yaml``'s filters and ``exact_match`` with the open-instruct prompt
   ("Answer the following questions." + 8 ``Question:``/``Answer:`` exemplars); the headline is
   its ``flexible-extract`` filter (the last number, as open-instruct scores it);
-* BBH: the ``bbh/cot_fewshot`` template's answer filter and metric, with each task's published
-  3-shot chain-of-thought prompt read from the data folder;
+* BBH: the ``bbh/cot_fewshot`` template's answer filter and metric, with each task's 3-shot
+  chain-of-thought prompt as the loader gives it (the published files under ``--data-dir``,
+  else rendered from lm-eval's own YAMLs);
 * MATH: the ``minerva_math`` task (Minerva 4-shot prompt, lm-eval's answer normalization,
   ``exact_match`` and ``math_verify``).
 
@@ -24,6 +25,7 @@ prefix-cached scorer, default) or lm-eval's own ``HFLM`` (``lm_backend="hf"``).
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib.util
 import io
 import logging
@@ -68,14 +70,28 @@ def _minerva_utils():
 
 
 def _shipped(relative: str) -> dict[str, Any]:
-    """One of lm-eval's own task YAMLs (includes merged, ``!function`` tags resolved)."""
+    """A fresh copy of one of lm-eval's own task YAMLs (callers modify it)."""
+    return copy.deepcopy(_shipped_once(relative))
+
+
+@cache
+def _shipped_once(relative: str) -> dict[str, Any]:
+    # Read and resolved once per process, not once per chunk of items.
     import lm_eval
     from lm_eval.tasks._yaml_loader import load_yaml
 
-    cfg = load_yaml(Path(lm_eval.__file__).parent / "tasks" / relative)
+    cfg = load_yaml(Path(lm_eval.__file__).parent / "tasks" / relative)  # includes merged, !function resolved
     for key in ("tag", "group", "dataset_path", "dataset_name", "dataset_kwargs", "task_alias"):
         cfg.pop(key, None)
     return cfg
+
+
+def _by_group(items: list[dict]) -> Iterator[tuple[str, list[dict]]]:
+    """``(group, its items)`` in first-seen order: one lm-eval task per MMLU subject / BBH task."""
+    groups: dict[str, list[dict]] = {}
+    for it in items:
+        groups.setdefault(it["group"], []).append(it)
+    yield from groups.items()
 
 
 def _dataset(splits: dict[str, list[dict]]) -> Callable[..., Any]:
@@ -124,8 +140,7 @@ def _mmlu_doc(row: dict, subject: str) -> dict:
 def _mmlu(spec, data, items: list[dict]) -> list[LmEvalTask]:
     template = _shipped("mmlu/default/_default_template_yaml")
     tasks = []
-    for subject in dict.fromkeys(it["group"] for it in items):
-        mine = [it for it in items if it["group"] == subject]
+    for subject, mine in _by_group(items):
         cfg = dict(template, task=f"seapo_mmlu_{subject}", num_fewshot=spec.fewshot,
                    description=f"The following are multiple choice questions (with answers) about "
                                f"{subject.replace('_', ' ')}.\n\n",
@@ -151,8 +166,7 @@ def _gsm8k(spec, data, items: list[dict]) -> list[LmEvalTask]:
 def _bbh(spec, data, items: list[dict]) -> list[LmEvalTask]:
     template = _shipped("bbh/cot_fewshot/_cot_fewshot_template_yaml")
     tasks = []
-    for task in dict.fromkeys(it["group"] for it in items):
-        mine = [it for it in items if it["group"] == task]
+    for task, mine in _by_group(items):
         cfg = dict(template, task=f"seapo_bbh_{task}", description=data.fewshot[task][0]["prompt"] + "\n\n",
                    doc_to_text="Q: {{input}}\nA:", num_fewshot=0, generation_kwargs=_generation_kwargs(spec),
                    custom_dataset=_dataset({"test": [{"input": it["input"], "target": it["target"]} for it in mine]}))
