@@ -1,10 +1,25 @@
-"""Exceptions that carry enough context for a user to fix their input."""
+"""Exceptions that carry enough context for a user to fix their input, and the exit codes.
+
+Every ``seapo`` command exits with one of three codes (docs/cli.md):
+
+* ``0`` -- it did what was asked;
+* ``1`` -- it ran, but produced nothing usable (:class:`NoUsableOutput`: no record kept, no
+  negative accepted, ``--strict`` and a row was rejected);
+* ``2`` -- bad input: a bad option, config value, file or data row (:class:`InputError`, and
+  click's own usage errors, which also exit 2).
+"""
 
 from __future__ import annotations
 
+EXIT_OK = 0
+EXIT_NO_OUTPUT = 1
+EXIT_BAD_INPUT = 2
+
 
 class SeapoError(Exception):
-    """Base class of every error seapo raises on purpose."""
+    """Base class of every error seapo raises on purpose; ``exit_code`` is the CLI's exit status."""
+
+    exit_code: int = EXIT_BAD_INPUT
 
 
 class InputError(SeapoError):
@@ -17,6 +32,25 @@ class InputError(SeapoError):
         prefix = f"{where}: " if where else ""
         suffix = f" (field '{field}')" if field else ""
         super().__init__(f"{prefix}{message}{suffix}")
+
+
+class ConfigError(InputError, ValueError):
+    """A config value that fails validation (from Python, a YAML file or a CLI option).
+
+    A ``ValueError`` too, so code that catches pydantic's ``ValidationError`` as a
+    ``ValueError`` keeps working. ``loc`` is the field's path as pydantic gives it.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None,
+                 field: str | None = None, loc: tuple = ()) -> None:
+        super().__init__(message, path=path, line=line, field=field)
+        self.loc = loc
+
+
+class NoUsableOutput(SeapoError):
+    """The command ran but nothing usable came out of it (exit code 1)."""
+
+    exit_code = EXIT_NO_OUTPUT
 
 
 class ModelNotFoundError(SeapoError):

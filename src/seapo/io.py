@@ -1,4 +1,4 @@
-"""Small, shared file helpers: JSONL in and out, atomic writes."""
+"""Small, shared file helpers: JSONL in and out, atomic writes, the cache folder."""
 
 from __future__ import annotations
 
@@ -75,52 +75,9 @@ class atomic_open:  # noqa: N801 - used like open()
             os.unlink(self.tmp)
 
 
-def read_yaml_mapping(path: str | Path, what: str = "config") -> dict[str, Any]:
-    """Load a YAML file that must hold a mapping; errors name the file and the line."""
-    import yaml
-
-    from seapo.errors import InputError
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{what} file not found", path=str(path))
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise InputError(f"not valid YAML: {getattr(exc, 'problem', None) or exc}", path=str(path),
-                         line=None if mark is None else mark.line + 1) from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise InputError(f"a {what} file must be a mapping of settings", path=str(path))
-    return data
-
-
-def validate_yaml_model(model_cls: Any, data: dict[str, Any], path: str | Path | None) -> Any:
-    """Build a pydantic model from YAML data; a validation error names file, line and field."""
-    from pydantic import ValidationError
-
-    from seapo.errors import InputError
-
-    try:
-        return model_cls.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(str(p) for p in err["loc"])
-        line = _yaml_key_line(Path(path), loc) if path is not None else None
-        raise InputError(err["msg"], path=None if path is None else str(path), line=line,
-                         field=".".join(loc) or None) from None
-
-
-def _yaml_key_line(path: Path, loc: tuple[str, ...]) -> int | None:
-    """Line of the innermost key of ``loc`` that is written in the file (best effort)."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return None
-    for key in reversed(loc):
-        for number, line in enumerate(lines, start=1):
-            if line.strip().startswith(f"{key}:"):
-                return number
-    return None
+def cache_dir() -> Path:
+    """The seapo cache: ``$SEAPO_CACHE``, else ``$XDG_CACHE_HOME/seapo``, else ``~/.cache/seapo``."""
+    if env := os.environ.get("SEAPO_CACHE"):
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "seapo"

@@ -1,27 +1,31 @@
-"""LLM backends behind one interface: :class:`GenerationBackend`."""
+"""LLM backends behind one interface: :class:`GenerationBackend` (construct, load, generate, close)."""
 
 from seapo.backends.base import (
+    BACKENDS,
     BackendConfig,
+    Completion,
     Conversation,
     Generation,
     GenerationBackend,
-    GenerationConfig,
+    GenerationRequest,
     Message,
     available_backends,
-    backend_config_class,
+    backend_config,
     make_backend,
     register_backend,
 )
 
 __all__ = [
+    "BACKENDS",
     "BackendConfig",
+    "Completion",
     "Conversation",
     "Generation",
     "GenerationBackend",
-    "GenerationConfig",
+    "GenerationRequest",
     "Message",
     "available_backends",
-    "backend_config_class",
+    "backend_config",
     "make_backend",
     "register_backend",
 ]

@@ -15,14 +15,17 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field, field_validator, model_validator
+
+from seapo.config import SeapoConfig
 from seapo.data.layouts import LAYOUTS, ROW, FieldOptions, Layout, RowError, RowFiltered, candidates, type_name
 from seapo.data.schema import Record
 from seapo.data.sources import RawRow, Source, looks_like_hub_id, open_hub, open_local, to_jsonable
-from seapo.errors import InputError
+from seapo.errors import EXIT_NO_OUTPUT, InputError
 from seapo.io import atomic_open, dumps, iter_jsonl
 
 DEFAULT_SOURCE = "HuggingFaceH4/ultrafeedback_binarized"
@@ -41,61 +44,57 @@ FORMATS = ("auto", *LAYOUTS)
 _PROGRESS_MIN = {"bytes": 1 << 20, "rows": 5_000}
 
 
-@dataclass
-class PrepareConfig:
-    """Settings of :func:`prepare` (the ``seapo prepare`` options)."""
+class PrepareConfig(SeapoConfig):
+    """Settings of :func:`prepare` (``seapo prepare``; the ``prepare`` section of ``seapo run``)."""
 
-    format: str = "auto"
-    """Input layout: ``auto`` (detect from the keys of the first valid rows) or one of
-    ``ultrafeedback``, ``sharegpt_dpo``, ``sharegpt_kto``, ``alpaca``, ``gsm8k``, ``seapo``,
-    ``generic`` (see :data:`seapo.data.layouts.LAYOUTS`)."""
-    split: str | None = None
-    """Split to read from a Hub data set (default ``train_prefs`` for UltraFeedback,
-    ``train`` otherwise). For local files it is only recorded in ``source.split`` (default ``train``)."""
-    subset: str | None = None
-    """Hub data set configuration name (``datasets.load_dataset(name=...)``), e.g. ``main`` for GSM8K."""
-    data_files: str | list[str] | None = None
-    """Files for a ``datasets`` builder source such as ``parquet`` or ``json``
-    (``datasets.load_dataset(source, data_files=...)``)."""
-    prompt_field: str | None = None
-    """``generic`` layout: the field holding the prompt (text, or a list of chat messages).
-    Setting it with ``format="auto"`` selects ``generic``."""
-    response_field: str | None = None
-    """``generic`` layout: the field holding the good response (text or one assistant message)."""
-    rejected_field: str | None = None
-    """``generic`` layout: optional field holding the source's own rejected response."""
-    system_field: str | None = None
-    """``generic`` layout: optional field holding a system prompt."""
-    rejects: str | Path | None = None
-    """Where rejected, filtered and duplicate rows go (JSONL); default ``<out stem>.rejects.jsonl``
-    next to the output."""
-    strict: bool = False
-    """Fail (raise :class:`PrepareError`, write no records) if any row was rejected.
-    Filtered and duplicate rows do not count."""
-    limit: int | None = None
-    """Read at most this many input rows (all rows when None)."""
-    dataset_name: str | None = None
-    """Name recorded in ``source.dataset`` (default: the source as given)."""
-    clean_gsm8k: bool = True
-    """``gsm8k`` layout: remove the ``<<48/2=24>>`` calculator annotations from answers."""
-    detect_rows: int = 20
-    """How many valid rows auto-detection looks at; they must agree on one layout."""
-    cache_dir: str | None = None
-    """``datasets`` cache folder for Hub sources (default: the library's own)."""
-    progress: bool = True
-    """Show a progress bar (on stderr) for big inputs."""
+    source: str = Field(DEFAULT_SOURCE, description="What to read: a local .json/.jsonl/.parquet/.csv file, a Hub "
+                        "data set id (owner/name), a datasets builder such as 'parquet' with data_files, or 'demo' "
+                        "for the packaged demo set.")
+    format: str = Field("auto", description="Input layout: auto (detected from the fields of the first rows) or "
+                        "one of " + ", ".join(LAYOUTS) + " (docs/prepare.md). 'generic' needs prompt_field and "
+                        "response_field.")
+    split: str | None = Field(None, description="Split of a Hub data set (default train_prefs for UltraFeedback, "
+                              "else train); for local files only recorded in the records (default train).")
+    subset: str | None = Field(None, description="Hub data set configuration name (e.g. 'main' for GSM8K).")
+    data_files: list[str] | None = Field(None, description="Files for a datasets builder source such as 'parquet' "
+                                         "or 'json'.")
+    prompt_field: str | None = Field(None, description="generic layout: the field holding the prompt (text or "
+                                     "chat messages); setting it with format auto selects generic.")
+    response_field: str | None = Field(None, description="generic layout: the field holding the good response.")
+    rejected_field: str | None = Field(None, description="generic layout: optional field holding the source's own "
+                                       "rejected response.")
+    system_field: str | None = Field(None, description="generic layout: optional field holding a system prompt.")
+    rejects: str | None = Field(None, description="Where rejected, filtered and duplicate rows go (JSONL; default "
+                                "<out stem>.rejects.jsonl next to the output).")
+    strict: bool = Field(False, description="Fail (exit 1, write no records) if any row was rejected; filtered and "
+                         "duplicate rows do not count.")
+    limit: int | None = Field(None, ge=1, description="Read at most this many input rows.")
+    dataset_name: str | None = Field(None, description="Name recorded in source.dataset (default: the source).")
+    clean_gsm8k: bool = Field(True, description="gsm8k layout: remove the <<48/2=24>> calculator annotations.")
+    detect_rows: int = Field(20, ge=1, description="Valid rows auto-detection looks at; they must agree on one "
+                             "layout.")
+    cache_dir: str | None = Field(None, description="datasets cache folder for Hub sources (default: the "
+                                  "library's own).")
+    progress: bool = Field(True, description="Show a progress bar (on stderr) for big inputs.")
 
-    def __post_init__(self) -> None:
-        if self.format not in FORMATS:
-            raise InputError(f"unknown format '{self.format}'; expected one of {', '.join(FORMATS)}",
-                             field="format")
-        if self.limit is not None and self.limit < 1:
-            raise InputError(f"limit must be at least 1, got {self.limit}", field="limit")
-        if self.detect_rows < 1:
-            raise InputError(f"detect_rows must be at least 1, got {self.detect_rows}", field="detect_rows")
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        if value not in FORMATS:
+            raise ValueError(f"unknown format '{value}'; expected one of {', '.join(FORMATS)}")
+        return value
+
+    @field_validator("data_files", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _generic_fields(self) -> PrepareConfig:
         if self.format == "generic" and not (self.prompt_field and self.response_field):
-            raise InputError("format 'generic' needs prompt_field and response_field "
-                             "(--prompt-field, --response-field)", field="format")
+            raise ValueError("format 'generic' needs prompt_field and response_field (--prompt-field, "
+                             "--response-field)")
+        return self
 
 
 @dataclass
@@ -149,7 +148,9 @@ class PrepareResult:
 
 class PrepareError(InputError):
     """Nothing usable was read, or (``strict``) some rows were rejected. ``result`` has the counts;
-    the rejects file was written, the records file was not."""
+    the rejects file was written, the records file was not. The CLI exits 1 (no usable output)."""
+
+    exit_code = EXIT_NO_OUTPUT
 
     def __init__(self, message: str, result: PrepareResult) -> None:
         super().__init__(message, path=result.dataset)
@@ -162,9 +163,10 @@ def default_rejects_path(out: str | Path) -> Path:
     return out.with_name(f"{out.stem}.rejects.jsonl")
 
 
-def prepare(source: str | Path = DEFAULT_SOURCE, *, out: str | Path,
+def prepare(source: str | Path | None = None, *, out: str | Path,
             config: PrepareConfig | None = None, **overrides: Any) -> PrepareResult:
-    """Normalize ``source`` into records at ``out`` (JSONL, docs/formats.md), atomically.
+    """Normalize ``source`` (default: ``config.source``) into records at ``out`` (JSONL,
+    docs/formats.md), atomically.
 
     ``source`` is a local ``.json``/``.jsonl``/``.parquet``/``.csv`` file, a Hub data set id
     (or a ``datasets`` builder name with ``data_files``, or a local data set folder), or
@@ -176,7 +178,8 @@ def prepare(source: str | Path = DEFAULT_SOURCE, *, out: str | Path,
     or its layout cannot be recognised, and :class:`PrepareError` when no record could be
     made or, with ``strict``, when any row was rejected.
     """
-    cfg = replace(config or PrepareConfig(), **overrides)
+    cfg = (config or PrepareConfig()).updated(**overrides)
+    source = cfg.source if source is None else source
     out = Path(out)
     rejects_path = Path(cfg.rejects) if cfg.rejects else default_rejects_path(out)
     if out.resolve() == rejects_path.resolve():
@@ -296,7 +299,8 @@ def _open(source: str | Path, cfg: PrepareConfig) -> tuple[Source, str]:
         return open_local(path, cfg.dataset_name or text), cfg.split or "train"
     if path.is_dir() or cfg.data_files or looks_like_hub_id(text):
         split = cfg.split or DEFAULT_SPLITS.get(text, "train")
-        return open_hub(text, split=split, subset=cfg.subset, data_files=cfg.data_files,
+        data_files = cfg.data_files[0] if cfg.data_files and len(cfg.data_files) == 1 else cfg.data_files
+        return open_hub(text, split=split, subset=cfg.subset, data_files=data_files,
                         cache_dir=cfg.cache_dir, name=cfg.dataset_name), split
     raise InputError("not a file, a folder or a Hub data set id (owner/name)", path=text)
 

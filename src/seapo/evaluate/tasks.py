@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from seapo.errors import InputError
-from seapo.io import read_yaml_mapping, validate_yaml_model
+from seapo.config import SeapoConfig
 
 TASK_DIR = Path(__file__).parent / "tasks"
 
@@ -119,7 +119,7 @@ def available_tasks() -> list[str]:
 def load_task_file(path: str | Path) -> TaskSpec:
     """Parse and validate one task YAML; errors name the file and the field."""
     path = Path(path)
-    spec = validate_yaml_model(TaskSpec, read_yaml_mapping(path, "task"), path)
+    spec = TaskSpec.load(path, what="task")
     from seapo.evaluate import builders
 
     for kind, table, name in (("loader", builders.LOADERS, spec.loader), ("prompt", builders.PROMPTS, spec.prompt),

@@ -1,14 +1,39 @@
-"""The injector interface: turn a positive response into a negative with one error type."""
+"""The injector protocol: turn a positive response into a negative holding one error type.
+
+An injector is registered by name (:data:`INJECTORS`, by decorator or through the
+``seapo.injectors`` entry points) and has the backend lifecycle: constructing it is cheap
+(its :meth:`~Injector.fingerprint` already works), :meth:`~Injector.load` acquires what it
+needs (``inject`` loads on first use), :meth:`~Injector.close` releases it.
+
+Adding one::
+
+    from seapo.inject import INJECTORS, Injection, Injector
+
+    @INJECTORS.register("shout")
+    class ShoutInjector(Injector):
+        def fingerprint(self) -> str:
+            return "shout|v1"
+
+        def inject(self, records, error_type, *, attempt=0, progress=None):
+            return [Injection(r.response.upper(), error_type, self.name) for r in records]
+
+then ``seapo inject records.jsonl --injector shout``.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from seapo.config import SeapoConfig
 from seapo.data.schema import Record
 from seapo.inject.error_types import ErrorType
+from seapo.registry import Registry
+
+if TYPE_CHECKING:
+    from seapo.inject.pipeline import InjectConfig
 
 
 @dataclass
@@ -19,12 +44,14 @@ class Injection:
     """The corrupted response (None when the injector could not produce one)."""
     error_type: ErrorType
     injector: str
-    """``llm`` or ``rules``."""
+    """The injector's registered name (``llm``, ``rules``, ...)."""
     truncated: bool = False
     """The generator stopped at its token limit."""
     details: dict[str, Any] = field(default_factory=dict)
     """How it was made. Rules: ``perturbation``, ``span`` (start, end in the positive),
     ``original``, ``replacement``. LLM: ``raw`` output, ``finish_reason``, ``num_tokens``."""
+    error: str | None = None
+    """Why the injector failed on this item (a backend error); the pipeline retries it."""
 
     def to_dict(self) -> dict[str, Any]:
         row = asdict(self)
@@ -35,7 +62,17 @@ class Injection:
 class Injector(ABC):
     """Makes negatives for a batch of records, one error type per call."""
 
-    name: str = "base"
+    name: ClassVar[str] = "base"
+    config_class: ClassVar[type[SeapoConfig]] = SeapoConfig
+    """Its settings; a third-party injector reads them from ``InjectConfig.injector_options``."""
+
+    def __init__(self, config: SeapoConfig | None = None) -> None:
+        self.config = config if config is not None else self.config_class()
+
+    @classmethod
+    def from_inject_config(cls, config: InjectConfig) -> Injector:
+        """Build it from an injection run's settings (built-ins read their own section)."""
+        return cls(cls.config_class.model_validate(config.injector_options))
 
     @abstractmethod
     def inject(self, records: Sequence[Record], error_type: ErrorType, *, attempt: int = 0,
@@ -44,7 +81,20 @@ class Injector(ABC):
 
     @abstractmethod
     def fingerprint(self) -> str:
-        """Stable text naming the injector and every setting that changes its output."""
+        """Stable text naming the injector and every setting that changes its output (a resume key)."""
+
+    def load(self) -> None:  # noqa: B027 - optional hook
+        """Acquire models or connections (``inject`` may also do it on first use)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources."""
+
+
+INJECTORS: Registry[type[Injector]] = Registry(
+    "injector", "seapo.injectors", builtin_modules=("seapo.inject.llm", "seapo.inject.rules"))
+"""Every injector by name."""
+
+
+def make_injector(name: str, config: InjectConfig) -> Injector:
+    """The injector registered as ``name``, built from an injection run's settings."""
+    return INJECTORS.get(name).from_inject_config(config)

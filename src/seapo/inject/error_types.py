@@ -14,6 +14,12 @@ class ErrorType(str, Enum):
     def description(self) -> str:
         return DESCRIPTIONS[self]
 
+    # Behave as the plain string everywhere (sets, dict keys, f-strings): "logic" == ErrorType.LOGIC.
+    __hash__ = str.__hash__
+
+    def __str__(self) -> str:
+        return self.value
+
 
 DESCRIPTIONS: dict[ErrorType, str] = {
     ErrorType.CORRECTNESS: (
@@ -37,9 +43,11 @@ def parse_error_types(values: str | list[str] | tuple[str, ...] | None) -> tuple
     """``"logic,correctness"`` or ``["logic"]`` -> types; None or ``all`` -> all three."""
     if values is None:
         return ALL_ERROR_TYPES
+    if isinstance(values, ErrorType):
+        return (values,)
     if isinstance(values, str):
         values = [v for v in values.split(",") if v.strip()]
-    names = [str(v).strip().lower() for v in values]
+    names = [v.value if isinstance(v, ErrorType) else str(v).strip().lower() for v in values]
     if names == ["all"]:
         return ALL_ERROR_TYPES
     try:

@@ -3,89 +3,102 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
 
-from seapo.backends import GenerationBackend, GenerationConfig, backend_config_class, make_backend
+from pydantic import Field, SerializeAsAny, field_validator
+
+from seapo.backends import BackendConfig, GenerationBackend, GenerationRequest, backend_config, make_backend
+from seapo.config import SeapoConfig
 from seapo.data.schema import Record
-from seapo.inject.base import Injection, Injector
+from seapo.fingerprint import stable_hash
+from seapo.inject.base import INJECTORS, Injection, Injector
 from seapo.inject.error_types import ErrorType
 from seapo.inject.prompts import INJECTION_PROMPT, build_injection_prompt, clean_injection_output
 
-
-@dataclass
-class LLMInjectorConfig:
-    """Settings of :class:`LLMInjector`. Defaults follow the paper except the model, which is
-    the offline embedded one; the paper used ``Qwen/Qwen2.5-7B-Instruct`` through vLLM."""
-
-    model: str = "embedded"
-    """Injector model: ``embedded``, a folder, a ``.gguf`` file or a Hub id (served name for servers)."""
-    backend: str = "transformers"
-    """Generation backend (see ``seapo.backends.available_backends()``)."""
-    batch_size: int = 16
-    """Prompts generated together."""
-    max_new_tokens: int = 1024
-    """Token limit of a revised response (the paper: 1024)."""
-    temperature: float = 0.0
-    """First attempt's temperature; 0 = greedy, as in the paper."""
-    retry_temperature: float = 0.7
-    """Greedy decoding repeats itself, so retries (attempt >= 1) sample at this temperature."""
-    dtype: str = "auto"
-    """Model dtype for local backends: auto, bf16, fp16 or fp32."""
-    device: str | None = None
-    """Device for local backends (default: CUDA when present, else CPU)."""
-    prompt_template: str = INJECTION_PROMPT
-    """Instruction with ``{error_type}``, ``{description}``, ``{question}``, ``{response}``."""
-    backend_options: dict = field(default_factory=dict)
-    """Extra fields of the backend's own config (for example ``base_url`` for a server)."""
+if TYPE_CHECKING:
+    from seapo.inject.pipeline import InjectConfig
 
 
+def _default_backend() -> BackendConfig:
+    return backend_config({"name": "transformers"})
+
+
+class LLMInjectorConfig(SeapoConfig):
+    """Settings of :class:`LLMInjector`. Defaults follow the paper except the model, which is the
+    offline embedded one; the paper used ``Qwen/Qwen2.5-7B-Instruct`` through vLLM."""
+
+    backend: SerializeAsAny[BackendConfig] = Field(
+        default_factory=_default_backend,
+        description="The generation backend and its model: a mapping with 'name' (default transformers), 'model', "
+                    "'batch_size' and the backend's own settings.")
+    max_new_tokens: int = Field(1024, ge=1, description="Token limit of a revised response (the paper: 1024).")
+    temperature: float = Field(0.0, ge=0.0, description="First attempt's temperature; 0 = greedy, as in the paper.")
+    retry_temperature: float = Field(0.7, gt=0.0, description="Greedy decoding repeats itself, so retries "
+                                                              "(attempt >= 1) sample at this temperature.")
+    prompt_template: str = Field(INJECTION_PROMPT, description="Instruction with the placeholders {error_type}, "
+                                 "{description}, {question} and {response} (default: the paper's prompt).")
+
+    @field_validator("backend", mode="before")
+    @classmethod
+    def _backend(cls, value: Any) -> BackendConfig:
+        return backend_config(value)
+
+    @field_validator("prompt_template")
+    @classmethod
+    def _placeholders(cls, value: str) -> str:
+        try:
+            value.format(error_type="", description="", question="", response="")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"the template may use only {{error_type}}, {{description}}, {{question}} and "
+                             f"{{response}} (literal braces doubled): {type(exc).__name__}: {exc}") from None
+        if "{response}" not in value:
+            raise ValueError("the template must contain {response}, the text to rewrite")
+        return value
+
+
+@INJECTORS.register("llm")
 class LLMInjector(Injector):
-    name = "llm"
+    """Rewrites each positive through a :class:`~seapo.backends.GenerationBackend`; a request the
+    backend fails comes back as an injection with ``error`` set, for the pipeline to retry."""
 
-    def __init__(self, config: LLMInjectorConfig | None = None,
-                 backend: GenerationBackend | None = None) -> None:
-        self.config = config or LLMInjectorConfig()
-        self.backend = backend or self._make_backend()
+    config_class = LLMInjectorConfig
+    config: LLMInjectorConfig
 
-    def _make_backend(self) -> GenerationBackend:
-        cfg = self.config
-        config_cls = backend_config_class(cfg.backend)
-        names = {f.name for f in fields(config_cls)}
-        candidates = {"model": cfg.model, "batch_size": cfg.batch_size, "dtype": cfg.dtype,
-                      "device": cfg.device, **cfg.backend_options}
-        return make_backend(cfg.backend, **{k: v for k, v in candidates.items() if k in names})
+    def __init__(self, config: LLMInjectorConfig | None = None, backend: GenerationBackend | None = None) -> None:
+        super().__init__(config)
+        self.backend = backend or make_backend(self.config.backend)
+
+    @classmethod
+    def from_inject_config(cls, config: InjectConfig) -> LLMInjector:
+        return cls(config.llm)
 
     def fingerprint(self) -> str:
         cfg = self.config
-        template = "paper" if cfg.prompt_template == INJECTION_PROMPT else str(hash(cfg.prompt_template))
-        return (f"llm|{self.backend.fingerprint()}|max{cfg.max_new_tokens}|t{cfg.temperature}"
-                f"|rt{cfg.retry_temperature}|prompt:{template}")
+        settings = stable_hash([cfg.max_new_tokens, cfg.temperature, cfg.retry_temperature, cfg.prompt_template])
+        return f"llm|{self.backend.fingerprint()}|{settings}"
+
+    def load(self) -> None:
+        self.backend.load()
 
     def inject(self, records: Sequence[Record], error_type: ErrorType, *, attempt: int = 0,
                progress: Callable[[int], None] | None = None) -> list[Injection]:
         cfg = self.config
-        conversations = [
-            [{"role": "user", "content": build_injection_prompt(r.question, r.response, error_type,
-                                                                cfg.prompt_template)}]
-            for r in records
-        ]
-        generation = GenerationConfig(
-            max_new_tokens=cfg.max_new_tokens,
-            temperature=cfg.temperature if attempt == 0 else cfg.retry_temperature,
-            seed=attempt,
-        )
-        outputs = self.backend.generate(conversations, generation, progress=progress)
-        return [
-            Injection(
-                text=clean_injection_output(out.text, record.response),
-                error_type=error_type,
-                injector=self.name,
-                truncated=out.finish_reason == "length",
-                details={"raw": out.text, "finish_reason": out.finish_reason, "num_tokens": out.num_tokens,
-                         "temperature": generation.temperature},
-            )
-            for record, out in zip(records, outputs, strict=True)
-        ]
+        temperature = cfg.temperature if attempt == 0 else cfg.retry_temperature
+        requests = [GenerationRequest(
+            messages=[{"role": "user", "content": build_injection_prompt(r.question, r.response, error_type,
+                                                                         cfg.prompt_template)}],
+            max_new_tokens=cfg.max_new_tokens, temperature=temperature, seed=attempt) for r in records]
+        outputs = self.backend.generate(requests, progress=progress)
+        injections = []
+        for record, out in zip(records, outputs, strict=True):
+            details = {"raw": out.text, "finish_reason": out.finish_reason, "num_tokens": out.num_tokens,
+                       "temperature": temperature}
+            if not out.ok:
+                injections.append(Injection(None, error_type, self.name, details=details, error=out.error))
+                continue
+            injections.append(Injection(clean_injection_output(out.text, record.response), error_type, self.name,
+                                        truncated=out.finish_reason == "length", details=details))
+        return injections
 
     def close(self) -> None:
         self.backend.close()

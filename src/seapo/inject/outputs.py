@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from statistics import mean
@@ -11,7 +11,7 @@ from typing import Any
 from seapo.data.schema import Record
 from seapo.inject.error_types import ErrorType
 from seapo.inject.store import ItemResult
-from seapo.inject.strategies import select_types
+from seapo.inject.strategies import Plan
 from seapo.io import write_json, write_jsonl
 
 OUTPUT_FILES = {
@@ -19,6 +19,7 @@ OUTPUT_FILES = {
     "negatives": "negatives.jsonl",
     "kto": "kto.jsonl",
     "rejected": "rejected.jsonl",
+    "plan": "plan.jsonl",
     "dataset_info": "dataset_info.json",
     "summary": "summary.json",
 }
@@ -59,14 +60,15 @@ def kto_rows(pair: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def summarize(records: Sequence[Record], items: dict[tuple[str, str], ItemResult],
+def summarize(records: Sequence[Record], items: dict[tuple[str, str], ItemResult], plan: Plan,
               error_types: Sequence[ErrorType]) -> dict[str, Any]:
     per_type: dict[str, Any] = {}
     for et in error_types:
-        mine = [items[(r.id, et.value)] for r in records if (r.id, et.value) in items]
+        mine = [items[(r.id, et.value)] for r in records if et in plan.get(r.id, ()) and (r.id, et.value) in items]
         accepted = [i for i in mine if i.accepted]
         reasons = Counter(a.reason for i in mine for a in i.attempts if not a.passed)
         per_type[et.value] = {
+            "planned": sum(1 for r in records if et in plan.get(r.id, ())),
             "attempted": len(mine),
             "accepted": sum(1 for i in accepted if not i.fallback),
             "fallen_back": sum(1 for i in accepted if i.fallback),
@@ -78,37 +80,43 @@ def summarize(records: Sequence[Record], items: dict[tuple[str, str], ItemResult
     return per_type
 
 
-def write_outputs(out_dir: Path, records: Sequence[Record], items: dict[tuple[str, str], ItemResult],
-                  error_types: Sequence[ErrorType], strategy: str, seed: int,
-                  extra_summary: dict[str, Any]) -> dict[str, Any]:
-    """Write every output file from the store's contents; returns the summary."""
-    negatives, pairs, rejected = [], [], []
-    by_record: dict[str, list[str]] = defaultdict(list)
+def write_outputs(out_dir: Path, records: Sequence[Record], items: dict[tuple[str, str], ItemResult], plan: Plan,
+                  error_types: Sequence[ErrorType], strategy: str, extra_summary: dict[str, Any]) -> dict[str, Any]:
+    """Write every output file from the store's contents and the plan; returns the summary.
+
+    Only planned (record, type) items count: the store may also hold items of an earlier run
+    with another strategy, which the plan leaves out.
+    """
+    pairs, rejected = [], []
+    seen: set[str] = set()
     for record in records:
-        for et in error_types:
+        if record.id in seen:  # a record given twice is one item
+            continue
+        seen.add(record.id)
+        for et in plan.get(record.id, ()):
             item = items.get((record.id, et.value))
             if item is None:
                 continue
             if item.accepted:
-                negatives.append(pair_row(record, item))
-                by_record[record.id].append(et.value)
+                pairs.append(pair_row(record, item))
             else:
                 rejected.append({"record_id": record.id, "error_type": et.value, "reason": item.reason,
                                  "attempts": [a.__dict__ for a in item.attempts]})
-        for et_name in select_types(strategy, record.id, by_record[record.id], seed):
-            pairs.append(pair_row(record, items[(record.id, et_name)]))
-    write_jsonl(out_dir / OUTPUT_FILES["negatives"], negatives)
+    # Every accepted negative is planned, so negatives.jsonl and pairs.jsonl hold the same rows.
+    write_jsonl(out_dir / OUTPUT_FILES["negatives"], pairs)
     write_jsonl(out_dir / OUTPUT_FILES["pairs"], pairs)
     write_jsonl(out_dir / OUTPUT_FILES["kto"], (row for p in pairs for row in kto_rows(p)))
     write_jsonl(out_dir / OUTPUT_FILES["rejected"], rejected)
+    write_jsonl(out_dir / OUTPUT_FILES["plan"], ({"record_id": rid, "error_types": [t.value for t in types]}
+                                                for rid, types in plan.items()))
     write_json(out_dir / OUTPUT_FILES["dataset_info"], DATASET_INFO)
     summary = {
         "records": len(records),
         "strategy": strategy,
         "error_types": [et.value for et in error_types],
-        "per_type": summarize(records, items, error_types),
+        "per_type": summarize(list({r.id: r for r in records}.values()), items, plan, error_types),
         "pairs": len(pairs),
-        "negatives": len(negatives),
+        "negatives": len(pairs),
         "rejected_items": len(rejected),
         "mean_difference": round(mean(p["difference"] for p in pairs), 4) if pairs else None,
         **extra_summary,

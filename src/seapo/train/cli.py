@@ -1,75 +1,35 @@
 """``seapo train``: a thin CLI over :func:`seapo.train.trainer.train`.
 
 Every :class:`~seapo.train.config.TrainConfig` field is an option (its documentation is the
-``--help`` text), generated from the config class so the two can never drift apart. Values:
-defaults < ``--config FILE.yaml`` < options given on the command line.
+``--help`` text), generated from the config class (:mod:`seapo.config.cli`) so the two can
+never drift apart. Values: defaults < ``--config FILE.yaml`` < options < ``--set``.
 """
 
 from __future__ import annotations
 
 import inspect
-import types
-import typing
 from pathlib import Path
-from typing import Any, Optional  # noqa: UP035 - typer needs real Optional[...] annotations
+from typing import Any
 
 import typer
 
+from seapo.config.cli import config_command
 from seapo.train.config import TrainConfig
 
 ALIASES = {"output_dir": ["--out", "-o", "--output-dir"], "model": ["--model", "-m"]}
+PARAMS = [inspect.Parameter("pairs", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Path,
+                            default=typer.Argument(..., help="Training input: pairs.jsonl, negatives.jsonl or "
+                                                             "kto.jsonl from `seapo inject` (docs/formats.md).",
+                                                   show_default=False))]
 
 
-def _option_type(annotation: Any) -> type:
-    """The plain type typer should parse (Literal -> str, X | None -> X)."""
-    origin = typing.get_origin(annotation)
-    if origin is typing.Literal:
-        return str
-    if origin in (typing.Union, types.UnionType):
-        inner = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return _option_type(inner[0])
-    return annotation
-
-
-def _parameters() -> list[inspect.Parameter]:
-    params = [
-        inspect.Parameter("pairs", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Path,
-                          default=typer.Argument(..., help="Training input: pairs.jsonl, negatives.jsonl or "
-                                                           "kto.jsonl from `seapo inject` (docs/formats.md).",
-                                                 show_default=False)),
-        inspect.Parameter("config_file", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[Path],  # noqa: UP045
-                          default=typer.Option(None, "--config", "-c",
-                                               help="YAML file of TrainConfig fields; options given here "
-                                                    "override it.")),
-    ]
-    for name, field in TrainConfig.model_fields.items():
-        kind = _option_type(field.annotation)
-        flag = "--" + name.replace("_", "-")
-        help_text = field.description or ""
-        if typing.get_origin(field.annotation) is typing.Literal:
-            help_text += f" Choices: {', '.join(map(str, typing.get_args(field.annotation)))}."
-        help_text += f" [default: {field.default if field.default is not None else 'auto'}]"
-        decls = [f"{flag}/--no-{flag[2:]}"] if kind is bool else ALIASES.get(name, [flag])
-        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[kind],  # noqa: UP045
-                                        default=typer.Option(None, *decls, help=help_text, show_default=False)))
-    return params
-
-
-def train_command(**kwargs: Any) -> None:
-    """Train a model to prefer the original responses over their error-injected copies."""
+def run_train(cfg: TrainConfig, pairs: Path) -> None:
     from rich.console import Console
 
-    from seapo.errors import SeapoError
     from seapo.train.trainer import train
 
     console = Console(stderr=True)
-    pairs, config_file = kwargs.pop("pairs"), kwargs.pop("config_file")
-    try:
-        cfg = TrainConfig.from_sources(config_file, **kwargs)
-        result = train(pairs, cfg, console=console)
-    except (SeapoError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(code=2) from exc
+    result = train(pairs, cfg, console=console)
     if result.heldout_before is not None:  # only the main process has these
         _print_heldout(console, result)
     console.print(f"adapter: {result.adapter_dir}\nmerged:  {result.merged_dir}\nlog:     {result.log_path}\n"
@@ -96,11 +56,12 @@ def _print_heldout(console: Any, result: Any) -> None:
     console.print(table)
 
 
-train_command.__signature__ = inspect.Signature(_parameters())  # type: ignore[attr-defined]
+train_command = config_command(
+    TrainConfig, run_train, params=PARAMS, aliases=ALIASES,
+    doc="Preference-train a model (KTO by default; DPO, IPO, SimPO, ORPO) on injected pairs, with held-out "
+        "preference accuracy before and after. Every option can also be set in a YAML file given with --config.")
 
 
 def register(app: typer.Typer) -> None:
     """Add ``seapo train`` to the main CLI."""
-    app.command("train", help="Preference-train a model (KTO by default; DPO, IPO, SimPO, ORPO) on injected "
-                              "pairs, with held-out preference accuracy before and after. Every option can also "
-                              "be set in a YAML file given with --config.")(train_command)
+    app.command("train")(train_command)

@@ -1,28 +1,24 @@
 """``TrainConfig``: every setting of ``seapo train``, with the SeaPO paper's defaults.
 
-Values come, in increasing priority, from the defaults below, a YAML file (``--config``) and
-CLI options. ``None`` on an ``auto`` field means "choose from the model size, the hardware and
+Values come, in increasing priority, from the defaults below, a YAML file (``--config``,
+:meth:`TrainConfig.load`) and CLI options. ``None`` on an ``auto`` field means "choose from the model size, the hardware and
 the free memory"; what was chosen is written to ``settings.json`` and printed.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
-from seapo.errors import InputError
-from seapo.io import read_yaml_mapping
+from seapo.config import SeapoConfig
 
 ALGOS = ("kto", "dpo", "ipo", "simpo", "orpo")
 
 
-class TrainConfig(BaseModel):
+class TrainConfig(SeapoConfig):
     """Settings of a preference-training run (the paper's defaults: LoRA r=8/alpha=16, lr 5e-6,
     3 epochs, beta 0.1, cosine schedule without warm-up, effective batch 16)."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     model: str = Field("embedded", description="Policy model: 'embedded', a HF folder, a .gguf file or a Hub id "
                                                "(resolved by seapo.models.resolve_model).")
@@ -48,7 +44,7 @@ class TrainConfig(BaseModel):
     # Optimisation
     learning_rate: float = Field(5e-6, gt=0, description="Peak learning rate (AdamW).")
     epochs: float = Field(3.0, gt=0, description="Training epochs.")
-    max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1: run all epochs).")
+    max_steps: int = Field(-1, ge=-1, description="Stop after this many optimizer steps (-1: run all epochs).")
     beta: float = Field(0.1, gt=0, description="Loss temperature: KL strength for kto/dpo, tau for ipo, "
                                                "reward scale for simpo, lambda for orpo.")
     lr_scheduler: str = Field("cosine", description="Learning-rate schedule (transformers name).")
@@ -66,7 +62,7 @@ class TrainConfig(BaseModel):
     undesirable_weight: float = Field(1.0, gt=0, description="KTO weight of undesirable (rejected) examples.")
     simpo_gamma: float = Field(0.5, description="SimPO target reward margin.")
     # Speed / hardware
-    dtype: str = Field("auto", description="Compute dtype: auto (bf16 on GPUs that have it and on CPUs with AMX/"
+    dtype: Literal["auto", "bf16", "fp16", "fp32"] = Field("auto", description="Compute dtype: auto (bf16 on GPUs that have it and on CPUs with AMX/"
                                            "AVX512-BF16, else fp32), bf16, fp16 or fp32.")
     gradient_checkpointing: bool | None = Field(None, description="Recompute activations in backward "
                                                                   "(auto: only when they would not fit in memory).")
@@ -83,26 +79,3 @@ class TrainConfig(BaseModel):
     resume: bool = Field(False, description="Resume from the last checkpoint-* in output_dir/checkpoints.")
     merge: bool = Field(True, description="Also write merged/ (adapter folded into the base weights).")
     trust_remote_code: bool = Field(False, description="Allow model code from the model folder/Hub.")
-
-    @classmethod
-    def from_sources(cls, config_file: str | Path | None = None, **overrides: Any) -> TrainConfig:
-        """Defaults < YAML file < ``overrides`` (``None`` overrides are ignored: option not given)."""
-        values: dict[str, Any] = {}
-        if config_file is not None:
-            values.update(load_yaml(config_file))
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        try:
-            return cls(**values)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            raise InputError(err["msg"], path=str(config_file) if config_file else None,
-                             field=".".join(str(x) for x in err["loc"])) from exc
-
-
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    data = read_yaml_mapping(path, "training config")
-    unknown = sorted(set(data) - set(TrainConfig.model_fields))
-    if unknown:
-        raise InputError(f"unknown setting(s) {unknown}; known: {sorted(TrainConfig.model_fields)}",
-                         path=str(path), field=unknown[0])
-    return data

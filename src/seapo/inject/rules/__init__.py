@@ -14,15 +14,20 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from pydantic import Field, ValidationInfo, field_validator
+
+from seapo.config import SeapoConfig
 from seapo.data.schema import Record
-from seapo.inject.base import Injection, Injector
+from seapo.inject.base import INJECTORS, Injection, Injector
 from seapo.inject.error_types import ErrorType
 from seapo.inject.rules._perturb import BY_NAME, BY_TYPE, PERTURBATIONS, Perturbation, make_final_answer
 from seapo.inject.rules._text import Doc, Edit, apply_edits, overlaps
 from seapo.inject.verify import _META, _REFUSAL, VerifierConfig
+
+if TYPE_CHECKING:
+    from seapo.inject.pipeline import InjectConfig
 
 __all__ = ["PERTURBATIONS", "RulesInjector", "RulesInjectorConfig", "perturbation_names"]
 
@@ -35,44 +40,45 @@ def perturbation_names(error_type: ErrorType | str) -> tuple[str, ...]:
     return tuple(p.name for p in BY_TYPE[ErrorType(error_type)])
 
 
-@dataclass
-class RulesInjectorConfig:
+def _perturbation_field(error_type: ErrorType, names: str) -> Any:
+    return Field(None, description=f"{error_type.value.capitalize()} perturbations allowed (none given: all): "
+                                   f"{names}.")
+
+
+class RulesInjectorConfig(SeapoConfig):
     """Settings of :class:`RulesInjector`."""
 
-    seed: int = 0
-    """Seed of every random choice; the output is a pure function of (seed, record id, error
-    type, attempt) and the text."""
-    correctness: tuple[str, ...] | None = None
-    """Correctness perturbations allowed (None = all): calculation, operand, final_answer, number,
-    date, unit, entity, negation, answer_choice, answer_swap, code_constant, code_operator,
-    false_fact. ``false_fact`` is the fallback for text with nothing to alter; leave it in."""
-    logic: tuple[str, ...] | None = None
-    """Logic perturbations allowed (None = all): contradiction, reversed_conclusion,
-    reordered_steps, circular, code_reorder, code_condition."""
-    hallucination: tuple[str, ...] | None = None
-    """Hallucination perturbations allowed (None = all): invented_statistic, invented_study,
-    invented_citation, invented_person, invented_detail, invented_api."""
-    max_edits: int = 6
-    """Most perturbations combined in one negative when single ones change too little."""
-    target: VerifierConfig = field(default_factory=VerifierConfig)
-    """Thresholds the injector makes sure to clear (keep equal to the verifier's)."""
-    margin: float = 1.25
-    """Aim for ``margin`` x the minimum difference, since the estimate is computed locally."""
+    seed: int = Field(0, description="Seed of every random choice; the output is a pure function of (seed, "
+                                     "record id, error type, attempt) and the text.")
+    correctness: tuple[str, ...] | None = _perturbation_field(
+        ErrorType.CORRECTNESS, "calculation, operand, final_answer, number, date, unit, entity, negation, "
+        "answer_choice, answer_swap, code_constant, code_operator, false_fact (false_fact is the fallback for "
+        "text with nothing to alter; leave it in)")
+    logic: tuple[str, ...] | None = _perturbation_field(
+        ErrorType.LOGIC, "contradiction, reversed_conclusion, reordered_steps, circular, code_reorder, "
+        "code_condition")
+    hallucination: tuple[str, ...] | None = _perturbation_field(
+        ErrorType.HALLUCINATION, "invented_statistic, invented_study, invented_citation, invented_person, "
+        "invented_detail, invented_api")
+    max_edits: int = Field(6, ge=1, description="Most perturbations combined in one negative when single ones "
+                                                "change too little.")
+    margin: float = Field(1.25, ge=1.0, description="Aim for margin x the verifier's minimum difference, since "
+                                                    "the injector's estimate of it is computed locally.")
 
-    def __post_init__(self) -> None:
-        for et in ErrorType:
-            chosen = getattr(self, et.value)
-            if chosen is None:
-                continue
-            if isinstance(chosen, str):
-                chosen = tuple(c.strip() for c in chosen.split(",") if c.strip())
-            chosen = tuple(chosen)
-            known = perturbation_names(et)
-            unknown = [c for c in chosen if c not in known]
-            if unknown or not chosen:
-                raise ValueError(f"RulesInjectorConfig.{et.value}: unknown or empty perturbations "
-                                 f"{unknown or chosen}; choose from {', '.join(known)}")
-            setattr(self, et.value, chosen)
+    @field_validator("correctness", "logic", "hallucination", mode="before")
+    @classmethod
+    def _known_perturbations(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = [c.strip() for c in value.split(",") if c.strip()]
+        chosen = tuple(value)
+        known = perturbation_names(info.field_name)
+        unknown = [c for c in chosen if c not in known]
+        if unknown or not chosen:
+            raise ValueError(f"unknown or empty {info.field_name} perturbations {list(unknown or chosen)}; "
+                             f"choose from {', '.join(known)}")
+        return chosen
 
 
 _MASK = (1 << 64) - 1
@@ -107,13 +113,16 @@ def _seed(*parts: Any) -> int:
     return int.from_bytes(digest, "little")
 
 
+@INJECTORS.register("rules")
 class RulesInjector(Injector):
-    """Model-free injector; see the module docstring."""
+    """Model-free injector; see the module docstring. ``target``: the verifier thresholds every
+    negative is made to clear (an injection run passes its own verifier's)."""
 
-    name = "rules"
+    config_class = RulesInjectorConfig
 
-    def __init__(self, config: RulesInjectorConfig | None = None) -> None:
+    def __init__(self, config: RulesInjectorConfig | None = None, *, target: VerifierConfig | None = None) -> None:
         self.config = config or RulesInjectorConfig()
+        self.target = target or VerifierConfig()
         self._enabled: dict[ErrorType, tuple[Perturbation, ...]] = {}
         for et in ErrorType:
             chosen = getattr(self.config, et.value)
@@ -124,8 +133,12 @@ class RulesInjector(Injector):
         enabled = ";".join(f"{et.value}={','.join(p.name for p in self._enabled[et])}" for et in ErrorType
                            if getattr(cfg, et.value) is not None)
         return (f"rules|v{VERSION}|seed={cfg.seed}|max_edits={cfg.max_edits}|margin={cfg.margin}"
-                f"|target={cfg.target.min_difference},{cfg.target.min_changed_tokens}"
+                f"|target={self.target.min_difference},{self.target.min_changed_tokens}"
                 + (f"|{enabled}" if enabled else ""))
+
+    @classmethod
+    def from_inject_config(cls, config: InjectConfig) -> RulesInjector:
+        return cls(config.rules, target=config.verifier)
 
     def inject(self, records: Sequence[Record], error_type: ErrorType, *, attempt: int = 0,
                progress: Callable[[int], None] | None = None) -> list[Injection]:
@@ -209,7 +222,7 @@ class RulesInjector(Injector):
     # -- checks ---------------------------------------------------------------------------------
     def _enough(self, doc: Doc, edits: list[Edit]) -> bool:
         diff, changed = doc.estimate(edits)
-        t = self.config.target
+        t = self.target
         return diff >= t.min_difference * self.config.margin and changed >= t.min_changed_tokens
 
     @staticmethod
