@@ -20,7 +20,6 @@ app = typer.Typer(
 )
 
 
-
 @app.callback()
 def _root() -> None:
     """SeaPO: verified error-injected preference data, preference training and evaluation."""
@@ -43,15 +42,14 @@ for _module in STAGE_CLIS:
 
 
 def main() -> None:
+    from seapo.config.cli import print_error
     from seapo.errors import SeapoError
 
     try:
         app(standalone_mode=True)
-    except SeapoError as exc:  # our own errors are for users: a message, not a traceback
-        from seapo.progress import console
-
-        console.print(f"[red]error:[/] {exc}")
-        raise SystemExit(2) from None
+    except SeapoError as exc:  # commands handle their own; this catches one raised while building them
+        print_error(exc)
+        raise SystemExit(exc.exit_code) from None
 
 
 if __name__ == "__main__":

@@ -22,3 +22,11 @@ def gsm8k_records(shared_data: Path, n: int) -> list[Record]:
 def write_records(path: Path, records: list[Record]) -> Path:
     path.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in records), encoding="utf-8")
     return path
+
+
+def tiny_llm(model: Path, **settings):
+    """LLM injector settings on a local model folder: 4 new tokens, fp32 (fast, deterministic)."""
+    from seapo.inject.llm import LLMInjectorConfig
+
+    return LLMInjectorConfig(backend={"model": str(model), "dtype": "fp32", **settings.pop("backend", {})},
+                             **{"max_new_tokens": 4, **settings})

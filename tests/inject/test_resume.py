@@ -15,7 +15,7 @@ N_RECORDS = 40
 def _command(records, out, model):
     return [sys.executable, "-m", "seapo.cli", "inject", str(records), "--out", str(out), "--injector", "llm",
             "--model", str(model), "--batch-size", "4", "--max-new-tokens", "6", "--dtype", "fp32",
-            "--max-attempts", "1", "--fallback", "rules", "--strategy", "all"]
+            "--max-attempts", "1", "--fallback", "rules", "--strategy", "all", "--chunk-size", "4"]
 
 
 def _stored(db):

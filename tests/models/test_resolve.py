@@ -18,8 +18,27 @@ def test_embedded_resolves_to_a_plain_unquantized_folder(embedded_model):
 
 
 def test_embedded_weights_match_the_gguf_and_generate(embedded_model):
+    """The dequantized folder holds exactly the GGUF's tensors (dequantized independently here with
+    the gguf package's own reader), and the model it makes answers sensibly."""
+    import gguf
+    import numpy as np
     import torch
+    from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    reader = gguf.GGUFReader(str(embedded_gguf_path()))
+    tensors = {t.name: gguf.quants.dequantize(t.data, t.tensor_type) for t in reader.tensors}
+    saved = load_file(str(embedded_model / "model.safetensors"))
+    # Embeddings, norms and MLP weights are stored unpermuted in GGUF (attention Q/K are permuted).
+    names = {"token_embd.weight": "model.embed_tokens.weight", "output_norm.weight": "model.norm.weight"}
+    for layer in (0, 15, 29):
+        for ours, theirs in (("attn_norm", "input_layernorm"), ("ffn_down", "mlp.down_proj"),
+                             ("ffn_gate", "mlp.gate_proj"), ("ffn_up", "mlp.up_proj"), ("attn_v", "self_attn.v_proj"),
+                             ("attn_output", "self_attn.o_proj")):
+            names[f"blk.{layer}.{ours}.weight"] = f"model.layers.{layer}.{theirs}.weight"
+    for gguf_name, hf_name in names.items():
+        assert np.array_equal(saved[hf_name].numpy(), tensors[gguf_name].reshape(saved[hf_name].shape)), hf_name
+    assert len(saved) == len(reader.tensors)
 
     tokenizer = AutoTokenizer.from_pretrained(embedded_model)
     model = AutoModelForCausalLM.from_pretrained(embedded_model)
