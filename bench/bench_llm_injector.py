@@ -13,7 +13,7 @@ import json
 import time
 from pathlib import Path
 
-from seapo.backends import GenerationConfig, make_backend
+from seapo.backends import GenerationRequest, make_backend
 from seapo.inject.error_types import ErrorType
 from seapo.inject.prompts import build_injection_prompt
 
@@ -32,18 +32,16 @@ def main() -> None:
 
     rows = [json.loads(line) for line, _ in zip(open(args.data, encoding="utf-8"), range(args.n), strict=False)]
     types = list(ErrorType)
-    conversations = [[{"role": "user", "content": build_injection_prompt(r["question"], r["answer"],
-                                                                         types[i % 3])}]
-                     for i, r in enumerate(rows)]
-    backend = make_backend("transformers", model=args.model, batch_size=args.batch_size, dtype=args.dtype)
-    config = GenerationConfig(max_new_tokens=args.max_new_tokens)
-    backend.generate(conversations[:2], GenerationConfig(max_new_tokens=4))  # warm-up
+    requests = [GenerationRequest(messages=[{"role": "user", "content": build_injection_prompt(
+        r["question"], r["answer"], types[i % 3])}], max_new_tokens=args.max_new_tokens) for i, r in enumerate(rows)]
+    backend = make_backend(model=args.model, batch_size=args.batch_size, dtype=args.dtype)
+    backend.generate([GenerationRequest(messages=r.messages, max_new_tokens=4) for r in requests[:2]])  # warm-up
 
     results = {}
     for label, batch_size in (("batched", args.batch_size), ("one-at-a-time", 1)):
         backend.config.batch_size = batch_size
         start = time.perf_counter()
-        out = backend.generate(conversations, config)
+        out = backend.generate(requests)
         seconds = time.perf_counter() - start
         tokens = sum(g.num_tokens for g in out)
         results[label] = tokens / seconds

@@ -21,7 +21,14 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
     "${PIP[@]}" "torch==$TORCH_VERSION"
   else
     echo "seapo setup: no GPU, installing the CPU build of torch $TORCH_VERSION"
-    "${PIP[@]}" "torch==$TORCH_VERSION" --extra-index-url https://download.pytorch.org/whl/cpu
+    # PyTorch's CPU index, when this machine can reach it (offline mirrors carry the CPU wheel
+    # themselves; asking an unreachable index only costs retries on every dependency).
+    EXTRA=()
+    if "$VENV/bin/python" -c "import urllib.request as u; u.urlopen('https://download.pytorch.org/whl/cpu/', timeout=5)" \
+        2>/dev/null; then
+      EXTRA=(--extra-index-url https://download.pytorch.org/whl/cpu)
+    fi
+    "${PIP[@]}" "torch==$TORCH_VERSION" "${EXTRA[@]}"
   fi
 fi
 "${PIP[@]}" -e ".[eval,dev]"

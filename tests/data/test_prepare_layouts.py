@@ -208,7 +208,7 @@ def test_explicit_format_overrides_detection(tmp_path):
 def test_unknown_layout_lists_the_known_ones(tmp_path):
     src = write_jsonl(tmp_path / "odd.jsonl", [{"foo": "x", "bar": "y"}])
     result = run_cli(src, "--out", tmp_path / "out.jsonl")
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # an unrecognised layout is bad input (docs/cli.md)
     for name in ("ultrafeedback", "sharegpt_dpo", "sharegpt_kto", "alpaca", "gsm8k", "generic", "foo"):
         assert name in result.output
     assert str(src) in result.output

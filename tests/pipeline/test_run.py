@@ -14,7 +14,7 @@ from seapo.pipeline.run import run
 
 def test_default_config_is_the_offline_demo():
     config = load_run_config()
-    assert config.prepare.source == "demo" and config.train.model == "embedded" and config.inject.model == "embedded"
+    assert config.prepare.source == "demo" and config.train.model == "embedded" and config.inject.llm.backend.model == "embedded"
     assert config.inject.strategy == "mixed" and config.train.algo == "kto" and config.train.lora
     assert set(config.inject.error_types) == {"correctness", "logic", "hallucination"}
 
@@ -58,6 +58,8 @@ def test_run_wires_every_stage_and_resumes(tmp_path, tiny_model):
     assert list(stages) == ["prepare", "inject", "train"]
     assert stages["prepare"]["kept"] == 30
     assert stages["inject"]["summary"]["pairs"] == 30  # mixed: one pair per record
+    # training uses exactly the plan's pairs: every pair is a training or a held-out pair
+    assert stages["train"]["train_pairs"] + stages["train"]["heldout_pairs"] == 30
     assert stages["train"]["heldout_before"]["overall"]["n"] > 0 and stages["train"]["heldout_after"]
     env = json.loads((tmp_path / "run" / "environment.json").read_text())
     assert env["packages"]["trl"] and env["python"]
