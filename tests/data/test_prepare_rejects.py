@@ -156,7 +156,8 @@ def test_files_that_are_not_their_format(tmp_path):
         prepare(notes, out=tmp_path / "o.jsonl")
 
     cli = run_cli(not_parquet, "--out", tmp_path / "o.jsonl")
-    assert cli.exit_code == 2 and "data.parquet" in cli.output  # bad input (docs/cli.md) and "Traceback" not in cli.output
+    # bad input (docs/cli.md)
+    assert cli.exit_code == 2 and "data.parquet" in cli.output and "Traceback" not in cli.output
     assert not (tmp_path / "o.jsonl").exists()
 
 

@@ -14,7 +14,8 @@ from seapo.pipeline.run import run
 
 def test_default_config_is_the_offline_demo():
     config = load_run_config()
-    assert config.prepare.source == "demo" and config.train.model == "embedded" and config.inject.llm.backend.model == "embedded"
+    assert config.prepare.source == "demo" and config.train.model == "embedded"
+    assert config.inject.llm.backend.model == "embedded"
     assert config.inject.strategy == "mixed" and config.train.algo == "kto" and config.train.lora
     assert set(config.inject.error_types) == {"correctness", "logic", "hallucination"}
 

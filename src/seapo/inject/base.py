@@ -5,19 +5,9 @@ An injector is registered by name (:data:`INJECTORS`, by decorator or through th
 (its :meth:`~Injector.fingerprint` already works), :meth:`~Injector.load` acquires what it
 needs (``inject`` loads on first use), :meth:`~Injector.close` releases it.
 
-Adding one::
-
-    from seapo.inject import INJECTORS, Injection, Injector
-
-    @INJECTORS.register("shout")
-    class ShoutInjector(Injector):
-        def fingerprint(self) -> str:
-            return "shout|v1"
-
-        def inject(self, records, error_type, *, attempt=0, progress=None):
-            return [Injection(r.response.upper(), error_type, self.name) for r in records]
-
-then ``seapo inject records.jsonl --injector shout``.
+Adding one: a subclass with ``inject`` and ``fingerprint``, decorated with
+``@INJECTORS.register("name")`` (docs/architecture.md has a complete example); then
+``seapo inject records.jsonl --injector name``.
 """
 
 from __future__ import annotations
