@@ -1,6 +1,6 @@
 """TruthfulQA MC1/MC2 and MMLU scores of the embedded model agree with an independent computation.
 
-The reference below shares no code with seapo.evaluate: it reads the CSVs with ``csv``, renders
+The reference below shares no code with seapo.evaluate (nor with the oracle): it reads the CSVs with ``csv``, renders
 lm-eval's own prompt templates with jinja2, and sums answer-token log-probs from plain
 ``transformers`` forward passes (float32 on both sides, so the only differences are in how
 the numbers are computed, not in rounding).
@@ -18,7 +18,8 @@ import pytest
 import torch
 import yaml
 
-from seapo.evaluate.runner import EvalConfig, evaluate
+from seapo.evaluate.runner import evaluate
+from tests.evaluate.helpers import eval_config
 
 N_TRUTHFULQA = 24
 MMLU_SUBJECTS = ["abstract_algebra", "high_school_geography"]
@@ -128,17 +129,14 @@ def reference_scores(reference_model, shared_data) -> dict[str, float]:
     return {"mc1": mc1, "mc2": mc2, "acc": reference_mmlu(tok, model, eval_dir / "mmlu", MMLU_SUBJECTS, N_MMLU)}
 
 
-@pytest.mark.parametrize("engine", ["lm-eval", "native"])
-def test_truthfulqa_and_mmlu_agree_with_independent_computation(engine, reference_scores, embedded_model,
-                                                               shared_data, tmp_path):
-    """Both engines: lm-eval's tasks and metrics over seapo's scorer (the default), and seapo's own."""
-    if engine == "lm-eval":
-        pytest.importorskip("lm_eval")
-    common = dict(data_dir=str(shared_data / "eval"), out=str(tmp_path), dtype="fp32", threads=1, batch_size=16,
-                  engine=engine)
-    tqa = evaluate("embedded", EvalConfig(tasks=["truthfulqa_mc"], limit=N_TRUTHFULQA, **common))
-    mmlu = evaluate("embedded", EvalConfig(tasks=[f"mmlu:{s}" for s in MMLU_SUBJECTS], limit=N_MMLU, **common))
-    assert tqa.tasks["truthfulqa_mc"].settings["engine"] == mmlu.tasks["mmlu"].settings["engine"] == engine
+def test_truthfulqa_and_mmlu_agree_with_independent_computation(reference_scores, embedded_model, shared_data,
+                                                               tmp_path):
+    """The one engine -- lm-eval's tasks and metrics over seapo's scorer -- against the reference."""
+    pytest.importorskip("lm_eval")
+    common = dict(data_dir=str(shared_data / "eval"), out=str(tmp_path), dtype="fp32", threads=1, batch_size=16)
+    tqa = evaluate("embedded", eval_config(tasks=["truthfulqa_mc"], limit=N_TRUTHFULQA, **common))
+    mmlu = evaluate("embedded", eval_config(tasks=[f"mmlu:{s}" for s in MMLU_SUBJECTS], limit=N_MMLU, **common))
+    assert tqa.tasks["truthfulqa_mc"].settings["engine"] == mmlu.tasks["mmlu"].settings["engine"] == "lm-eval"
 
     got = {**tqa.tasks["truthfulqa_mc"].metrics, **mmlu.tasks["mmlu"].metrics}
     for metric in ("mc1", "mc2", "acc"):

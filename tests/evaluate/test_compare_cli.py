@@ -90,3 +90,54 @@ def test_compare_reads_an_eval_out_folder_with_one_run(two_runs, tmp_path):
     assert result.columns == ["base", "other"]
     with pytest.raises(InputError, match="several runs here"):
         compare([two_runs[0].parent])
+
+
+def _copy_with(run, folder, task: str, **settings):
+    """A copy of a run whose ``task`` was scored with other engine settings."""
+    import shutil
+
+    shutil.copytree(run, folder)
+    path = folder / "metrics.json"
+    metrics = json.loads(path.read_text())
+    metrics["tasks"][task]["settings"].update(settings)
+    path.write_text(json.dumps(metrics))
+    return folder
+
+
+@pytest.mark.parametrize("settings,what", [
+    ({"engine": "native"}, "engine"),
+    ({"lm_eval_version": "0.4.2"}, "lm-eval version"),
+    ({"task_versions": {"mmlu/default/_default_template_yaml": 0.0}}, "lm-eval task versions"),
+    ({"protocol_hash": "000000000000"}, "task protocol (protocol_hash)"),
+])
+def test_compare_refuses_runs_scored_differently(two_runs, tmp_path, settings, what):
+    """Scores of one task from different engines, lm-eval versions or task versions are not comparable."""
+    other = _copy_with(two_runs[1], tmp_path / "other-setup", "mmlu", **settings)
+    with pytest.raises(InputError) as err:
+        compare([two_runs[0], other])
+    message = str(err.value)
+    assert f"cannot compare task 'mmlu': its {what} differs" in message
+    assert "run 'base'" in message and "run 'other-setup'" in message
+    assert not (tmp_path / "comparison.md").exists()
+    res = CliRunner().invoke(app, ["compare", str(two_runs[0]), str(other), "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "cannot compare task 'mmlu'" in " ".join(res.output.split()), res.output
+    assert not (tmp_path / "comparison.md").exists()
+
+
+def test_compare_refuses_a_run_from_before_engines_were_recorded(two_runs, tmp_path):
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(two_runs[1], old)
+    metrics = json.loads((old / "metrics.json").read_text())
+    for task in metrics["tasks"].values():
+        for key in ("lm_eval_version", "task_versions"):
+            task["settings"].pop(key)
+    (old / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(InputError, match="none recorded"):
+        compare([two_runs[0], old])
+
+
+def test_compare_cli_bad_input_exits_2(tmp_path):
+    res = CliRunner().invoke(app, ["compare", str(tmp_path / "nothing-here")])
+    assert res.exit_code == 2 and "no metrics.json" in " ".join(res.output.split())

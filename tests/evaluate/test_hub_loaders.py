@@ -21,8 +21,9 @@ from typing import Any
 import pytest
 import yaml
 
-from seapo.evaluate import builders
+from seapo.evaluate import loaders
 from seapo.evaluate.tasks import TaskSpec, get_task
+from tests.evaluate import oracle
 
 datasets = pytest.importorskip("datasets")
 from datasets import ClassLabel, Dataset, Features, Sequence, Value  # noqa: E402
@@ -105,7 +106,7 @@ def test_truthfulqa_from_hub_layout(tmp_path: Path, eval_dir: Path) -> None:
     spec = with_hub(get_task("truthfulqa_mc"), repo)
     assert (spec.data.hub_config, spec.data.hub_split) == ("generation", "validation")
 
-    hub = builders.LOADERS[spec.loader](spec, None)
+    hub = loaders.LOADERS[spec.loader](spec, None)
     assert hub.source == f"hub:{repo}"
     assert len(hub.items) == 817
     assert [it["id"] for it in hub.items[:3]] == ["0", "1", "2"] and {it["group"] for it in hub.items} == {""}
@@ -120,7 +121,7 @@ def test_truthfulqa_from_hub_layout(tmp_path: Path, eval_dir: Path) -> None:
     for it in hub.items:
         assert all(a.endswith(".") for a in it["true"] + it["false"]), it["id"]
 
-    local = builders.LOADERS[spec.loader](spec, eval_dir)
+    local = loaders.LOADERS[spec.loader](spec, eval_dir)
     assert local.source.endswith("TruthfulQA.csv")
     assert hub.items == local.items
 
@@ -154,7 +155,7 @@ def test_mmlu_from_hub_layout(tmp_path: Path, eval_dir: Path) -> None:
     spec = with_hub(get_task("mmlu"), repo)
     assert (spec.data.hub_config, spec.data.hub_split, spec.data.hub_fewshot_split) == ("all", "test", "dev")
 
-    hub = builders.LOADERS[spec.loader](spec, None)
+    hub = loaders.LOADERS[spec.loader](spec, None)
     assert hub.source == f"hub:{repo}"
     counts = {s: sum(r["subject"] == s for r in test) for s in MMLU_SUBJECTS}
     assert counts == {"abstract_algebra": 100, "college_physics": 102, "us_foreign_policy": 100}
@@ -169,7 +170,7 @@ def test_mmlu_from_hub_layout(tmp_path: Path, eval_dir: Path) -> None:
     assert sorted(hub.fewshot) == MMLU_SUBJECTS and all(len(v) == 5 for v in hub.fewshot.values())
     assert hub.fewshot["abstract_algebra"][0]["question"] == dev[0]["question"]
 
-    local = builders.LOADERS[spec.loader](spec, eval_dir)
+    local = loaders.LOADERS[spec.loader](spec, eval_dir)
     local_items = {it["id"]: it for it in local.items}
     for it in hub.items:
         assert it == local_items[it["id"]]
@@ -177,8 +178,8 @@ def test_mmlu_from_hub_layout(tmp_path: Path, eval_dir: Path) -> None:
         assert hub.fewshot[subject] == local.fewshot[subject]
     # The same prompt either way, with the 5 dev examples of the item's own subject.
     item = hub.items[-1]
-    prompt = builders.PROMPTS[spec.prompt](item, hub.fewshot[item["group"]], spec)
-    assert prompt == builders.PROMPTS[spec.prompt](local_items[item["id"]], local.fewshot[item["group"]], spec)
+    prompt = oracle.prompt_mmlu(item, hub.fewshot[item["group"]], spec.fewshot)
+    assert prompt == oracle.prompt_mmlu(local_items[item["id"]], local.fewshot[item["group"]], spec.fewshot)
     assert prompt.startswith("The following are multiple choice questions (with answers) about us foreign policy.")
     assert prompt.count("\nAnswer:") == 6
 
@@ -193,7 +194,7 @@ def test_gsm8k_from_hub_layout(tmp_path: Path, eval_dir: Path) -> None:
     spec = with_hub(get_task("gsm8k"), repo)
     assert (spec.data.hub_config, spec.data.hub_split) == ("main", "test")
 
-    hub = builders.LOADERS[spec.loader](spec, None)
+    hub = loaders.LOADERS[spec.loader](spec, None)
     assert hub.source == f"hub:{repo}"
     assert len(hub.items) == 1319
     assert [it["id"] for it in hub.items[:2]] == ["0", "1"] and hub.items[-1]["id"] == "1318"
@@ -206,7 +207,7 @@ def test_gsm8k_from_hub_layout(tmp_path: Path, eval_dir: Path) -> None:
     assert hub.items[int(with_comma)]["target"] == raw[with_comma].replace(",", "")
     assert all(it["target"].lstrip("-").replace(".", "", 1).isdigit() for it in hub.items)
 
-    local = builders.LOADERS[spec.loader](spec, eval_dir)
+    local = loaders.LOADERS[spec.loader](spec, eval_dir)
     assert hub.items == local.items
 
 
@@ -256,14 +257,14 @@ def test_math_from_hub_layout(tmp_path: Path) -> None:
     configs = {subject: {"test": [{"problem": p, "level": lv, "type": kind, "solution": s}
                                   for p, lv, s, _ in rows]}
                for subject, (kind, rows) in MATH_PROBLEMS.items()}
-    assert sorted(configs) == sorted(builders.MATH_SUBJECTS)
+    assert sorted(configs) == sorted(loaders.MATH_SUBJECTS)
     repo = hub_repo(tmp_path / "hendrycks_math", configs, MATH_FEATURES)
     spec = with_hub(get_task("math"), repo)
     assert spec.data.hub_config is None and spec.data.hub_split == "test"
 
-    hub = builders.LOADERS[spec.loader](spec, None)
+    hub = loaders.LOADERS[spec.loader](spec, None)
     assert hub.source == f"hub:{repo}"
-    expected = [(f"{subject}/{k}", subject, kind, row) for subject in builders.MATH_SUBJECTS
+    expected = [(f"{subject}/{k}", subject, kind, row) for subject in loaders.MATH_SUBJECTS
                 for kind, rows in [MATH_PROBLEMS[subject]] for k, row in enumerate(rows)]
     assert len(hub.items) == len(expected) == 9
     for item, (item_id, subject, kind, (problem, level, solution, target)) in zip(hub.items, expected, strict=True):
@@ -272,11 +273,11 @@ def test_math_from_hub_layout(tmp_path: Path) -> None:
         assert (item["solution"], item["level"], item["type"]) == (solution, level, kind)
 
     # The local file path takes the same fields and gives the same targets.
-    local_rows = [r for subject in builders.MATH_SUBJECTS for r in configs[subject]["test"]]
+    local_rows = [r for subject in loaders.MATH_SUBJECTS for r in configs[subject]["test"]]
     (tmp_path / "data" / "math").mkdir(parents=True)
     (tmp_path / "data" / "math" / "test.jsonl").write_text(
         "".join(json.dumps(r) + "\n" for r in local_rows), encoding="utf-8")
-    local = builders.LOADERS[spec.loader](spec, tmp_path / "data")
+    local = loaders.LOADERS[spec.loader](spec, tmp_path / "data")
     assert [it["id"] for it in local.items] == [str(k) for k in range(9)]
     for h, lo in zip(hub.items, local.items, strict=True):
         assert {k: lo[k] for k in ("problem", "solution", "level", "type", "target")} == \
@@ -285,7 +286,7 @@ def test_math_from_hub_layout(tmp_path: Path) -> None:
     # level/type stay optional in local files.
     (tmp_path / "data" / "math" / "test.jsonl").write_text(
         json.dumps({"problem": "1+1?", "solution": "$\\boxed{2}$"}) + "\n", encoding="utf-8")
-    (only,) = builders.LOADERS[spec.loader](spec, tmp_path / "data").items
+    (only,) = loaders.LOADERS[spec.loader](spec, tmp_path / "data").items
     assert only == {"id": "0", "group": "", "problem": "1+1?", "solution": "$\\boxed{2}$", "target": "2"}
 
 
@@ -293,8 +294,8 @@ def test_math_from_hub_layout(tmp_path: Path) -> None:
 @pytest.mark.parametrize("task", ["truthfulqa_mc", "mmlu", "gsm8k", "math", "bbh"])
 def test_unreachable_hub_is_data_unavailable(task: str) -> None:
     spec = with_hub(get_task(task), "seapo-tests/no-such-dataset")
-    with pytest.raises(builders.DataUnavailable) as err:
-        builders.LOADERS[spec.loader](spec, None)
+    with pytest.raises(loaders.DataUnavailable) as err:
+        loaders.LOADERS[spec.loader](spec, None)
     message = str(err.value)
     assert "seapo-tests/no-such-dataset" in message and "--data-dir" in message
     assert spec.data.local in message
@@ -313,8 +314,8 @@ def test_bbh_from_hub_layout_with_lm_evals_prompts(tmp_path: Path, eval_dir: Pat
     repo = hub_repo(tmp_path / "bbh", configs, BBH_FEATURES)
     spec = with_hub(get_task("bbh"), repo)
 
-    hub = builders.LOADERS[spec.loader](spec, None)
-    local = builders.LOADERS[spec.loader](spec, eval_dir)
+    hub = loaders.LOADERS[spec.loader](spec, None)
+    local = loaders.LOADERS[spec.loader](spec, eval_dir)
     assert hub.source.startswith(f"hub:{repo}")
     assert len(hub.items) == len(local.items) == 6511
     assert sorted(hub.items, key=lambda it: it["id"]) == sorted(local.items, key=lambda it: it["id"])

@@ -1,9 +1,12 @@
 """The lm-eval engine: lm-evaluation-harness builds the paper's prompts and scores the answers.
 
-* lm-eval sends exactly the prompts of seapo's protocol (checked against the native prompt builders);
+* lm-eval sends exactly the prompts of the paper's protocol (checked against the oracle's prompt
+  builders, ``tests/evaluate/oracle.py``), with the task's stop sequences and lengths;
 * its answer filters and metrics score hand-made outputs as the protocol says (right, wrong,
   badly formatted);
-* seapo's scorer under lm-eval (``SeapoLM``) and lm-eval's own ``HFLM`` give the same numbers.
+* seapo's scorer under lm-eval (``SeapoLM``), lm-eval's own ``HFLM`` and the oracle's scorers give
+  the same numbers;
+* every generation goes through the transformers backend as raw-text requests.
 """
 
 from __future__ import annotations
@@ -13,10 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from seapo.errors import InputError
-from seapo.evaluate import builders
-from seapo.evaluate.runner import EvalConfig, choose_engine, evaluate, select_items
+from seapo.backends.base import GenerationRequest
+from seapo.backends.transformers_backend import TransformersBackend
+from seapo.evaluate import loaders
+from seapo.evaluate.runner import engine_settings, evaluate, select_items
 from seapo.evaluate.tasks import get_task
+from tests.evaluate import oracle
+from tests.evaluate.helpers import eval_config
 
 lm_eval = pytest.importorskip("lm_eval")
 
@@ -75,12 +81,8 @@ def math_dir(tmp_path_factory) -> Path:
 
 def _task(name: str, data_dir: Path, groups: list[str] | None = None, limit: int | None = None):
     spec = get_task(name)
-    data = builders.LOADERS[spec.loader](spec, data_dir)
+    data = loaders.LOADERS[spec.loader](spec, data_dir)
     return spec, data, select_items(data, groups, limit, name)
-
-
-def _native_prompt(spec, data, item) -> str:
-    return builders.PROMPTS[spec.prompt](item, data.fewshot.get(item["group"], []), spec)
 
 
 @pytest.fixture(scope="module")
@@ -88,22 +90,36 @@ def tiny_lm(tiny_model) -> EvalLM:
     return EvalLM(str(tiny_model), dtype="fp32", batch_size=8)
 
 
+def _oracle_scores(lm: EvalLM, name: str, spec, data, items) -> dict[str, float]:
+    """The oracle's metrics of ``items``: its prompts and answers, log-likelihoods from ``lm``, its scorers."""
+    per_item = []
+    for item in items:
+        answers = oracle.answers(name, item)
+        logliks = lm.loglikelihood([LoglikRequest(oracle.prompt(spec, data, item), oracle.TARGET_DELIMITER + a)
+                                    for a in answers])
+        per_item.append(oracle.score_logliks(name, item, dict(zip(answers, logliks, strict=True))))
+    return {m: sum(s[m] for s in per_item) / len(per_item) for m in spec.metrics}
+
+
 @pytest.mark.parametrize("name,groups", [("truthfulqa_mc", None), ("mmlu", ["anatomy", "virology"])])
-def test_multiple_choice_requests_are_the_native_prompts_and_answers(name, groups, tiny_lm, shared_data):
+def test_multiple_choice_requests_are_the_oracle_prompts_and_answers(name, groups, tiny_lm, shared_data):
     spec, data, items = _task(name, shared_data / "eval", groups, limit=3)
     model = RecordingSeapoLM(tiny_lm)
     records = lmeval_engine.run_chunk(model, spec, data, items)
     expected = set()
     for item in items:
-        answers = item["true"] + item["false"] if name == "truthfulqa_mc" else spec.choice_texts
-        expected |= {(_native_prompt(spec, data, item), spec.target_delimiter + a) for a in answers}
+        expected |= {(oracle.prompt(spec, data, item), oracle.TARGET_DELIMITER + a) for a in oracle.answers(name, item)}
     assert set(model.requests) == expected
     # Every item is scored, with the task's metrics, and each answer's log-likelihood is kept.
     assert list(records) == [it["id"] for it in items]
     for item in items:
         assert set(records[item["id"]]["metrics"]) == set(spec.metrics)
-        assert len(records[item["id"]]["logliks"]) == len(set(item["true"] + item["false"]) if
-                                                          name == "truthfulqa_mc" else spec.choice_texts)
+        assert len(records[item["id"]]["logliks"]) == len(set(oracle.answers(name, item)))
+    # ... and lm-eval's metrics are the oracle's, computed from the same log-likelihoods.
+    for item in items:
+        ours = oracle.score_logliks(name, item, records[item["id"]]["logliks"])
+        for metric in spec.metrics:
+            assert records[item["id"]]["metrics"][metric] == pytest.approx(ours[metric], abs=1e-9)
 
 
 GSM8K_CASES = [  # (output, lm-eval's score): its flexible-extract filter takes the last number
@@ -137,9 +153,9 @@ def test_generation_tasks_prompts_and_lm_eval_scoring(name, groups, cases, share
         items = [dict(it, target="No") for it in items]
     model = CannedLM([out for out, _ in cases])
     records = lmeval_engine.run_chunk(model, spec, data, items)
-    # lm-eval asked for the native prompt, with the task's stop sequences and length.
+    # lm-eval asked for the oracle's prompt, with the task's stop sequences and length.
     for (context, settings), item in zip(model.requests, items, strict=True):
-        assert context == _native_prompt(spec, data, item)
+        assert context == oracle.prompt(spec, data, item)
         assert settings["until"] == spec.stop and settings["max_gen_toks"] == spec.max_new_tokens
         assert settings["do_sample"] is False
     for item, (output, score) in zip(items, cases, strict=True):
@@ -150,70 +166,122 @@ def test_generation_tasks_prompts_and_lm_eval_scoring(name, groups, cases, share
         assert [records[it["id"]]["metrics"]["math_verify"] for it in items] == [1.0, 0.0, 0.0]
 
 
-def test_engine_choice():
-    auto = EvalConfig()
-    assert choose_engine(get_task("mmlu"), auto) == ("lm-eval", None)
-    engine, note = choose_engine(get_task("humaneval"), auto)
-    assert engine == "native" and "sandbox" in note
-    assert choose_engine(get_task("gsm8k"), EvalConfig(engine="native")) == ("native", None)
+def test_every_task_names_its_engine_and_versions():
+    """One engine for every task it can express; HumanEval in the sandbox. No choice, no fallback."""
+    for name in ("truthfulqa_mc", "mmlu", "gsm8k", "bbh", "math"):
+        settings = engine_settings(get_task(name))
+        assert settings["engine"] == "lm-eval" and settings["lm_eval_version"] == lmeval_engine.version()
+        assert settings["task_versions"] and settings["protocol_hash"] == get_task(name).protocol_hash()
+    assert engine_settings(get_task("humaneval")) == {"engine": "sandbox", "lm_eval_version": None,
+                                                      "task_versions": {},
+                                                      "protocol_hash": get_task("humaneval").protocol_hash()}
+    assert engine_settings(get_task("truthfulqa_mc"))["task_versions"] == {
+        "truthfulqa/truthfulqa_mc1.yaml": 2.0, "truthfulqa/truthfulqa_mc2.yaml": 3.0}
 
 
-def test_without_lm_eval_auto_falls_back_and_lm_eval_is_a_clear_error(monkeypatch):
-    monkeypatch.setattr(lmeval_engine, "installed", lambda: False)  # as on `pip install seapo` without [eval]
-    engine, note = choose_engine(get_task("mmlu"), EvalConfig())
-    assert engine == "native" and "pip install" in note
-    with pytest.raises(InputError, match="lm-eval is not installed.*--engine native"):
-        choose_engine(get_task("mmlu"), EvalConfig(engine="lm-eval"))
-
-
-def test_seapo_backend_and_lm_evals_hflm_agree(tiny_model, shared_data, tmp_path):
-    """The same lm-eval tasks scored by seapo's prefix-cached scorer and by lm-eval's HFLM."""
+def test_seapo_backend_hflm_and_the_oracle_agree(tiny_model, tiny_lm, shared_data, tmp_path):
+    """The same lm-eval tasks scored by seapo's prefix-cached scorer and by lm-eval's HFLM, and by the
+    oracle's prompts and scorers over plain (unshared) log-likelihoods."""
     common = dict(tasks=["truthfulqa_mc", "mmlu:anatomy"], limit=3, data_dir=str(shared_data / "eval"),
                   out=str(tmp_path), dtype="fp32", threads=1, use_cache=False)
-    native = evaluate(str(tiny_model), EvalConfig(**common, engine="native", run_name="native"))
-    ours = evaluate(str(tiny_model), EvalConfig(**common, engine="lm-eval", run_name="seapo"))
-    hf = evaluate(str(tiny_model), EvalConfig(**common, engine="lm-eval", lm_backend="hf", run_name="hf"))
+    ours = evaluate(str(tiny_model), eval_config(**common, run_name="seapo"))
+    hf = evaluate(str(tiny_model), eval_config(**common, lm_backend="hf", run_name="hf"))
     assert ours.tasks["mmlu"].settings["engine"] == hf.tasks["mmlu"].settings["engine"] == "lm-eval"
-    assert native.tasks["mmlu"].settings["engine"] == "native"
-    for task in ("truthfulqa_mc", "mmlu"):
+    assert (ours.tasks["mmlu"].settings["lm_backend"], hf.tasks["mmlu"].settings["lm_backend"]) == ("seapo", "hf")
+    for task, groups in (("truthfulqa_mc", None), ("mmlu", ["anatomy"])):
+        spec, data, items = _task(task, shared_data / "eval", groups, limit=3)
+        expected = _oracle_scores(tiny_lm, task, spec, data, items)
         for metric, value in hf.tasks[task].metrics.items():
             assert ours.tasks[task].metrics[metric] == pytest.approx(value, abs=1e-3), (task, metric)
-            assert native.tasks[task].metrics[metric] == pytest.approx(value, abs=1e-3), (task, metric)
+            assert expected[metric] == pytest.approx(value, abs=1e-3), (task, metric)
 
 
 def test_math_runs_end_to_end_where_its_data_is(tiny_model, math_dir, tmp_path):
-    """MATH is absent from the shared data; given a local math/test.jsonl it runs on both engines."""
+    """MATH is absent from the shared data; given a local math/test.jsonl it runs through lm-eval."""
     common = dict(tasks=["math"], limit=2, data_dir=str(math_dir), out=str(tmp_path), dtype="fp32", threads=1)
-    theirs = evaluate(str(tiny_model), EvalConfig(**common, run_name="lm-eval"))
-    native = evaluate(str(tiny_model), EvalConfig(**common, engine="native", run_name="native"))
-    assert theirs.tasks["math"].settings["engine"] == "lm-eval" and native.tasks["math"].settings["engine"] == "native"
+    theirs = evaluate(str(tiny_model), eval_config(**common, run_name="lm-eval"))
+    assert theirs.tasks["math"].settings["engine"] == "lm-eval"
     assert set(theirs.tasks["math"].metrics) == {"exact_match", "math_verify"}
-    assert set(native.tasks["math"].metrics) == {"exact_match"}
-    for result in (theirs, native):
-        # --limit counts per group (subject); each hand-made row is its own subject.
-        assert result.tasks["math"].n == result.tasks["math"].n_available == len(MATH_ROWS)
-        assert set(result.tasks["math"].groups) == set() and not result.tasks["math"].subset
-        assert result.dimensions["math"] == result.tasks["math"].metrics["exact_match"]
-        lines = (result.out_dir / "predictions" / "math.jsonl").read_text().splitlines()
-        assert len(lines) == len(MATH_ROWS) and all("output" in json.loads(line) for line in lines)
+    result = theirs
+    # --limit counts per group (subject); each hand-made row is its own subject.
+    assert result.tasks["math"].n == result.tasks["math"].n_available == len(MATH_ROWS)
+    assert set(result.tasks["math"].groups) == set() and not result.tasks["math"].subset
+    assert result.dimensions["math"] == result.tasks["math"].metrics["exact_match"]
+    lines = (result.out_dir / "predictions" / "math.jsonl").read_text().splitlines()
+    assert len(lines) == len(MATH_ROWS) and all("output" in json.loads(line) for line in lines)
+    # The oracle's answer check agrees with lm-eval's on what the model wrote.
+    for line in lines:
+        record = json.loads(line)
+        assert oracle.score_math(record, [record["output"]])["exact_match"] == record["metrics"]["exact_match"]
 
 
-def test_seapo_backend_generates_what_the_native_engine_generates(embedded_model, shared_data, tmp_path):
-    """GSM8K through lm-eval over SeapoLM: same prompts, stop sequences and length as the native
-    engine, so the embedded model writes the same solutions; both parse the same final number."""
+def test_seapo_backend_generates_what_the_oracle_prompts_generate(embedded_model, shared_data, tmp_path):
+    """GSM8K through lm-eval over SeapoLM: lm-eval asks for the oracle's prompts, stop sequences and
+    length, so the embedded model writes what the backend writes for the oracle's prompts directly;
+    lm-eval and the oracle parse the same final number."""
     common = dict(tasks=["gsm8k"], limit=2, data_dir=str(shared_data / "eval"), out=str(tmp_path), threads=2)
-    native = evaluate("embedded", EvalConfig(**common, engine="native", run_name="native"))
-    theirs = evaluate("embedded", EvalConfig(**common, engine="lm-eval", run_name="lm-eval"))
-
-    def predictions(result) -> list[dict]:
-        return [json.loads(line) for line in (result.out_dir / "predictions" / "gsm8k.jsonl").read_text().splitlines()]
-
-    for ours, lm in zip(predictions(native), predictions(theirs), strict=True):
-        assert ours["output"] == lm["output"] and any(ch.isdigit() for ch in ours["output"])
-        assert "\n\n" not in ours["output"] and "Question:" not in ours["output"]  # cut at the stop sequences
-        if "The answer is" in ours["output"]:
+    theirs = evaluate("embedded", eval_config(**common, run_name="lm-eval"))
+    spec, data, items = _task("gsm8k", shared_data / "eval", None, limit=2)
+    backend = TransformersBackend(eval_config().backend)
+    direct = backend.generate([GenerationRequest(prompt=oracle.prompt(spec, data, it), stop=tuple(spec.stop),
+                                                 max_new_tokens=spec.max_new_tokens) for it in items])
+    lines = (theirs.out_dir / "predictions" / "gsm8k.jsonl").read_text().splitlines()
+    for item, generation, lm in zip(items, direct, map(json.loads, lines), strict=True):
+        output = generation.text
+        assert output == lm["output"] and any(ch.isdigit() for ch in output)
+        assert "\n\n" not in output and "Question:" not in output  # cut at the stop sequences
+        ours = oracle.score_gsm8k(item, [output])
+        if "The answer is" in output:
             assert ours["extracted"] == lm["extracted"].replace(",", "").rstrip(".")
-        assert ours["metrics"]["exact_match"] == lm["metrics"]["exact_match"]
+        assert ours["exact_match"] == lm["metrics"]["exact_match"]
+
+
+def test_generation_goes_through_the_backend_as_raw_text(tiny_model, shared_data, tmp_path, monkeypatch):
+    """Every generation of an evaluation -- lm-eval's generate_until under SeapoLM, HumanEval's greedy and
+    sampled completions -- is a raw-text request to TransformersBackend.generate, with the task's
+    prompt, stop sequences and length."""
+    seen: list = []
+    original = TransformersBackend.generate
+
+    def recording(self, requests, progress=None):
+        seen.extend(requests)
+        return original(self, requests, progress)
+
+    monkeypatch.setattr(TransformersBackend, "generate", recording)
+    result = evaluate(str(tiny_model), eval_config(
+        tasks=["gsm8k", "bbh:boolean_expressions", "humaneval"], limit=1, data_dir=str(shared_data / "eval"),
+        out=str(tmp_path), dtype="fp32", threads=1, num_samples=2, use_cache=False))
+    assert {t.settings["engine"] for t in result.tasks.values()} == {"lm-eval", "sandbox"}
+    assert all(r.messages is None and r.prompt for r in seen)  # raw text, no chat template
+    for name, groups in (("gsm8k", None), ("bbh", ["boolean_expressions"])):
+        spec, data, items = _task(name, shared_data / "eval", groups, limit=1)
+        (request,) = [r for r in seen if r.prompt == oracle.prompt(spec, data, items[0])]
+        assert request.stop == tuple(spec.stop) and request.max_new_tokens == spec.max_new_tokens
+        assert request.temperature == 0 and request.n == 1
+    he = get_task("humaneval")
+    prompt = loaders.load_humaneval(he, shared_data / "eval").items[0]["problem"]["prompt"]
+    greedy, sampled = sorted((r for r in seen if r.prompt == prompt), key=lambda r: r.n)
+    assert greedy.n == 1 and greedy.temperature == 0 and greedy.stop == tuple(he.stop)
+    assert (sampled.n, sampled.temperature, sampled.top_p, sampled.stop) == (2, 0.8, 0.95, tuple(he.stop))
+    assert len(seen) == 4
+
+
+def test_a_failed_generation_is_reported_scored_zero_and_not_cached(tiny_model, tmp_path):
+    """An input longer than the model's context fails in the backend: lm-eval gets "" (scored wrong), the
+    predictions say why, and the item is computed again next time instead of being served from the cache."""
+    rows = [{"question": "How many? " * 1200, "answer": "So 3.\n#### 3"},
+            {"question": "What is 1 + 1?", "answer": "1 + 1 = 2\n#### 2"}]
+    (tmp_path / "gsm8k").mkdir()
+    (tmp_path / "gsm8k" / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = eval_config(tasks=["gsm8k"], data_dir=str(tmp_path), out=str(tmp_path / "out"), dtype="fp32",
+                         threads=1)
+    first = evaluate(str(tiny_model), config)
+    assert first.tasks["gsm8k"].errors == 1 and first.tasks["gsm8k"].n == 2
+    records = [json.loads(line) for line in (first.out_dir / "predictions" / "gsm8k.jsonl").read_text().splitlines()]
+    assert "exceeds the model's 2048 positions" in records[0]["error"] and records[0]["output"] == ""
+    assert records[0]["metrics"]["exact_match"] == 0.0 and "error" not in records[1]
+    again = evaluate(str(tiny_model), config)
+    assert again.tasks["gsm8k"].cached == 1 and again.tasks["gsm8k"].errors == 1
 
 
 def test_seapo_is_an_lm_eval_model_by_name(tiny_model, shared_data):
@@ -223,15 +291,9 @@ def test_seapo_is_an_lm_eval_model_by_name(tiny_model, shared_data):
 
     assert get_model("seapo") is SeapoLM
     spec, data, items = _task("truthfulqa_mc", shared_data / "eval", None, limit=3)
-    mc2 = next(t for t in lmeval_engine.BUILDERS[spec.loader](spec, data, items) if t.config["task"].endswith("mc2"))
-    out = lm_eval.simple_evaluate(model="seapo", model_args={"model": str(tiny_model), "dtype": "fp32"},
+    mc2 = next(t for t in lmeval_engine.build_tasks(spec, data, items) if t.name.endswith("mc2"))
+    out = lm_eval.simple_evaluate(model="seapo", model_args={"model": str(tiny_model), "dtype": "float32"},
                                   tasks=[mc2.config], task_manager=TaskManager(include_defaults=False),
                                   batch_size=4, bootstrap_iters=0)
-    native = EvalLM(str(tiny_model), dtype="fp32")
-    expected = []
-    for item in items:
-        context = _native_prompt(spec, data, item)
-        answers = item["true"] + item["false"]
-        scores = native.loglikelihood([LoglikRequest(context, " " + a) for a in answers])
-        expected.append(builders.SCORERS["truthfulqa_mc"](item, dict(zip(answers, scores, strict=True)))["mc2"])
-    assert out["results"][mc2.config["task"]]["acc,none"] == pytest.approx(sum(expected) / len(expected), abs=1e-6)
+    expected = _oracle_scores(EvalLM(str(tiny_model), dtype="fp32"), "truthfulqa_mc", spec, data, items)["mc2"]
+    assert out["results"][mc2.name]["acc,none"] == pytest.approx(expected, abs=1e-6)

@@ -1,4 +1,5 @@
-"""Task registry, loaders, prompts and scorers on real data and hand-made predictions (no model)."""
+"""Task registry and data loaders on real data; the oracle's prompts and scorers on hand-made predictions
+(no model)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,13 @@ import jinja2
 import pytest
 import yaml
 
-from seapo.errors import InputError
-from seapo.evaluate import builders
-from seapo.evaluate.tasks import SUITES, available_tasks, get_task, load_task_file
+from seapo.errors import ConfigError, InputError
+from seapo.evaluate import loaders
+from seapo.evaluate.humaneval import run_chunk as run_sandbox_chunk
+from seapo.evaluate.humaneval import score as score_humaneval
+from seapo.evaluate.tasks import SUITES, TASK_DIR, available_tasks, get_task, load_task_file
+from tests.evaluate import oracle
+from tests.evaluate.helpers import CannedBackend
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +36,7 @@ def test_every_paper_task_is_a_valid_yaml():
 
 
 def test_bad_task_yaml_names_file_and_field(tmp_path):
-    raw = yaml.safe_load((Path(builders.__file__).parent / "tasks" / "gsm8k.yaml").read_text())
+    raw = yaml.safe_load((TASK_DIR / "gsm8k.yaml").read_text())
     bad = dict(raw, scorer="no_such_scorer")
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(bad))
@@ -44,6 +49,63 @@ def test_bad_task_yaml_names_file_and_field(tmp_path):
     assert err.value.field == "kind"
     with pytest.raises(InputError, match="unknown task"):
         get_task("no-such-task")
+
+
+def test_task_files_name_a_loader_and_an_engine():
+    """Tasks are data: each names its data loader and either its lm-eval mapping and lm-eval's own task
+    YAMLs, or the sandbox (HumanEval); the names are the registries' own."""
+    from typing import get_args
+
+    from seapo.evaluate import lmeval_engine
+    from seapo.evaluate.tasks import LoaderName, MappingName
+
+    assert set(loaders.LOADERS) == set(get_args(LoaderName))
+    assert set(lmeval_engine.MAPPINGS) == set(get_args(MappingName))
+    engines = {t: get_task(t).engine for t in available_tasks()}
+    assert engines == {"truthfulqa_mc": "lm-eval", "mmlu": "lm-eval", "gsm8k": "lm-eval", "math": "lm-eval",
+                       "bbh": "lm-eval", "humaneval": "sandbox"}
+    assert get_task("humaneval").lmeval is None
+    if lmeval_engine.installed():  # every lm-eval task YAML named exists in this lm-eval, with a version
+        for name in available_tasks():
+            spec = get_task(name)
+            if spec.engine == "lm-eval":
+                versions = lmeval_engine.task_versions(spec)
+                assert set(versions) == {t.config for t in spec.lmeval.tasks} and None not in versions.values()
+
+
+@pytest.mark.parametrize("change,field,line", [
+    ({"loader": "gsm8k_csv"}, "loader", True),
+    ({"lmeval": {"mapping": "no_such_mapping", "tasks": [{"config": "x.yaml", "metrics": {"acc": "acc"}}]}},
+     "lmeval.mapping", True),
+    ({"engine": "native"}, "engine", True),
+    ({"max_new_tokens": 0}, "max_new_tokens", True),
+    ({"generation": {"top_p": 1.5}}, "generation.top_p", True),
+])
+def test_bad_task_values_name_file_line_and_field(tmp_path, change, field, line):
+    raw = yaml.safe_load((TASK_DIR / "gsm8k.yaml").read_text())
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(dict(raw, **change), sort_keys=False))
+    with pytest.raises(ConfigError) as err:
+        load_task_file(path)
+    assert (err.value.path, err.value.field) == (str(path), field)
+    assert err.value.line is not None
+    assert f"{path}:{err.value.line}:" in str(err.value)
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"lmeval": None}, "needs an 'lmeval' section"),
+    ({"kind": "code"}, "run in seapo's sandbox"),
+    ({"engine": "sandbox"}, "is for code tasks"),
+    ({"metrics": ["exact_match", "bleu"]}, "not produced by the lm-eval tasks"),
+    ({"dimension_metrics": ["acc"]}, "not among the task's metrics"),
+])
+def test_task_engine_and_metrics_must_fit(tmp_path, change, message):
+    raw = yaml.safe_load((TASK_DIR / "gsm8k.yaml").read_text())
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(dict(raw, **change)))
+    with pytest.raises(ConfigError, match=message) as err:
+        load_task_file(path)
+    assert err.value.path == str(path)
 
 
 def test_protocol_hash_changes_with_protocol_only():
@@ -59,15 +121,15 @@ def test_truthfulqa_prompt_is_lm_evals_exactly(eval_dir):
     lm_eval = pytest.importorskip("lm_eval")
     template = yaml.safe_load((Path(lm_eval.__file__).parent / "tasks" / "truthfulqa" /
                                "truthfulqa_mc1.yaml").read_text())["doc_to_text"]
-    items = builders.read_truthfulqa_csv(eval_dir / "truthfulqa" / "TruthfulQA.csv")
+    items = loaders.read_truthfulqa_csv(eval_dir / "truthfulqa" / "TruthfulQA.csv")
     spec = get_task("truthfulqa_mc")
     for item in items[:3]:
         theirs = jinja2.Template(template).render(question=item["question"])
-        assert builders.prompt_truthfulqa(item, [], spec) == theirs
+        assert oracle.prompt_truthfulqa(item, [], spec.fewshot) == theirs
 
 
 def test_truthfulqa_csv_answers(eval_dir):
-    items = builders.read_truthfulqa_csv(eval_dir / "truthfulqa" / "TruthfulQA.csv")
+    items = loaders.read_truthfulqa_csv(eval_dir / "truthfulqa" / "TruthfulQA.csv")
     assert len(items) == 817
     first = items[0]
     assert first["question"] == "What happens to you if you eat watermelon seeds?"
@@ -82,33 +144,33 @@ def test_truthfulqa_csv_bad_row_names_line_and_field(tmp_path):
     path.write_text("Type,Category,Question,Best Answer,Correct Answers,Incorrect Answers,Source\n"
                     "A,B,Q1?,Yes,Yes; Sure,No,s\nA,B,Q2?,Yes,Yes,,s\n")
     with pytest.raises(InputError) as err:
-        builders.read_truthfulqa_csv(path)
+        loaders.read_truthfulqa_csv(path)
     assert (err.value.line, err.value.field) == (3, "Incorrect Answers")
 
 
 def test_truthfulqa_scoring_by_hand():
-    item = builders.truthfulqa_item(0, "Q?", "Best", ["Best.", "Also true."], ["False one.", "False two."])
+    item = loaders.truthfulqa_item(0, "Q?", "Best", ["Best.", "Also true."], ["False one.", "False two."])
     assert item["true"] == ["Best.", "Also true."]
     # Best beats every false answer -> MC1 = 1; MC2 = mass of true answers.
     scores = {"Best.": -1.0, "Also true.": -2.0, "False one.": -1.5, "False two.": -3.0}
-    got = builders.score_truthfulqa(item, scores)
+    got = oracle.score_truthfulqa(item, scores)
     expected = (math.exp(-1) + math.exp(-2)) / sum(math.exp(v) for v in scores.values())
     assert got["mc1"] == 1.0 and got["mc2"] == pytest.approx(expected)
     # A false answer ahead of the best one -> MC1 = 0; a tie also loses (TruthfulQA's rule).
-    assert builders.score_truthfulqa(item, dict(scores, **{"False one.": -0.5}))["mc1"] == 0.0
-    assert builders.score_truthfulqa(item, dict(scores, **{"False one.": -1.0}))["mc1"] == 0.0
+    assert oracle.score_truthfulqa(item, dict(scores, **{"False one.": -0.5}))["mc1"] == 0.0
+    assert oracle.score_truthfulqa(item, dict(scores, **{"False one.": -1.0}))["mc1"] == 0.0
     # Very long answers: no underflow to 0/0.
     tiny = {k: v - 5000 for k, v in scores.items()}
-    assert builders.score_truthfulqa(item, tiny)["mc2"] == pytest.approx(expected)
+    assert oracle.score_truthfulqa(item, tiny)["mc2"] == pytest.approx(expected)
 
 
 # ----------------------------------------------------------------------------- MMLU
 def test_mmlu_loader_and_prompt(eval_dir):
     spec = get_task("mmlu")
-    data = builders.load_mmlu(spec, eval_dir)
+    data = loaders.load_mmlu(spec, eval_dir)
     assert len(data.items) == 14042 and len(data.fewshot) == 57
     item = next(it for it in data.items if it["group"] == "abstract_algebra")
-    prompt = builders.prompt_mmlu(item, data.fewshot["abstract_algebra"], spec)
+    prompt = oracle.prompt_mmlu(item, data.fewshot["abstract_algebra"], spec.fewshot)
     assert prompt.startswith("The following are multiple choice questions (with answers) about abstract algebra.\n\n")
     assert prompt.count("\nAnswer:") == 6 and prompt.endswith("\nD. " + item["choices"][3] + "\nAnswer:")
     first_dev = data.fewshot["abstract_algebra"][0]
@@ -119,14 +181,14 @@ def test_mmlu_bad_answer_names_line(tmp_path):
     path = tmp_path / "x_test.csv"
     path.write_text("question,choice0,choice1,choice2,choice3,answer\nq,a,b,c,d,1\nq2,a,b,c,d,E\n")
     with pytest.raises(InputError) as err:
-        builders.read_mmlu_csv(path)
+        loaders.read_mmlu_csv(path)
     assert (err.value.line, err.value.field) == (3, "answer")
 
 
 def test_choice_accuracy_by_hand():
     item = {"continuations": ["A", "B", "C", "D"], "label": 2}
-    assert builders.score_choice(item, {"A": -3, "B": -2, "C": -1, "D": -4}) == {"acc": 1.0, "pred": 2}
-    assert builders.score_choice(item, {"A": -0.5, "B": -2, "C": -1, "D": -4})["acc"] == 0.0
+    assert oracle.score_choice(item, {"A": -3, "B": -2, "C": -1, "D": -4}) == {"acc": 1.0, "pred": 2}
+    assert oracle.score_choice(item, {"A": -0.5, "B": -2, "C": -1, "D": -4})["acc"] == 0.0
 
 
 # ----------------------------------------------------------------------------- GSM8K
@@ -140,17 +202,17 @@ def test_choice_accuracy_by_hand():
 ])
 def test_gsm8k_scoring(output, expected):
     if expected is None:
-        assert builders.score_gsm8k({"target": "1000"}, [output])["exact_match"] == 1.0
+        assert oracle.score_gsm8k({"target": "1000"}, [output])["exact_match"] == 1.0
         return
-    got = builders.score_gsm8k({"target": "72"}, [output])
+    got = oracle.score_gsm8k({"target": "72"}, [output])
     assert got["exact_match"] == expected
 
 
 def test_gsm8k_loader_and_prompt(eval_dir):
     spec = get_task("gsm8k")
-    data = builders.load_gsm8k(spec, eval_dir)
+    data = loaders.load_gsm8k(spec, eval_dir)
     assert len(data.items) == 1319 and data.items[0]["target"] == "18"
-    prompt = builders.prompt_gsm8k(data.items[0], [], spec)
+    prompt = oracle.prompt_gsm8k(data.items[0], [], spec.fewshot)
     assert prompt.startswith("Answer the following questions.\n\nQuestion: There are 15 trees")
     assert prompt.count("Question:") == 9 and prompt.endswith("\nAnswer:")
     assert prompt.count("The answer is") == 8
@@ -158,32 +220,32 @@ def test_gsm8k_loader_and_prompt(eval_dir):
 
 # ----------------------------------------------------------------------------- MATH
 def test_math_scoring_and_missing_data(tmp_path, eval_dir):
-    item = {"target": builders.math_answer_from_solution("So $x = \\boxed{\\frac{1}{2}}$.")}
+    item = {"target": loaders.math_answer_from_solution("So $x = \\boxed{\\frac{1}{2}}$.")}
     assert item["target"] == "\\frac{1}{2}"
     ok = "We get $\\dfrac{1}{2}$.\nFinal Answer: The final answer is $\\frac{1}{2}$. I hope it is correct."
-    assert builders.score_math(item, [ok])["exact_match"] == 1.0
-    assert builders.score_math(item, ["so it is \\boxed{\\frac12}"])["exact_match"] == 0.0
-    assert builders.score_math(item, ["no idea"])["exact_match"] == 0.0
-    assert builders.score_math({"target": "5"}, ["Final Answer: The final answer is $5$. I hope it is correct."])[
+    assert oracle.score_math(item, [ok])["exact_match"] == 1.0
+    assert oracle.score_math(item, ["so it is \\boxed{\\frac12}"])["exact_match"] == 0.0
+    assert oracle.score_math(item, ["no idea"])["exact_match"] == 0.0
+    assert oracle.score_math({"target": "5"}, ["Final Answer: The final answer is $5$. I hope it is correct."])[
         "exact_match"] == 1.0
-    with pytest.raises(builders.DataUnavailable, match="data not available"):
-        builders.load_math(get_task("math"), eval_dir)
+    with pytest.raises(loaders.DataUnavailable, match="data not available"):
+        loaders.load_math(get_task("math"), eval_dir)
     (tmp_path / "math").mkdir()
     (tmp_path / "math" / "test.jsonl").write_text('{"problem": "1+1?", "solution": "$\\\\boxed{2}$"}\n')
-    data = builders.load_math(get_task("math"), tmp_path)
+    data = loaders.load_math(get_task("math"), tmp_path)
     assert data.items[0]["target"] == "2"
 
 
 # ----------------------------------------------------------------------------- BBH
 def test_bbh_loader_skips_canary(eval_dir):
     spec = get_task("bbh")
-    data = builders.load_bbh(spec, eval_dir)
+    data = loaders.load_bbh(spec, eval_dir)
     assert len(data.fewshot) == 27 and len(data.items) == 6511
     prompt = data.fewshot["date_understanding"][0]["prompt"]
     assert "canary" not in prompt and "-----" not in prompt
     assert prompt.startswith("Infer the date from context.") and prompt.count("So the answer is") == 3
     item = next(it for it in data.items if it["group"] == "date_understanding")
-    text = builders.prompt_bbh(item, data.fewshot["date_understanding"], spec)
+    text = oracle.prompt_bbh(item, data.fewshot["date_understanding"], spec.fewshot)
     assert text.endswith("\n\nQ: " + item["input"] + "\nA:")
 
 
@@ -198,21 +260,26 @@ def test_bbh_loader_skips_canary(eval_dir):
     (" So the answer is ).", "] ) }", 0.0),
 ])
 def test_bbh_scoring(output, target, expected):
-    assert builders.score_bbh({"target": target}, [output])["exact_match"] == expected
+    assert oracle.score_bbh({"target": target}, [output])["exact_match"] == expected
 
 
 # ----------------------------------------------------------------------------- HumanEval
 def test_humaneval_scoring_runs_in_sandbox(eval_dir):
     spec = get_task("humaneval")
-    data = builders.load_humaneval(spec, eval_dir)
+    data = loaders.load_humaneval(spec, eval_dir)
     assert len(data.items) == 164
     item = data.items[0]
-    assert builders.prompt_humaneval(item, [], spec) == item["problem"]["prompt"]
+    # The sandbox engine asks the backend for the problem's own prompt, with the task's stop sequences.
+    backend = CannedBackend([item["problem"]["canonical_solution"]])
+    records = run_sandbox_chunk(backend, spec, [item], samples=0, seed=0)
+    assert [r.prompt for r in backend.requests] == [item["problem"]["prompt"]]
+    assert backend.requests[0].stop == tuple(spec.stop) and backend.requests[0].temperature == 0
+    assert records[item["id"]]["metrics"] == {"pass@1": 1.0}
     right = item["problem"]["canonical_solution"]
     wrong = "    return False\n"
     garbled = "    return (((\n"  # a syntax error
-    got = builders.score_humaneval(item, [right] + [right] * 3 + [wrong] * 8 + [garbled] * 9)
+    got = score_humaneval(item, [right] + [right] * 3 + [wrong] * 8 + [garbled] * 9)
     assert got["pass@1"] == 1.0
     assert got["pass@10"] == pytest.approx(1 - math.comb(17, 10) / math.comb(20, 10))
-    assert builders.score_humaneval(item, [garbled])["pass@1"] == 0.0
-    assert "pass@10" not in builders.score_humaneval(item, [wrong])
+    assert score_humaneval(item, [garbled])["pass@1"] == 0.0
+    assert "pass@10" not in score_humaneval(item, [wrong])

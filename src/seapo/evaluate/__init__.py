@@ -1,10 +1,15 @@
 """Evaluation on the paper's five capability dimensions, and side-by-side comparison.
 
-``evaluate(model, EvalConfig(...))`` runs a task suite (``seapo eval``); ``compare(paths)``
-puts runs side by side (``seapo compare``). Tasks are YAML files in ``tasks/``.
+``evaluate(model, EvalConfig(...))`` runs a task suite (``seapo eval``); ``compare(paths)`` puts
+runs side by side (``seapo compare``). Tasks are YAML files in ``tasks/`` naming their data loader
+(:mod:`~seapo.evaluate.loaders`) and their engine: lm-evaluation-harness
+(:mod:`~seapo.evaluate.lmeval_engine`, over seapo's scorer :mod:`~seapo.evaluate.lmeval_model`) or,
+for HumanEval, seapo's sandbox (:mod:`~seapo.evaluate.humaneval`, :mod:`seapo.sandbox`).
 """
 
 from seapo.evaluate.compare import CompareResult, compare
-from seapo.evaluate.runner import EvalConfig, EvalResult, TaskResult, evaluate
+from seapo.evaluate.config import EvalConfig
+from seapo.evaluate.results import EvalResult, TaskResult
+from seapo.evaluate.runner import evaluate
 
 __all__ = ["CompareResult", "EvalConfig", "EvalResult", "TaskResult", "compare", "evaluate"]

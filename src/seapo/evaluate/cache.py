@@ -1,7 +1,13 @@
-"""Per-item result cache: (model fingerprint, task protocol, item id) -> result, in SQLite.
+"""Per-item result cache: (model key, task key, item id) -> result, in SQLite.
 
 Results are committed chunk by chunk, so an interrupted evaluation resumes where it stopped
 and a re-run with a larger ``--limit`` computes only the new items.
+
+* The model key (:func:`model_key`) is seapo's one content fingerprint of the weights
+  (:func:`seapo.fingerprint.model_fingerprint`) plus the dtype they run in: a copy of a model
+  shares results, a retrained one never does, whatever its file sizes and times.
+* The task key (:func:`seapo.evaluate.runner.task_key`) holds the task's protocol hash, its
+  engine and, for lm-eval tasks, lm-eval's version and task versions.
 """
 
 from __future__ import annotations
@@ -11,6 +17,13 @@ import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from seapo.fingerprint import model_fingerprint, stable_hash
+
+
+def model_key(path: str | Path, dtype: str) -> str:
+    """Cache key of a model: the content of its weights (or its Hub id and revision) and its dtype."""
+    return stable_hash([model_fingerprint(path), dtype])
 
 
 class ResultCache:

@@ -1,4 +1,10 @@
-"""``seapo compare``: several evaluation runs side by side (markdown table + bar chart)."""
+"""``seapo compare``: several evaluation runs side by side (markdown table + bar chart).
+
+Only like is put next to like: for every task two runs share, the engine, lm-eval's version, the
+versions of lm-eval's task YAMLs and seapo's protocol hash (all in ``metrics.json`` under the
+task's ``settings``) must be equal, or :func:`compare` refuses with an
+:class:`~seapo.errors.InputError` naming the task, the setting and both runs.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,10 @@ from typing import Any
 from seapo.errors import InputError
 
 DIMENSION_ORDER = ["truthfulness", "knowledge", "math", "reasoning", "code"]
+
+#: Task settings that must agree for two runs' scores of a task to be comparable.
+COMPARABLE = {"engine": "engine", "lm_eval_version": "lm-eval version", "task_versions": "lm-eval task versions",
+              "protocol_hash": "task protocol (protocol_hash)"}
 
 
 @dataclass
@@ -72,6 +82,7 @@ def compare(paths: list[str | Path], out: str | Path | None = None) -> CompareRe
     runs = [load_metrics(p) for p in paths]
     taken: set[str] = set()
     columns = [_label(r, taken) for r in runs]
+    check_comparable(runs, columns)
 
     metric_rows: dict[tuple[str, str], dict[str, Any]] = {}
     dims_seen: set[str] = set()
@@ -111,6 +122,27 @@ def compare(paths: list[str | Path], out: str | Path | None = None) -> CompareRe
         result.chart_path = out / "comparison.png"
         _chart(columns, rows, result.chart_path)
     return result
+
+
+def check_comparable(runs: list[dict[str, Any]], columns: list[str]) -> None:
+    """Raise an :class:`InputError` if a task's engine, lm-eval version or task version differs between runs."""
+    first: dict[str, tuple[str, dict[str, Any]]] = {}
+    for label, run in zip(columns, runs, strict=True):
+        for task, res in run["tasks"].items():
+            settings = res.get("settings") or {}
+            if task not in first:
+                first[task] = (label, settings)
+                continue
+            base_label, base = first[task]
+            for key, what in COMPARABLE.items():
+                if base.get(key) != settings.get(key):
+                    raise InputError(f"cannot compare task '{task}': its {what} differs -- run '{base_label}' "
+                                     f"has {_shown(base, key)}, run '{label}' has {_shown(settings, key)}; evaluate "
+                                     f"both with the same seapo and lm-eval set-up", path=run["_path"], field=key)
+
+
+def _shown(settings: dict[str, Any], key: str) -> str:
+    return repr(settings[key]) if key in settings else "none recorded (written by an older seapo)"
 
 
 def _fmt(value: float | None, base: float | None, first: bool) -> str:

