@@ -1,17 +1,63 @@
-"""Fixtures of the training tests: real pairs from dpo_en_demo.json with injected negatives."""
+"""Fixtures of the training tests: real pairs from dpo_en_demo.json with negatives injected by the
+real rules injector and checked by the real verifier, and the settings the quick runs share."""
 
 from __future__ import annotations
 
-import sys
+import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from pairs_helper import demo_records, make_negatives, write_pairs  # noqa: E402
+from seapo.data.schema import Record
+from seapo.inject.error_types import ErrorType
+from seapo.inject.rules import RulesInjector
+from seapo.inject.verify import Verifier
+from seapo.io import read_jsonl, write_jsonl
+from seapo.train.config import TrainConfig
+from seapo.train.data import load_preferences, select_pairs
 
 ERROR_TYPES = ("correctness", "logic", "hallucination")
+ROLE = {"human": "user", "gpt": "assistant", "system": "system"}
+
+
+def demo_records(shared_data: Path, limit: int, max_chars: int = 700) -> list[Record]:
+    """Single-turn rows of dpo_en_demo.json (LLaMA-Factory sharegpt DPO layout, parsed here
+    directly) with a short positive, in file order."""
+    rows = json.loads((shared_data / "preference" / "dpo_en_demo.json").read_text(encoding="utf-8"))
+    records = []
+    for line, row in enumerate(rows, start=1):
+        conv = row["conversations"]
+        if len(conv) != 1 or conv[0]["from"] != "human" or len(row["chosen"]["value"]) > max_chars:
+            continue
+        prompt = [{"role": ROLE[m["from"]], "content": m["value"]} for m in conv]
+        records.append(Record(prompt=prompt, response=row["chosen"]["value"], rejected=row["rejected"]["value"],
+                              source={"dataset": "dpo_en_demo", "split": "train", "format": "sharegpt",
+                                      "line": line}))
+        if len(records) == limit:
+            break
+    return records
+
+
+def make_negatives(records: list[Record], error_types: tuple[str, ...]) -> list[dict[str, Any]]:
+    """pairs.jsonl rows (docs/formats.md), one per record and error type, each verified."""
+    verifier = Verifier()
+    rows = []
+    for et in error_types:
+        for record, injection in zip(records, RulesInjector().inject(records, ErrorType(et)), strict=True):
+            check = verifier.check(record.response, injection.text)
+            if not check.passed:
+                continue
+            rows.append({
+                "id": f"{record.id}-{et}", "record_id": record.id, "prompt": record.prompt,
+                "chosen": {"role": "assistant", "content": record.response},
+                "rejected": {"role": "assistant", "content": injection.text},
+                "error_type": et, "injector": "rules", "fallback": False,
+                "difference": check.difference, "changed_tokens": check.changed_tokens, "attempts": 1,
+                "details": {},
+            })
+    return rows
 
 
 @pytest.fixture(scope="session")
@@ -21,4 +67,45 @@ def demo_negatives(shared_data, tmp_path_factory) -> Path:
     records = [r for r in demo_records(shared_data, 40, max_chars=600) if len(r.question) < 300][:12]
     rows = make_negatives(records, ERROR_TYPES)
     assert len({r["record_id"] for r in rows}) == 12
-    return write_pairs(tmp_path_factory.mktemp("pairs") / "negatives.jsonl", rows)
+    path = tmp_path_factory.mktemp("pairs") / "negatives.jsonl"
+    write_jsonl(path, rows)
+    return path
+
+
+@pytest.fixture
+def pairs_subset(demo_negatives, tmp_path) -> Callable[..., Path]:
+    """``pairs_subset(n)``: a pairs.jsonl of the first ``n`` records of ``demo_negatives``, one
+    negative each (``pairing="all"``: every one)."""
+
+    def make(n_records: int, pairing: str = "mixed") -> Path:
+        pairs = select_pairs(load_preferences(demo_negatives).groups[:n_records], pairing, seed=0)
+        by_id = {(r["record_id"], r["error_type"]): r for r in read_jsonl(demo_negatives)}
+        dest = tmp_path / f"pairs-{n_records}-{pairing}.jsonl"
+        write_jsonl(dest, [by_id[(p.record_id, p.error_type)] for p in pairs])
+        return dest
+
+    return make
+
+
+@pytest.fixture
+def tiny_config(tiny_model, tmp_path) -> Callable[..., TrainConfig]:
+    """``tiny_config(name, **fields)``: a TrainConfig for the tiny model writing to ``tmp_path/name``,
+    with what the quick runs share (short sequences, no held-out split, no merged copy); ``fields``
+    override any of it."""
+
+    def make(name: str = "run", **fields: Any) -> TrainConfig:
+        base = dict(model=str(tiny_model), output_dir=str(tmp_path / name), max_length=192, heldout_fraction=0.0,
+                    merge=False)
+        return TrainConfig(**{**base, **fields})
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tiny_model):
+    """The tiny model (fp32, eval mode) and its tokenizer, loaded once per module."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32).eval()
+    return model, AutoTokenizer.from_pretrained(tiny_model)

@@ -1,4 +1,5 @@
-"""TrainConfig defaults, YAML + CLI precedence, the CLI's help, and the chosen settings."""
+"""TrainConfig defaults, YAML + CLI precedence, the CLI's help and errors, the chosen settings and
+the TRL arguments built from them."""
 
 from __future__ import annotations
 
@@ -6,9 +7,25 @@ import pytest
 from typer.testing import CliRunner
 
 from seapo.cli import app
-from seapo.errors import InputError
+from seapo.errors import ConfigError, InputError
 from seapo.train.config import TrainConfig
 from seapo.train.settings import GIB, ModelShape, choose_settings
+from seapo.train.trainer import trl_arguments
+
+
+@pytest.fixture
+def seapo_cli():
+    """``seapo_cli(*args)``: run the ``seapo`` CLI in a wide terminal (one error line stays one line)."""
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(app, list(args), terminal_width=200, env={"COLUMNS": "200"})
+
+    return invoke
+
+
+def _shape(params: float, layers: int, hidden: int) -> ModelShape:
+    return ModelShape(int(params), layers, hidden, max(1, hidden // 64), 49152)
 
 
 def test_paper_defaults():
@@ -24,33 +41,51 @@ def test_paper_defaults():
 def test_cli_options_override_the_yaml_file(tmp_path):
     path = tmp_path / "train.yaml"
     path.write_text("algo: dpo\nlearning_rate: 1.0e-5\nlora: false\nepochs: 2\n")
-    c = TrainConfig.from_sources(path, learning_rate=3e-6, epochs=None)
+    c = TrainConfig.load(path, {"learning_rate": 3e-6})
     assert (c.algo, c.learning_rate, c.lora, c.epochs) == ("dpo", 3e-6, False, 2.0)
     path.write_text("algo: dpo\nleraning_rate: 1\n")
     with pytest.raises(InputError, match="leraning_rate"):
-        TrainConfig.from_sources(path)
+        TrainConfig.load(path)
     path.write_text("algo: sft\n")
     with pytest.raises(InputError) as err:
-        TrainConfig.from_sources(path)
+        TrainConfig.load(path)
     assert err.value.field == "algo" and str(path) in str(err.value)
 
 
-def test_cli_help_lists_every_field_and_bad_input_fails_cleanly(tmp_path):
-    runner = CliRunner()
-    result = runner.invoke(app, ["train", "--help"], terminal_width=200, env={"COLUMNS": "200"})
+def test_a_bad_value_names_its_field_from_python_yaml_and_the_cli(tmp_path, seapo_cli):
+    with pytest.raises(ConfigError) as err:
+        TrainConfig(lora_r=0)
+    assert err.value.field == "lora_r" and isinstance(err.value, ValueError)
+    path = tmp_path / "train.yaml"
+    path.write_text("algo: dpo\n\nlora_r: 0\n")
+    with pytest.raises(ConfigError) as err:
+        TrainConfig.load(path)
+    assert (err.value.field, err.value.path, err.value.line) == ("lora_r", str(path), 3)
+    assert f"{path}:3:" in str(err.value)
+    result = seapo_cli("train", "pairs.jsonl", "--lora-r", "0")
+    assert result.exit_code == 2
+    assert "lora_r" in result.output and "--lora-r" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+    # A cross-field rule names the field to change too: KTO's KL estimate needs two examples per micro-batch.
+    with pytest.raises(ConfigError) as err:
+        TrainConfig(per_device_batch_size=1)
+    assert err.value.field == "per_device_batch_size"
+    assert TrainConfig(algo="dpo", per_device_batch_size=1).per_device_batch_size == 1
+    result = seapo_cli("train", "pairs.jsonl", "--per-device-batch-size", "1")
+    assert result.exit_code == 2 and "--per-device-batch-size" in result.output
+
+
+def test_cli_help_lists_every_field_and_bad_input_fails_cleanly(tmp_path, seapo_cli):
+    result = seapo_cli("train", "--help")
     assert result.exit_code == 0
     for name in TrainConfig.model_fields:
         assert name.replace("_", "-") in result.output or name == "output_dir"
     assert "--out" in result.output and "--config" in result.output
     bad = tmp_path / "pairs.jsonl"
     bad.write_text('{"prompt": [{"role": "user", "content": "hi"}], "chosen": "a"}\n')
-    result = runner.invoke(app, ["train", str(bad), "--out", str(tmp_path / "o")])
+    result = seapo_cli("train", str(bad), "--out", str(tmp_path / "o"))
     assert result.exit_code == 2
     assert "rejected" in result.output and "1" in result.output
-
-
-def _shape(params: float, layers: int, hidden: int) -> ModelShape:
-    return ModelShape(int(params), layers, hidden, max(1, hidden // 64), 49152)
 
 
 def test_settings_follow_memory_and_hardware():
@@ -70,3 +105,35 @@ def test_settings_follow_memory_and_hardware():
                              _shape(135e6, 30, 576), "cpu", 1, free_bytes=16 * GIB)
     assert forced.gradient_checkpointing and forced.per_device_batch_size == 2 and forced.mixed_precision == "no"
     assert forced.gradient_accumulation_steps == 8
+    with pytest.raises(ConfigError) as err:  # known only once the device is: a config error all the same
+        choose_settings(TrainConfig(dtype="fp16"), _shape(135e6, 30, 576), "cpu", 1, free_bytes=16 * GIB)
+    assert err.value.field == "dtype"
+
+
+def test_model_shape_estimates_the_parameter_count_from_the_config(tiny_model):
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    shape = ModelShape.from_config(AutoConfig.from_pretrained(tiny_model))
+    real = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(tiny_model).parameters())
+    assert (shape.layers, shape.hidden, shape.heads) == (2, 64, 4)
+    assert 0.8 < shape.params / real < 1.25  # the estimate ignores norms and grouped-query K/V
+
+
+@pytest.mark.parametrize("algo", ["kto", "dpo", "ipo", "simpo", "orpo"])
+def test_trl_arguments_carry_the_settings_and_warmup_is_a_ratio(algo, tmp_path):
+    cfg = TrainConfig(algo=algo, warmup_ratio=0.25, dtype="fp32", save_steps=3, seed=7,
+                      gradient_checkpointing=algo == "dpo")
+    st = choose_settings(cfg, _shape(135e6, 30, 576), "cpu", 1, free_bytes=16 * GIB)
+    args, trainer_cls = trl_arguments(cfg, st, tmp_path / "checkpoints")
+    assert trainer_cls.__name__ == {"kto": "KTOTrainer", "dpo": "DPOTrainer", "ipo": "DPOTrainer",
+                                    "simpo": "CPOTrainer", "orpo": "ORPOTrainer"}[algo]
+    # The scheduler's warm-up: a quarter of the steps (transformers reads warmup_steps < 1 as a ratio).
+    assert (args.get_warmup_steps(8), args.get_warmup_steps(100)) == (2, 25)
+    assert args.train_sampling_strategy == "sequential"  # the rows are already in training order
+    assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == \
+           (st.per_device_batch_size, st.gradient_accumulation_steps)
+    assert (args.save_strategy, args.save_steps, args.seed, args.beta) == ("steps", 3, 7, 0.1)
+    # TRL's configs default to checkpointing on: the chosen value must win in both directions.
+    assert args.gradient_checkpointing is (algo == "dpo") is st.gradient_checkpointing
+    if algo in ("kto", "dpo", "ipo"):
+        assert args.precompute_ref_log_probs and args.precompute_ref_batch_size == st.per_device_batch_size

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from seapo.errors import InputError
+from seapo.errors import ConfigError, InputError
 from seapo.io import read_jsonl, write_jsonl
 from seapo.train.data import load_preferences, select_pairs, split_heldout
 
@@ -49,6 +49,16 @@ def test_heldout_split_is_by_record_and_seeded(demo_negatives):
     assert split_heldout(groups, 0.0, seed=3) == (groups, [])
 
 
+def test_bad_split_and_pairing_values_name_their_setting(demo_negatives):
+    groups = load_preferences(demo_negatives).groups
+    with pytest.raises(ConfigError) as err:
+        split_heldout(groups, 1.0, seed=3)
+    assert err.value.field == "heldout_fraction"
+    with pytest.raises(ConfigError) as err:
+        select_pairs(groups, "single", seed=0)
+    assert err.value.field == "pairing" and "single" in str(err.value)
+
+
 def test_bad_rows_name_file_line_and_field(demo_negatives, tmp_path):
     lines = demo_negatives.read_text().splitlines()
     broken = json.loads(lines[1])
@@ -62,3 +72,16 @@ def test_bad_rows_name_file_line_and_field(demo_negatives, tmp_path):
     bad.write_text(json.dumps(missing) + "\n")
     with pytest.raises(InputError, match="prompt"):
         load_preferences(bad)
+
+
+def test_nothing_left_to_train_on_is_an_input_error(demo_negatives, tiny_config, tmp_path):
+    from seapo.train.trainer import train
+
+    positives = [{"record_id": r["record_id"], "messages": [*r["prompt"], r["chosen"]], "label": True}
+                 for r in read_jsonl(demo_negatives) if r["error_type"] == "logic"]
+    write_jsonl(tmp_path / "kto.jsonl", positives)
+    with pytest.raises(InputError, match="no usable training pairs"):  # dpo needs pairs; these have no negative
+        train(tmp_path / "kto.jsonl", tiny_config(algo="dpo"))
+    with pytest.raises(InputError, match="max_length=16") as err:  # every prompt fills max_length
+        train(demo_negatives, tiny_config(max_length=16))
+    assert err.value.path == str(demo_negatives)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from seapo.io import read_jsonl
 from seapo.train.data import load_preferences, select_pairs
 from seapo.train.heldout import preference_accuracy
 
@@ -22,11 +23,8 @@ def _independent_logp(model, tok, prompt, response) -> float:
     return logp[torch.arange(len(targets)), targets][n_prompt - 1:].sum().item()
 
 
-def test_accuracy_and_margins_match_an_independent_computation(tiny_model, demo_negatives):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(tiny_model)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32).eval()
+def test_accuracy_and_margins_match_an_independent_computation(tiny_lm, demo_negatives):
+    model, tok = tiny_lm
     pairs = select_pairs(load_preferences(demo_negatives).groups[:5], "all", seed=0)
     result = preference_accuracy(model, pairs, tok, batch_size=4, return_details=True)
     margins = {}
@@ -48,13 +46,8 @@ def test_accuracy_and_margins_match_an_independent_computation(tiny_model, demo_
     assert single["overall"]["mean_margin"] == pytest.approx(result["overall"]["mean_margin"], rel=1e-4)
 
 
-def test_pairs_jsonl_rows_are_accepted(tiny_model, demo_negatives):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from seapo.io import read_jsonl
-
-    tok = AutoTokenizer.from_pretrained(tiny_model)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+def test_pairs_jsonl_rows_are_accepted(tiny_lm, demo_negatives):
+    model, tok = tiny_lm
     rows = read_jsonl(demo_negatives)[:3]
     result = preference_accuracy(model, rows, tok)
     assert result["overall"]["n"] == 3 and set(result["per_error_type"]) == {rows[0]["error_type"]}

@@ -12,34 +12,19 @@ import pytest
 import torch
 
 import seapo.train
-from seapo.io import read_jsonl, write_jsonl
+from seapo.io import read_jsonl
 from seapo.train.config import TrainConfig
-from seapo.train.data import load_preferences, select_pairs
 from seapo.train.trainer import train
 
 
-def _subset(src, dest, n_records: int, pairing: str = "mixed"):
-    """First ``n_records`` records of ``src`` as a pairs.jsonl (one negative each with mixed)."""
-    pairs = select_pairs(load_preferences(src).groups[:n_records], pairing, seed=0)
-    by_id = {(r["record_id"], r["error_type"]): r for r in read_jsonl(src)}
-    write_jsonl(dest, [by_id[(p.record_id, p.error_type)] for p in pairs])
-    return dest
-
-
-def _losses(result) -> list[float]:
-    return [r["loss"] for r in read_jsonl(result.log_path) if "loss" in r]
-
-
 @pytest.mark.parametrize("algo", ["kto", "dpo", "ipo", "simpo", "orpo"])
-def test_each_algorithm_lowers_the_loss_on_a_repeated_batch(algo, tiny_model, demo_negatives, tmp_path):
-    pairs = _subset(demo_negatives, tmp_path / "pairs.jsonl", 4)
+def test_each_algorithm_lowers_the_loss_on_a_repeated_batch(algo, pairs_subset, tiny_config):
     # 4 pairs = one batch (8 KTO rows), seen again every step; a high lr so a few steps show it.
-    cfg = TrainConfig(model=str(tiny_model), algo=algo, output_dir=str(tmp_path / "run"), epochs=3,
-                      learning_rate=5e-3, lr_scheduler="constant", batch_size=8 if algo == "kto" else 4,
-                      per_device_batch_size=4, max_length=192, heldout_fraction=0.0, merge=False,
+    cfg = tiny_config(algo=algo, epochs=3, learning_rate=5e-3, lr_scheduler="constant",
+                      batch_size=8 if algo == "kto" else 4, per_device_batch_size=4,
                       save_steps=1000)  # no checkpoint in a 3-step run
-    result = train(pairs, cfg)
-    losses = _losses(result)
+    result = train(pairs_subset(4), cfg)
+    losses = [r["loss"] for r in read_jsonl(result.log_path) if "loss" in r]
     assert result.global_step == 3 and len(losses) == 3
     assert losses[-1] < losses[0] - 1e-3, losses
     assert all(torch.isfinite(torch.tensor(losses)))
@@ -49,7 +34,7 @@ def test_each_algorithm_lowers_the_loss_on_a_repeated_batch(algo, tiny_model, de
     if algo != "kto":
         assert "rewards/accuracies" in rows[-1]
     assert result.settings["precompute_ref_log_probs"] == (algo in ("kto", "dpo", "ipo"))
-    assert (tmp_path / "run" / "adapter" / "adapter_config.json").is_file()
+    assert (Path(result.output_dir) / "adapter" / "adapter_config.json").is_file()
 
 
 @pytest.fixture(scope="module")
@@ -96,16 +81,15 @@ def test_merged_model_loads_with_plain_transformers_and_equals_base_plus_adapter
     assert not torch.allclose(a, plain)  # training changed the weights
 
 
-def test_mixed_vs_all_pairing_in_training(tiny_model, demo_negatives, tmp_path):
-    common = dict(model=str(tiny_model), algo="simpo", max_steps=1, batch_size=2, per_device_batch_size=2,
-                  max_length=192, heldout_fraction=0.25, merge=False)
-    mixed = train(demo_negatives, TrainConfig(output_dir=str(tmp_path / "m"), pairing="mixed", **common))
-    every = train(demo_negatives, TrainConfig(output_dir=str(tmp_path / "a"), pairing="all", **common))
+def test_mixed_vs_all_pairing_in_training(demo_negatives, tiny_config):
+    common = dict(algo="simpo", max_steps=1, batch_size=2, per_device_batch_size=2, heldout_fraction=0.25)
+    mixed = train(demo_negatives, tiny_config("m", pairing="mixed", **common))
+    every = train(demo_negatives, tiny_config("a", pairing="all", **common))
     assert (mixed.train_pairs, every.train_pairs) == (9, 27)
     assert mixed.heldout_pairs == every.heldout_pairs == 9  # the same records are held out
 
 
-def test_resume_continues_from_the_last_checkpoint_to_the_same_final_step(tiny_model, demo_negatives, tmp_path):
+def test_resume_continues_from_the_last_checkpoint_to_the_same_final_step(pairs_subset, tiny_config):
     from transformers import TrainerCallback
 
     class StopAt(TrainerCallback):  # an interruption right after the step-2 checkpoint
@@ -113,14 +97,13 @@ def test_resume_continues_from_the_last_checkpoint_to_the_same_final_step(tiny_m
             if state.global_step == 2:
                 control.should_training_stop = True
 
-    pairs = _subset(demo_negatives, tmp_path / "pairs.jsonl", 8)
-    common = dict(model=str(tiny_model), algo="dpo", epochs=1, batch_size=2, per_device_batch_size=2,
-                  learning_rate=1e-3, max_length=192, heldout_fraction=0.0, save_steps=2, merge=False)
-    full = train(pairs, TrainConfig(output_dir=str(tmp_path / "full"), **common))
-    out = str(tmp_path / "resumed")
-    first = train(pairs, TrainConfig(output_dir=out, **common), callbacks=[StopAt()])
+    pairs = pairs_subset(8)
+    common = dict(algo="dpo", epochs=1, batch_size=2, per_device_batch_size=2, learning_rate=1e-3, save_steps=2)
+    full = train(pairs, tiny_config("full", **common))
+    first = train(pairs, tiny_config("resumed", **common), callbacks=[StopAt()])
+    out = first.output_dir
     assert first.global_step == 2 and os.path.isdir(os.path.join(out, "checkpoints", "checkpoint-2"))
-    second = train(pairs, TrainConfig(output_dir=out, resume=True, **common))
+    second = train(pairs, tiny_config("resumed", resume=True, **common))
     assert second.resumed_from.endswith("checkpoint-2")
     assert second.global_step == full.global_step == 4
     log = read_jsonl(second.log_path)

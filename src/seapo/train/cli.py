@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from seapo.config.cli import config_command
 from seapo.train.config import TrainConfig
+
+if TYPE_CHECKING:
+    from seapo.train.trainer import TrainResult
 
 ALIASES = {"output_dir": ["--out", "-o", "--output-dir"], "model": ["--model", "-m"]}
 PARAMS = [inspect.Parameter("pairs", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Path,
@@ -37,22 +40,22 @@ def run_train(cfg: TrainConfig, pairs: Path) -> None:
                   f"  wall time {result.wall_time_s:.1f}s")
 
 
-def _print_heldout(console: Any, result: Any) -> None:
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _print_heldout(console: Any, result: TrainResult) -> None:
     from rich.table import Table
 
     table = Table(title="held-out preference accuracy (positive scored above negative)")
     for col in ("error type", "n", "before", "after", "margin before", "margin after"):
         table.add_column(col)
-    before, after = result.heldout_before, result.heldout_after or {}
-    keys = ["overall", *before["per_error_type"]]
-    for key in keys:
+    before, after = result.heldout_before, result.heldout_after or {}  # called only when before exists
+    for key in ["overall", *before["per_error_type"]]:
         b = before["overall"] if key == "overall" else before["per_error_type"][key]
         a = (after.get("overall") if key == "overall" else after.get("per_error_type", {}).get(key)) or {}
-
-        def fmt(v: Any) -> str:
-            return "-" if v is None else f"{v:.3f}"
-        table.add_row(key, str(b["n"]), fmt(b["accuracy"]), fmt(a.get("accuracy")), fmt(b["mean_margin"]),
-                      fmt(a.get("mean_margin")))
+        table.add_row(key, str(b["n"]), _fmt(b["accuracy"]), _fmt(a.get("accuracy")), _fmt(b["mean_margin"]),
+                      _fmt(a.get("mean_margin")))
     console.print(table)
 
 

@@ -1,19 +1,19 @@
 """``TrainConfig``: every setting of ``seapo train``, with the SeaPO paper's defaults.
 
 Values come, in increasing priority, from the defaults below, a YAML file (``--config``,
-:meth:`TrainConfig.load`) and CLI options. ``None`` on an ``auto`` field means "choose from the model size, the hardware and
-the free memory"; what was chosen is written to ``settings.json`` and printed.
+:meth:`TrainConfig.load`) and CLI options. ``None`` on an ``auto`` field means "choose from the
+model size, the hardware and the free memory"; what was chosen is written to ``settings.json``
+and printed. A bad value raises :class:`~seapo.errors.ConfigError` naming the field.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from seapo.config import SeapoConfig
-
-ALGOS = ("kto", "dpo", "ipo", "simpo", "orpo")
+from seapo.errors import ConfigError
 
 
 class TrainConfig(SeapoConfig):
@@ -62,8 +62,9 @@ class TrainConfig(SeapoConfig):
     undesirable_weight: float = Field(1.0, gt=0, description="KTO weight of undesirable (rejected) examples.")
     simpo_gamma: float = Field(0.5, description="SimPO target reward margin.")
     # Speed / hardware
-    dtype: Literal["auto", "bf16", "fp16", "fp32"] = Field("auto", description="Compute dtype: auto (bf16 on GPUs that have it and on CPUs with AMX/"
-                                           "AVX512-BF16, else fp32), bf16, fp16 or fp32.")
+    dtype: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        "auto", description="Compute dtype: auto (bf16 on GPUs that have it and on CPUs with AMX/AVX512-BF16, else "
+                            "fp32), bf16, fp16 or fp32.")
     gradient_checkpointing: bool | None = Field(None, description="Recompute activations in backward "
                                                                   "(auto: only when they would not fit in memory).")
     precompute_ref_log_probs: bool = Field(True, description="Compute the reference model's log-probabilities "
@@ -79,3 +80,13 @@ class TrainConfig(SeapoConfig):
     resume: bool = Field(False, description="Resume from the last checkpoint-* in output_dir/checkpoints.")
     merge: bool = Field(True, description="Also write merged/ (adapter folded into the base weights).")
     trust_remote_code: bool = Field(False, description="Allow model code from the model folder/Hub.")
+
+    @model_validator(mode="after")
+    def _kto_batch(self) -> TrainConfig:
+        # KTO's KL estimate pairs each example with another completion of the same micro-batch
+        # (TRL's KTOTrainer refuses a micro-batch of 1); auto always picks at least 2.
+        if self.algo == "kto" and self.per_device_batch_size is not None and self.per_device_batch_size < 2:
+            raise ConfigError(f"kto needs per_device_batch_size >= 2 (its KL estimate pairs examples within a "
+                              f"micro-batch), got {self.per_device_batch_size}", field="per_device_batch_size",
+                              loc=("per_device_batch_size",))
+        return self

@@ -1,4 +1,5 @@
-"""Read training input (pairs, negatives or KTO rows), split off held-out records, select pairs.
+"""Read training input (pairs, negatives or KTO rows), split off held-out records, select pairs
+and put them in training order.
 
 Every accepted input layout becomes a list of :class:`PreferenceGroup` -- one prompt, its
 positive and every negative made from it -- so the held-out split (by ``record_id``) and the
@@ -8,18 +9,18 @@ pair selection (``mixed``/``all``) work the same way whatever file was given.
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from seapo.errors import InputError
+from seapo.errors import ConfigError, InputError
 from seapo.inject.strategies import draw_mixed
 from seapo.io import iter_jsonl
 
 ROLES = ("system", "user", "assistant")
-LAYOUTS = ("pairs", "kto")
 
 
 @dataclass
@@ -94,8 +95,6 @@ def _content(value: Any, path: str, line: int, fieldname: str) -> str:
 
 
 def _fallback_id(prompt: list[dict[str, str]], response: str | None) -> str:
-    import json
-
     text = json.dumps({"prompt": prompt, "response": response}, ensure_ascii=False, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -176,7 +175,7 @@ def split_heldout(groups: Sequence[PreferenceGroup], fraction: float, seed: int
                   ) -> tuple[list[PreferenceGroup], list[PreferenceGroup]]:
     """Split by record (a prompt never lands on both sides), seeded; returns ``(train, heldout)``."""
     if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"heldout_fraction must be in [0, 1), got {fraction}")
+        raise ConfigError(f"must be in [0, 1), got {fraction}", field="heldout_fraction", loc=("heldout_fraction",))
     usable = [g for g in groups if g.chosen is not None and g.negatives]
     if fraction == 0.0 or len(usable) < 2:
         return list(groups), []
@@ -190,7 +189,7 @@ def split_heldout(groups: Sequence[PreferenceGroup], fraction: float, seed: int
 def select_pairs(groups: Sequence[PreferenceGroup], pairing: str, seed: int) -> list[Pair]:
     """``mixed``: one negative per record, drawn with a per-record seeded RNG; ``all``: every negative."""
     if pairing not in ("mixed", "all"):
-        raise ValueError(f"pairing must be 'mixed' or 'all', got '{pairing}'")
+        raise ConfigError(f"must be 'mixed' or 'all', got '{pairing}'", field="pairing", loc=("pairing",))
     pairs: list[Pair] = []
     for g in groups:
         if g.chosen is None or not g.negatives:
@@ -222,10 +221,61 @@ def kto_row(prompt: list[dict[str, str]], completion: str, label: bool) -> dict[
     return {"prompt": prompt, "completion": [{"role": "assistant", "content": completion}], "label": label}
 
 
-def kto_examples(pairs: Sequence[Pair]) -> list[dict[str, Any]]:
-    """Each pair gives a desirable (chosen) and an undesirable (rejected) example."""
-    out = []
+def heldout_pairs_of(groups: Sequence[PreferenceGroup]) -> list[Pair]:
+    """Every negative of every held-out record (so each error type gets its own accuracy)."""
+    return select_pairs(groups, "all", 0)
+
+
+def drop_long_prompts(pairs: Sequence[Pair], tokenizer: Any, max_length: int) -> tuple[list[Pair], int]:
+    """Pairs whose chat-templated prompt is shorter than ``max_length`` tokens, and how many were not."""
+    lengths: dict[str, int] = {}  # one tokenization per prompt: with pairing 'all' a prompt has many pairs
+    kept = []
     for p in pairs:
-        out.append(kto_row(p.prompt, p.chosen, True))
-        out.append(kto_row(p.prompt, p.rejected, False))
-    return out
+        key = p.record_id or json.dumps(p.prompt)
+        if key not in lengths:
+            lengths[key] = len(tokenizer.apply_chat_template(p.prompt, add_generation_prompt=True, tokenize=True,
+                                                             return_dict=True)["input_ids"])
+        if lengths[key] < max_length:
+            kept.append(p)
+    return kept, len(pairs) - len(kept)
+
+
+# --------------------------------------------------------------------------------------------- training order
+
+
+def _length(p: Pair) -> int:
+    return sum(len(m["content"]) for m in p.prompt) + max(len(p.chosen), len(p.rejected))
+
+
+def _grouped_batches(pairs: Sequence[Pair], micro: int, seed: int, group_by_length: bool) -> list[list[Pair]]:
+    """Seeded shuffle; with ``group_by_length`` sort within chunks of 32 micro-batches so a micro-batch
+    holds similar lengths (less padding), then shuffle the order of the full micro-batches."""
+    rng = random.Random(seed)
+    items = list(pairs)
+    rng.shuffle(items)
+    if group_by_length:
+        chunk = micro * 32
+        items = [p for i in range(0, len(items), chunk)
+                 for p in sorted(items[i:i + chunk], key=_length, reverse=True)]
+    batches = [items[i:i + micro] for i in range(0, len(items), micro)]
+    full = [b for b in batches if len(b) == micro]
+    rng.shuffle(full)
+    return full + [b for b in batches if len(b) < micro]  # a partial batch stays last: boundaries stay aligned
+
+
+def ordered_pair_rows(pairs: Sequence[Pair], micro: int, seed: int, group_by_length: bool) -> list[dict[str, Any]]:
+    """Rows for the pairwise trainers, in training order (the trainer reads them sequentially)."""
+    return [p.to_trl() for b in _grouped_batches(pairs, micro, seed, group_by_length) for p in b]
+
+
+def ordered_kto_rows(pairs: Sequence[Pair], micro: int, seed: int, group_by_length: bool) -> list[dict[str, Any]]:
+    """KTO rows in training order. ``micro`` pairs of similar length make two micro-batches,
+    ``[c0, r1, c2, ...]`` and ``[r0, c1, r2, ...]``: each is half desirable, half undesirable and has
+    ``micro`` different prompts, so KTO's KL estimate (completion of the previous row in the batch)
+    always pairs a prompt with another prompt's completion."""
+    rows: list[dict[str, Any]] = []
+    for batch in _grouped_batches(pairs, micro, seed, group_by_length):
+        a = [kto_row(p.prompt, p.chosen if i % 2 == 0 else p.rejected, i % 2 == 0) for i, p in enumerate(batch)]
+        b = [kto_row(p.prompt, p.rejected if i % 2 == 0 else p.chosen, i % 2 == 1) for i, p in enumerate(batch)]
+        rows.extend(a + b)
+    return rows

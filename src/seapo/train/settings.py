@@ -17,11 +17,11 @@ The rules, each recorded with its reason in ``settings.json``:
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from seapo.models.loading import cpu_has_fast_bf16, pick_dtype
+from seapo.errors import ConfigError
+from seapo.models.loading import pick_dtype
 from seapo.train.config import TrainConfig
 
 GIB = 1024**3
@@ -36,11 +36,18 @@ class ModelShape:
     vocab: int
 
     @classmethod
-    def from_config(cls, config: Any, params: int) -> ModelShape:
+    def from_config(cls, config: Any) -> ModelShape:
+        """The shape read from a model config, with the parameter count estimated from it: the model
+        itself is loaded only after the TrainingArguments (DeepSpeed ZeRO-3 must see those first)."""
         text = config.get_text_config() if hasattr(config, "get_text_config") else config
         hidden = getattr(text, "hidden_size", 1024)
-        return cls(params, getattr(text, "num_hidden_layers", 24), hidden,
-                   getattr(text, "num_attention_heads", max(1, hidden // 64)), getattr(text, "vocab_size", 32000))
+        layers = getattr(text, "num_hidden_layers", 24)
+        vocab = getattr(text, "vocab_size", 32000)
+        inter = getattr(text, "intermediate_size", 4 * hidden)
+        per_layer = 4 * hidden * hidden + 3 * hidden * inter  # attention + gated MLP
+        embeddings = vocab * hidden * (1 if getattr(text, "tie_word_embeddings", False) else 2)
+        return cls(layers * per_layer + embeddings, layers, hidden,
+                   getattr(text, "num_attention_heads", max(1, hidden // 64)), vocab)
 
 
 @dataclass
@@ -119,7 +126,7 @@ def choose_settings(cfg: TrainConfig, shape: ModelShape, device: str, world_size
             reasons.append("dtype float32: this CPU has no native bf16 (emulated bf16 would be slower)")
     mixed = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "no")
     if not is_gpu and dtype == torch.float16:
-        raise ValueError("fp16 training is not supported on CPU: use bf16 or fp32")
+        raise ConfigError("fp16 training is not supported on CPU: use bf16 or fp32", field="dtype", loc=("dtype",))
     # GPU + LoRA: store the frozen base in bf16/fp16 (half the memory, no per-step casts). CPU: keep
     # fp32 weights under bf16 autocast -- measured here, bf16-stored weights make oneDNN re-pack
     # them for every new sequence shape (first pass per shape several times slower), and
@@ -184,7 +191,3 @@ def choose_settings(cfg: TrainConfig, shape: ModelShape, device: str, world_size
         gradient_accumulation_steps=accum, effective_batch_size=effective, precompute_ref_log_probs=precompute,
         group_by_length=cfg.group_by_length, free_memory_gib=round(free / GIB, 2),
         estimated_memory_gib=round(need / GIB, 2), reasons=reasons)
-
-
-def cpu_threads_note() -> str:
-    return f"{os.cpu_count()} CPUs, native bf16: {cpu_has_fast_bf16()}"

@@ -14,32 +14,48 @@ preference accuracy, trains (KTO/DPO/IPO via ``KTOTrainer``/``DPOTrainer``, SimP
     OUT/result.json       the TrainResult
 
 The same command runs on CPU and GPU and under ``accelerate launch`` (several processes or
-DeepSpeed): the trainer reads the launcher's environment.
+DeepSpeed): the trainer reads the launcher's environment. :func:`train` reads as the list of its
+steps; each step is a function below it, in the order it runs. Two orderings matter under
+several processes: the TrainingArguments are built before the model is loaded (DeepSpeed
+ZeRO-3 hooks into model loading through them), and whatever only the main process does
+(writing files, scoring the held-out pairs, merging) is followed by a barrier.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import random
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from seapo.errors import InputError
 from seapo.io import write_json
 from seapo.train.config import TrainConfig
 from seapo.train.data import (
+    LoadedData,
     Pair,
     PreferenceGroup,
-    kto_row,
+    drop_long_prompts,
+    heldout_pairs_of,
     load_preferences,
+    ordered_kto_rows,
+    ordered_pair_rows,
     select_pairs,
     split_heldout,
     unpaired_kto_rows,
 )
 from seapo.train.settings import ChosenSettings, ModelShape, choose_settings
+
+if TYPE_CHECKING:
+    from accelerate import PartialState
+    from datasets import Dataset
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer, TrainingArguments
+
+    from seapo.models import ResolvedModel
 
 LOG_NAME = "train_log.jsonl"
 PLOT_NAME = "train_log.png"
@@ -70,51 +86,363 @@ class TrainResult:
         return asdict(self)
 
 
-# --------------------------------------------------------------------------------------------- data order
+@dataclass(frozen=True)
+class RunPaths:
+    """The files of one run folder (absolute)."""
+
+    out: Path
+
+    @classmethod
+    def of(cls, cfg: TrainConfig) -> RunPaths:
+        return cls(Path(cfg.output_dir).resolve())
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.out / "checkpoints"
+
+    @property
+    def log(self) -> Path:
+        return self.out / LOG_NAME
+
+    @property
+    def plot(self) -> Path:
+        return self.out / PLOT_NAME
+
+    @property
+    def heldout(self) -> Path:
+        return self.out / "heldout.json"
 
 
-def _length(p: Pair) -> int:
-    return sum(len(m["content"]) for m in p.prompt) + max(len(p.chosen), len(p.rejected))
+@dataclass
+class TrainingData:
+    """The input as read and split by record, and the pairs each side uses."""
+
+    source: Path
+    loaded: LoadedData
+    train_groups: list[PreferenceGroup]
+    held_groups: list[PreferenceGroup]
+    train_pairs: list[Pair]
+    held_pairs: list[Pair]
+    unpaired_kto: list[dict[str, Any]] = field(default_factory=list)
+    """KTO rows of records that cannot form a pair (kto only)."""
+    dropped_long: dict[str, int] = field(default_factory=lambda: {"train": 0, "heldout": 0})
+    """Pairs dropped per side because their prompt alone fills max_length (see drop_unlearnable)."""
+
+    @property
+    def held_ids(self) -> list[str]:
+        return [p.id for p in self.held_pairs]
+
+    def require_examples(self, message: str) -> None:
+        """Raise when nothing is left to train on."""
+        if not self.train_pairs and not self.unpaired_kto:
+            raise InputError(message, path=str(self.source))
 
 
-def _grouped_batches(pairs: Sequence[Pair], micro: int, seed: int, group_by_length: bool) -> list[list[Pair]]:
-    """Seeded shuffle; with ``group_by_length`` sort within chunks of 32 micro-batches so a micro-batch
-    holds similar lengths (less padding), then shuffle the order of the full micro-batches."""
-    rng = random.Random(seed)
-    items = list(pairs)
-    rng.shuffle(items)
-    if group_by_length:
-        chunk = micro * 32
-        items = [p for i in range(0, len(items), chunk)
-                 for p in sorted(items[i:i + chunk], key=_length, reverse=True)]
-    batches = [items[i:i + micro] for i in range(0, len(items), micro)]
-    full = [b for b in batches if len(b) == micro]
-    rng.shuffle(full)
-    return full + [b for b in batches if len(b) < micro]  # a partial batch stays last: boundaries stay aligned
+# --------------------------------------------------------------------------------------------- the run
 
 
-def ordered_pair_rows(pairs: Sequence[Pair], micro: int, seed: int, group_by_length: bool) -> list[dict]:
-    """Rows for the pairwise trainers, in training order (the trainer reads them sequentially)."""
-    return [p.to_trl() for b in _grouped_batches(pairs, micro, seed, group_by_length) for p in b]
+def train(pairs_path: str | Path, config: TrainConfig | None = None, *, callbacks: Sequence[Any] = (),
+          console: Any = None) -> TrainResult:
+    """Train ``config.model`` on the pairs in ``pairs_path`` (``pairs.jsonl``, ``negatives.jsonl`` or
+    ``kto.jsonl``); see the module docstring for what is written. ``callbacks``: extra
+    ``transformers.TrainerCallback`` objects (e.g. to stop early). Returns a :class:`TrainResult`."""
+    from accelerate import PartialState
+
+    cfg = config or TrainConfig()
+    t_start = time.perf_counter()
+    paths = RunPaths.of(cfg)
+    console = _console(console)
+
+    data = load_data(pairs_path, cfg)
+    resolved, tokenizer = resolve_policy(cfg)
+    drop_unlearnable(data, tokenizer, cfg.max_length)
+    st = choose_run_settings(cfg, resolved.path)
+    args, trainer_cls = trl_arguments(cfg, st, paths.checkpoints)  # before the model: ZeRO-3 hooks in here
+    state = PartialState()
+    main = state.is_main_process
+    resume_from = last_checkpoint(cfg, paths)
+    if main:
+        record_settings(cfg, st, resolved, data, paths, resume_from, console)
+
+    model = load_policy(resolved.path, st, cfg)
+    # ZeRO-3 shards the weights over the processes: none of them alone can score the held-out pairs.
+    scored = bool(data.held_pairs) and not _zero3()
+    before = (measure_heldout_before(model, data, tokenizer, cfg, paths, resume_from, state.device, console)
+              if scored and main else None)
+    state.wait_for_everyone()
+
+    dataset, n_examples = training_dataset(data, cfg, st, paths, state)
+    trainer, train_time = fit(trainer_cls, args, model, dataset, tokenizer, cfg, paths, resume_from, callbacks)
+    adapter_dir, merged_dir = save_trained(trainer, tokenizer, cfg, paths, main)
+    after = measure_heldout_after(trainer, data, tokenizer, cfg, paths, before, console) if before else None
+    global_step = trainer.state.global_step
+    del trainer, model  # free the trained copy before the merge loads a fresh base
+    if main:
+        if adapter_dir and cfg.merge:
+            merged_dir = merge_adapter(resolved.path, adapter_dir, paths.out / "merged", tokenizer,
+                                       cfg.trust_remote_code)
+        plot_training_log(cfg, resolved, paths)
+    state.wait_for_everyone()
+
+    result = TrainResult(
+        output_dir=str(paths.out), adapter_dir=str(adapter_dir) if adapter_dir else None,
+        merged_dir=str(merged_dir) if merged_dir else None, log_path=str(paths.log),
+        plot_path=str(paths.plot) if paths.plot.is_file() else None,
+        heldout_path=str(paths.heldout) if scored else None, heldout_before=before, heldout_after=after,
+        settings=st.to_dict(), train_pairs=len(data.train_pairs), train_examples=n_examples,
+        heldout_pairs=len(data.held_pairs), global_step=global_step, resumed_from=resume_from,
+        train_time_s=round(train_time, 2), wall_time_s=round(time.perf_counter() - t_start, 2))
+    if main:
+        write_json(paths.out / "result.json", result.to_dict())
+    return result
 
 
-def ordered_kto_rows(pairs: Sequence[Pair], micro: int, seed: int, group_by_length: bool) -> list[dict]:
-    """KTO rows in training order. ``micro`` pairs of similar length make two micro-batches,
-    ``[c0, r1, c2, ...]`` and ``[r0, c1, r2, ...]``: each is half desirable, half undesirable and has
-    ``micro`` different prompts, so KTO's KL estimate (completion of the previous row in the batch)
-    always pairs a prompt with another prompt's completion."""
-    rows: list[dict] = []
-    for batch in _grouped_batches(pairs, micro, seed, group_by_length):
-        a = [kto_row(p.prompt, p.chosen if i % 2 == 0 else p.rejected, i % 2 == 0) for i, p in enumerate(batch)]
-        b = [kto_row(p.prompt, p.rejected if i % 2 == 0 else p.chosen, i % 2 == 1) for i, p in enumerate(batch)]
-        rows.extend(a + b)
-    return rows
+# --------------------------------------------------------------------------------------------- its steps
 
 
-# --------------------------------------------------------------------------------------------- logging
+def load_data(pairs_path: str | Path, cfg: TrainConfig) -> TrainingData:
+    """Read the input, split off the held-out records, pick the training pairs."""
+    loaded = load_preferences(pairs_path)
+    train_groups, held_groups = split_heldout(loaded.groups, cfg.heldout_fraction, cfg.seed)
+    data = TrainingData(
+        source=Path(pairs_path), loaded=loaded, train_groups=train_groups, held_groups=held_groups,
+        train_pairs=select_pairs(train_groups, cfg.pairing, cfg.seed), held_pairs=heldout_pairs_of(held_groups),
+        unpaired_kto=unpaired_kto_rows(train_groups) if cfg.algo == "kto" else [])
+    data.require_examples("no usable training pairs (each record needs a positive and a negative)")
+    return data
 
 
-def _log_callback(path: Path, keep_until_step: int | None):
+def resolve_policy(cfg: TrainConfig) -> tuple[ResolvedModel, PreTrainedTokenizerBase]:
+    """Where the policy model lives, and its tokenizer (right-padded, as TRL's trainers pad)."""
+    from seapo.models import load_tokenizer, resolve_model
+
+    resolved = resolve_model(cfg.model)
+    return resolved, load_tokenizer(resolved, trust_remote_code=cfg.trust_remote_code, padding_side="right")
+
+
+def drop_unlearnable(data: TrainingData, tokenizer: PreTrainedTokenizerBase, max_length: int) -> None:
+    """Drop the pairs whose prompt alone fills ``max_length``: no response token would be left to
+    learn from or score (TRL would drop them silently, and after our batch ordering)."""
+    data.train_pairs, data.dropped_long["train"] = drop_long_prompts(data.train_pairs, tokenizer, max_length)
+    data.held_pairs, data.dropped_long["heldout"] = drop_long_prompts(data.held_pairs, tokenizer, max_length)
+    data.require_examples(f"every training prompt is at least max_length={max_length} tokens long")
+
+
+def choose_run_settings(cfg: TrainConfig, model_path: str) -> ChosenSettings:
+    """Dtype, micro-batch, accumulation and checkpointing for this model on this hardware. The
+    model's size comes from its config: the model itself is loaded only after the TrainingArguments."""
+    from transformers import AutoConfig
+
+    model_cfg = AutoConfig.from_pretrained(model_path, trust_remote_code=cfg.trust_remote_code)
+    world = int(os.environ.get("WORLD_SIZE", "1"))  # set by accelerate launch / torchrun
+    return choose_settings(cfg, ModelShape.from_config(model_cfg), _device(), world)
+
+
+def trl_arguments(cfg: TrainConfig, st: ChosenSettings, ckpt_dir: Path
+                  ) -> tuple[TrainingArguments, type[Trainer]]:
+    """The TRL config for ``cfg.algo``, built, and the trainer class that takes it."""
+    common: dict[str, Any] = dict(
+        output_dir=str(ckpt_dir), num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
+        # transformers 5 reads a warmup_steps below 1 as a fraction of the total steps (warmup_ratio is gone).
+        learning_rate=cfg.learning_rate, lr_scheduler_type=cfg.lr_scheduler, warmup_steps=cfg.warmup_ratio,
+        weight_decay=cfg.weight_decay, max_grad_norm=cfg.max_grad_norm,
+        per_device_train_batch_size=st.per_device_batch_size,
+        gradient_accumulation_steps=st.gradient_accumulation_steps,
+        gradient_checkpointing=st.gradient_checkpointing,
+        bf16=st.mixed_precision == "bf16", fp16=st.mixed_precision == "fp16", use_cpu=st.device == "cpu",
+        logging_steps=cfg.logging_steps, save_strategy="steps" if cfg.save_steps else "epoch",
+        save_steps=cfg.save_steps or 500, save_total_limit=cfg.save_total_limit, seed=cfg.seed,
+        data_seed=cfg.seed, report_to="none", max_length=cfg.max_length, beta=cfg.beta,
+        trust_remote_code=cfg.trust_remote_code,
+        # The data is put in training order by ordered_*_rows (length-grouped, shuffled batches;
+        # KTO needs this sequential reading for its KL pairing anyway).
+        train_sampling_strategy="sequential", dataloader_num_workers=0,
+    )
+    if st.gradient_checkpointing:
+        common["gradient_checkpointing_kwargs"] = {"use_reentrant": False}
+    # kto/dpo/ipo keep a reference model; its log-probs are computed in batches of the training
+    # micro-batch, i.e. over the same length-grouped batches.
+    reference = dict(precompute_ref_log_probs=st.precompute_ref_log_probs,
+                     precompute_ref_batch_size=st.per_device_batch_size)
+    if cfg.algo in ("dpo", "ipo"):
+        from trl import DPOConfig, DPOTrainer
+
+        return DPOConfig(**common, **reference, loss_type=["sigmoid" if cfg.algo == "dpo" else "ipo"]), DPOTrainer
+    if cfg.algo == "kto":
+        from trl import KTOConfig, KTOTrainer
+
+        return KTOConfig(**common, **reference, loss_type="kto", desirable_weight=cfg.desirable_weight,
+                         undesirable_weight=cfg.undesirable_weight), KTOTrainer
+    if cfg.algo == "simpo":
+        from trl.experimental.cpo import CPOConfig, CPOTrainer
+
+        # cpo_alpha=0: pure SimPO (CPO adds a behaviour-cloning NLL term otherwise).
+        return CPOConfig(**common, loss_type="simpo", cpo_alpha=0.0, simpo_gamma=cfg.simpo_gamma), CPOTrainer
+    from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+
+    return ORPOConfig(**common), ORPOTrainer
+
+
+def last_checkpoint(cfg: TrainConfig, paths: RunPaths) -> str | None:
+    """The checkpoint to resume from (``resume: true`` and one exists), else None."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if cfg.resume and paths.checkpoints.is_dir():
+        return get_last_checkpoint(str(paths.checkpoints))
+    return None
+
+
+def record_settings(cfg: TrainConfig, st: ChosenSettings, resolved: ResolvedModel, data: TrainingData,
+                    paths: RunPaths, resume_from: str | None, console: Any) -> None:
+    """Write settings.json and print the settings table (main process)."""
+    paths.out.mkdir(parents=True, exist_ok=True)
+    write_json(paths.out / "settings.json", {
+        "config": cfg.model_dump(), "model": resolved.path, "chosen": st.to_dict(),
+        "input": str(data.source.resolve()), "input_layout": data.loaded.layout, "input_rows": data.loaded.rows,
+        "records": len(data.loaded.groups), "train_records": len(data.train_groups),
+        "heldout_records": len(data.held_groups), "train_pairs": len(data.train_pairs),
+        "heldout_pairs": len(data.held_pairs), "resume_from": resume_from,
+        "dropped_long_prompt_pairs": data.dropped_long})
+    _print_settings(console, cfg, st, resolved.name, len(data.train_pairs), len(data.held_pairs), resume_from)
+    dropped_train, dropped_held = data.dropped_long["train"], data.dropped_long["heldout"]
+    if dropped_train or dropped_held:
+        console.print(f"[yellow]dropped {dropped_train} training and {dropped_held} held-out pairs whose "
+                      f"prompt alone has >= max_length={cfg.max_length} tokens[/yellow]")
+    if cfg.resume and resume_from is None:
+        console.print(f"[yellow]resume: no checkpoint in {paths.checkpoints}; starting from the beginning[/yellow]")
+
+
+def load_policy(model_path: str, st: ChosenSettings, cfg: TrainConfig) -> PreTrainedModel:
+    """The model to train, its frozen weights stored in the chosen dtype."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, st.base_weights_dtype),
+                                                 trust_remote_code=cfg.trust_remote_code)
+    model.config.use_cache = False  # no generation during training; the cache only costs memory
+    return model
+
+
+def measure_heldout_before(model: PreTrainedModel, data: TrainingData, tokenizer: PreTrainedTokenizerBase,
+                           cfg: TrainConfig, paths: RunPaths, resume_from: str | None, device: Any,
+                           console: Any) -> dict[str, Any]:
+    """Held-out accuracy of the untrained model (main process). A resumed run reuses the one it
+    measured before the interruption: the base model has not changed."""
+    previous = json.loads(paths.heldout.read_text()) if (resume_from and paths.heldout.is_file()) else {}
+    if previous.get("pairs") == data.held_ids and previous.get("before"):
+        before = previous["before"]
+    else:
+        model.to(device)
+        before = _score_heldout(model, data, tokenizer, cfg)
+        write_json(paths.heldout, {"pairs": data.held_ids, "before": before, "after": None})
+    console.print(f"held-out preference accuracy before: {before['overall']['accuracy']:.3f} "
+                  f"(mean margin {before['overall']['mean_margin']:.3f}, n={before['overall']['n']})")
+    return before
+
+
+def training_dataset(data: TrainingData, cfg: TrainConfig, st: ChosenSettings, paths: RunPaths,
+                     state: PartialState) -> tuple[Dataset, int]:
+    """The training rows in training order, as a dataset, and how many rows it has.
+
+    File-backed under OUT/data: TRL's map and reference log-prob caches then sit next to it, shared
+    by every process (an in-memory dataset caches in a per-process temp dir) and reused on resume.
+    """
+    from datasets import Dataset, load_from_disk
+
+    micro = st.per_device_batch_size
+    if cfg.algo == "kto":
+        rows = ordered_kto_rows(data.train_pairs, micro, cfg.seed, cfg.group_by_length) + data.unpaired_kto
+    else:
+        rows = ordered_pair_rows(data.train_pairs, micro, cfg.seed, cfg.group_by_length)
+    digest = hashlib.sha256(json.dumps([cfg.algo, rows], sort_keys=True).encode()).hexdigest()[:16]
+    data_dir = paths.out / "data" / f"{cfg.algo}-{digest}"
+    if state.is_main_process and not (data_dir / "dataset_info.json").is_file():
+        tmp_dir = data_dir.with_name(data_dir.name + ".partial")
+        Dataset.from_list(rows).save_to_disk(str(tmp_dir))
+        os.replace(tmp_dir, data_dir)  # complete or absent: a crash mid-write leaves no half dataset to reuse
+    state.wait_for_everyone()
+    return load_from_disk(str(data_dir)), len(rows)
+
+
+def fit(trainer_cls: type[Trainer], args: TrainingArguments, model: PreTrainedModel, dataset: Dataset,
+        tokenizer: PreTrainedTokenizerBase, cfg: TrainConfig, paths: RunPaths, resume_from: str | None,
+        callbacks: Sequence[Any]) -> tuple[Trainer, float]:
+    """Train (from ``resume_from`` when given); returns the trainer and the training time (s)."""
+    trainer = trainer_cls(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                          peft_config=_lora_config(cfg) if cfg.lora else None,
+                          callbacks=[_log_callback(paths.log, _step_of(resume_from)), *callbacks])
+    t_train = time.perf_counter()
+    trainer.train(resume_from_checkpoint=resume_from)
+    return trainer, time.perf_counter() - t_train
+
+
+def save_trained(trainer: Trainer, tokenizer: PreTrainedTokenizerBase, cfg: TrainConfig, paths: RunPaths,
+                 main: bool) -> tuple[Path | None, Path | None]:
+    """Save the adapter (LoRA) or the whole model (full fine-tuning) with the tokenizer; returns
+    ``(adapter_dir, merged_dir)``. Every process calls it: under ZeRO-3 saving gathers the shards."""
+    target = paths.out / ("adapter" if cfg.lora else "merged")
+    trainer.save_model(str(target))
+    if main:
+        tokenizer.save_pretrained(str(target))
+    return (target, None) if cfg.lora else (None, target)
+
+
+def measure_heldout_after(trainer: Trainer, data: TrainingData, tokenizer: PreTrainedTokenizerBase,
+                          cfg: TrainConfig, paths: RunPaths, before: dict[str, Any], console: Any
+                          ) -> dict[str, Any]:
+    """Held-out accuracy of the trained model (main process); heldout.json gets both measurements."""
+    after = _score_heldout(trainer.accelerator.unwrap_model(trainer.model), data, tokenizer, cfg)
+    write_json(paths.heldout, {"pairs": data.held_ids, "before": before, "after": after,
+                               "per_error_type_before": before["per_error_type"],
+                               "per_error_type_after": after["per_error_type"]})
+    console.print(f"held-out preference accuracy after: {after['overall']['accuracy']:.3f} "
+                  f"(mean margin {after['overall']['mean_margin']:.3f})")
+    return after
+
+
+def plot_training_log(cfg: TrainConfig, resolved: ResolvedModel, paths: RunPaths) -> None:
+    """train_log.png, when the run logged anything (main process)."""
+    from seapo.train.plot import plot_log
+
+    if paths.log.is_file() and paths.log.stat().st_size:
+        plot_log(paths.log, paths.plot, title=f"seapo train: {cfg.algo} on {resolved.name}")
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def _score_heldout(model: PreTrainedModel, data: TrainingData, tokenizer: PreTrainedTokenizerBase,
+                   cfg: TrainConfig) -> dict[str, Any]:
+    from seapo.train.heldout import preference_accuracy
+
+    return preference_accuracy(model, data.held_pairs, tokenizer, batch_size=cfg.heldout_batch_size,
+                               max_length=cfg.max_length)
+
+
+def merge_adapter(base_path: str, adapter_dir: Path, merged_dir: Path, tokenizer: PreTrainedTokenizerBase,
+                  trust_remote_code: bool = False) -> Path:
+    """Fold the adapter into a fresh copy of the base weights (in their original dtype) and save
+    a plain model folder with the tokenizer."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    if _zero3():  # the merge runs on one process: ZeRO-3 must not shard this fresh copy
+        from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+        unset_hf_deepspeed_config()
+    base = AutoModelForCausalLM.from_pretrained(base_path, dtype="auto", trust_remote_code=trust_remote_code)
+    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    merged.config.use_cache = True
+    merged.save_pretrained(str(merged_dir))
+    tokenizer.save_pretrained(str(merged_dir))
+    del base, merged
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return merged_dir
+
+
+def _log_callback(path: Path, keep_until_step: int | None) -> Any:
     from transformers import TrainerCallback
 
     class JsonlLogCallback(TrainerCallback):
@@ -140,7 +468,14 @@ def _log_callback(path: Path, keep_until_step: int | None):
     return JsonlLogCallback()
 
 
-# --------------------------------------------------------------------------------------------- training
+def _lora_config(cfg: TrainConfig) -> Any:
+    from peft import LoraConfig
+
+    targets: str | list[str] = cfg.lora_target_modules
+    if targets != "all-linear":
+        targets = [t.strip() for t in targets.split(",") if t.strip()]
+    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=targets, task_type="CAUSAL_LM", bias="none")
 
 
 def _device() -> str:
@@ -149,65 +484,6 @@ def _device() -> str:
     if os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true") or not torch.cuda.is_available():
         return "cpu"
     return "cuda"
-
-
-def _trl_trainer(cfg: TrainConfig, st: ChosenSettings, ckpt_dir: Path):
-    """The TRL config class and trainer class for ``cfg.algo``, with the config built."""
-    common: dict[str, Any] = dict(
-        output_dir=str(ckpt_dir), num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
-        learning_rate=cfg.learning_rate, lr_scheduler_type=cfg.lr_scheduler, warmup_steps=cfg.warmup_ratio,
-        weight_decay=cfg.weight_decay, max_grad_norm=cfg.max_grad_norm,
-        per_device_train_batch_size=st.per_device_batch_size,
-        gradient_accumulation_steps=st.gradient_accumulation_steps,
-        gradient_checkpointing=st.gradient_checkpointing,
-        bf16=st.mixed_precision == "bf16", fp16=st.mixed_precision == "fp16", use_cpu=st.device == "cpu",
-        logging_steps=cfg.logging_steps, save_strategy="steps" if cfg.save_steps else "epoch",
-        save_steps=cfg.save_steps or 500, save_total_limit=cfg.save_total_limit, seed=cfg.seed,
-        data_seed=cfg.seed, report_to="none", max_length=cfg.max_length, beta=cfg.beta,
-        # The data is put in training order by ordered_*_rows (length-grouped, shuffled batches;
-        # KTO needs this sequential reading for its KL pairing anyway).
-        train_sampling_strategy="sequential", dataloader_num_workers=0,
-    )
-    if st.gradient_checkpointing:
-        common["gradient_checkpointing_kwargs"] = {"use_reentrant": False}
-    if cfg.algo in ("dpo", "ipo"):
-        from trl import DPOConfig, DPOTrainer
-
-        args = DPOConfig(**common, loss_type=["sigmoid" if cfg.algo == "dpo" else "ipo"],
-                         precompute_ref_log_probs=st.precompute_ref_log_probs,
-                         precompute_ref_batch_size=st.per_device_batch_size,  # = the length-grouped batches
-                         trust_remote_code=cfg.trust_remote_code)
-        return args, DPOTrainer
-    if cfg.algo == "kto":
-        from trl import KTOConfig, KTOTrainer
-
-        args = KTOConfig(**common, loss_type="kto", desirable_weight=cfg.desirable_weight,
-                         undesirable_weight=cfg.undesirable_weight,
-                         precompute_ref_log_probs=st.precompute_ref_log_probs,
-                         precompute_ref_batch_size=st.per_device_batch_size,  # = the length-grouped batches
-                         trust_remote_code=cfg.trust_remote_code)
-        return args, KTOTrainer
-    if cfg.algo == "simpo":
-        from trl.experimental.cpo import CPOConfig, CPOTrainer
-
-        # cpo_alpha=0: pure SimPO (CPO adds a behaviour-cloning NLL term otherwise).
-        args = CPOConfig(**common, loss_type="simpo", cpo_alpha=0.0, simpo_gamma=cfg.simpo_gamma,
-                         trust_remote_code=cfg.trust_remote_code)
-        return args, CPOTrainer
-    from trl.experimental.orpo import ORPOConfig, ORPOTrainer
-
-    args = ORPOConfig(**common, trust_remote_code=cfg.trust_remote_code)
-    return args, ORPOTrainer
-
-
-def _lora_config(cfg: TrainConfig):
-    from peft import LoraConfig
-
-    targets: str | list[str] = cfg.lora_target_modules
-    if targets != "all-linear":
-        targets = [t.strip() for t in targets.split(",") if t.strip()]
-    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules=targets, task_type="CAUSAL_LM", bias="none")
 
 
 def _zero3() -> bool:
@@ -219,241 +495,18 @@ def _zero3() -> bool:
         return False
 
 
-def _console(console):
-    if console is not None:
-        return console
-    from rich.console import Console
-
-    return Console(stderr=True)
-
-
-def heldout_pairs_of(groups: Sequence[PreferenceGroup]) -> list[Pair]:
-    """Every negative of every held-out record (so each error type gets its own accuracy)."""
-    return select_pairs(groups, "all", 0)
-
-
-def train(pairs_path: str | Path, config: TrainConfig | None = None, *, callbacks: Sequence[Any] = (),
-          console: Any = None) -> TrainResult:
-    """Train ``config.model`` on the pairs in ``pairs_path`` (``pairs.jsonl``, ``negatives.jsonl`` or
-    ``kto.jsonl``); see the module docstring for what is written. ``callbacks``: extra
-    ``transformers.TrainerCallback`` objects (e.g. to stop early). Returns a :class:`TrainResult`."""
-    import torch
-    from accelerate import PartialState
-    from transformers import AutoModelForCausalLM
-    from transformers.trainer_utils import get_last_checkpoint
-
-    from seapo.models import load_tokenizer, resolve_model
-    from seapo.train.heldout import preference_accuracy
-    from seapo.train.plot import plot_log
-
-    cfg = config or TrainConfig()
-    t_start = time.perf_counter()
-    out = Path(cfg.output_dir).resolve()
-    ckpt_dir = out / "checkpoints"
-    log_path, plot_path, heldout_path = out / LOG_NAME, out / PLOT_NAME, out / "heldout.json"
-    console = _console(console)
-
-    # Data: read, split by record, pick pairs.
-    loaded = load_preferences(pairs_path)
-    train_groups, held_groups = split_heldout(loaded.groups, cfg.heldout_fraction, cfg.seed)
-    train_pairs = select_pairs(train_groups, cfg.pairing, cfg.seed)
-    held_pairs = heldout_pairs_of(held_groups)
-    extra_kto = unpaired_kto_rows(train_groups) if cfg.algo == "kto" else []
-    if not train_pairs and not extra_kto:
-        from seapo.errors import InputError
-
-        raise InputError("no usable training pairs (each record needs a positive and a negative)",
-                         path=str(pairs_path))
-
-    # Hardware-dependent settings.
-    resolved = resolve_model(cfg.model)
-    tokenizer = load_tokenizer(resolved, trust_remote_code=cfg.trust_remote_code, padding_side="right")
-    # A prompt that fills max_length leaves no response token to learn from (TRL would drop it
-    # silently, and after our batch ordering): drop it here and say so.
-    train_pairs, dropped_train = drop_long_prompts(train_pairs, tokenizer, cfg.max_length)
-    held_pairs, dropped_held = drop_long_prompts(held_pairs, tokenizer, cfg.max_length)
-    if not train_pairs and not extra_kto:
-        from seapo.errors import InputError
-
-        raise InputError(f"every training prompt is at least max_length={cfg.max_length} tokens long",
-                         path=str(pairs_path))
-    from transformers import AutoConfig
-
-    model_cfg = AutoConfig.from_pretrained(resolved.path, trust_remote_code=cfg.trust_remote_code)
-    device = _device()
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    shape_guess = ModelShape.from_config(model_cfg, 0)
-    # params from the config shape (the model is loaded only after TrainingArguments, for ZeRO-3)
-    shape_guess.params = _param_estimate(shape_guess, model_cfg)
-    st = choose_settings(cfg, shape_guess, device, world)
-    if cfg.algo == "kto" and st.per_device_batch_size < 2:
-        raise ValueError("kto needs per_device_batch_size >= 2 (its KL estimate pairs examples within a batch)")
-    args, trainer_cls = _trl_trainer(cfg, st, ckpt_dir)  # before loading: DeepSpeed ZeRO-3 hooks in here
-    state = PartialState()
-    main = state.is_main_process
-
-    resume_from = None
-    if cfg.resume and ckpt_dir.is_dir():
-        resume_from = get_last_checkpoint(str(ckpt_dir))
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "settings.json", {"config": cfg.model_dump(), "model": resolved.path,
-                                           "chosen": st.to_dict(), "input": str(Path(pairs_path).resolve()),
-                                           "input_layout": loaded.layout, "input_rows": loaded.rows,
-                                           "records": len(loaded.groups), "train_records": len(train_groups),
-                                           "heldout_records": len(held_groups), "train_pairs": len(train_pairs),
-                                           "heldout_pairs": len(held_pairs), "resume_from": resume_from,
-                                           "dropped_long_prompt_pairs": {"train": dropped_train,
-                                                                         "heldout": dropped_held}})
-        _print_settings(console, cfg, st, resolved.name, len(train_pairs), len(held_pairs), resume_from)
-        if dropped_train or dropped_held:
-            console.print(f"[yellow]dropped {dropped_train} training and {dropped_held} held-out pairs whose "
-                          f"prompt alone has >= max_length={cfg.max_length} tokens[/yellow]")
-        if cfg.resume and resume_from is None:
-            console.print("[yellow]resume: no checkpoint in "
-                          f"{ckpt_dir}; starting from the beginning[/yellow]")
-
-    base_dtype = getattr(torch, st.base_weights_dtype)
-    model = AutoModelForCausalLM.from_pretrained(resolved.path, dtype=base_dtype,
-                                                 trust_remote_code=cfg.trust_remote_code)
-    model.config.use_cache = False
-
-    # Held-out accuracy before training (reused on resume: the base model has not changed).
-    do_heldout = bool(held_pairs) and not _zero3()
-    before = None
-    if do_heldout and main:
-        previous = json.loads(heldout_path.read_text()) if (resume_from and heldout_path.is_file()) else {}
-        if previous.get("pairs") == [p.id for p in held_pairs] and previous.get("before"):
-            before = previous["before"]
-        else:
-            model.to(state.device)
-            before = preference_accuracy(model, held_pairs, tokenizer, batch_size=cfg.heldout_batch_size,
-                                         max_length=cfg.max_length)
-            write_json(heldout_path, {"pairs": [p.id for p in held_pairs], "before": before, "after": None})
-        console.print(f"held-out preference accuracy before: {before['overall']['accuracy']:.3f} "
-                      f"(mean margin {before['overall']['mean_margin']:.3f}, n={before['overall']['n']})")
-    state.wait_for_everyone()
-
-    # Training rows in training order.
-    from datasets import Dataset
-
-    micro = st.per_device_batch_size
-    if cfg.algo == "kto":
-        rows = ordered_kto_rows(train_pairs, micro, cfg.seed, cfg.group_by_length) + extra_kto
-    else:
-        rows = ordered_pair_rows(train_pairs, micro, cfg.seed, cfg.group_by_length)
-    # File-backed under OUT/data: TRL's map and reference log-prob caches then sit next to it, shared
-    # by every process (an in-memory dataset caches in a per-process temp dir) and reused on resume.
-    import hashlib
-
-    digest = hashlib.sha256(json.dumps([cfg.algo, rows], sort_keys=True).encode()).hexdigest()[:16]
-    data_dir = out / "data" / f"{cfg.algo}-{digest}"
-    if main and not (data_dir / "dataset_info.json").is_file():
-        tmp_dir = data_dir.with_name(data_dir.name + ".partial")
-        Dataset.from_list(rows).save_to_disk(str(tmp_dir))
-        os.replace(tmp_dir, data_dir)
-    state.wait_for_everyone()
-    from datasets import load_from_disk
-
-    dataset = load_from_disk(str(data_dir))
-
-    trainer = trainer_cls(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                          peft_config=_lora_config(cfg) if cfg.lora else None,
-                          callbacks=[_log_callback(log_path, _step_of(resume_from)), *callbacks])
-    t_train = time.perf_counter()
-    trainer.train(resume_from_checkpoint=resume_from)
-    train_time = time.perf_counter() - t_train
-
-    adapter_dir = merged_dir = None
-    if cfg.lora:
-        adapter_dir = out / "adapter"
-        trainer.save_model(str(adapter_dir))
-    else:
-        merged_dir = out / "merged"
-        trainer.save_model(str(merged_dir))
-    if main:
-        tokenizer.save_pretrained(str(adapter_dir or merged_dir))
-
-    after = None
-    if do_heldout and main:
-        policy = trainer.accelerator.unwrap_model(trainer.model)
-        after = preference_accuracy(policy, held_pairs, tokenizer, batch_size=cfg.heldout_batch_size,
-                                    max_length=cfg.max_length)
-        write_json(heldout_path, {"pairs": [p.id for p in held_pairs], "before": before, "after": after,
-                                  "per_error_type_before": before["per_error_type"],
-                                  "per_error_type_after": after["per_error_type"]})
-        console.print(f"held-out preference accuracy after: {after['overall']['accuracy']:.3f} "
-                      f"(mean margin {after['overall']['mean_margin']:.3f})")
-    global_step = trainer.state.global_step
-    del trainer, model
-    if main and cfg.lora and cfg.merge:
-        merged_dir = out / "merged"
-        merge_adapter(resolved.path, adapter_dir, merged_dir, tokenizer, cfg.trust_remote_code)
-    if main and log_path.is_file() and log_path.stat().st_size:
-        plot_log(log_path, plot_path, title=f"seapo train: {cfg.algo} on {resolved.name}")
-    state.wait_for_everyone()
-
-    result = TrainResult(
-        output_dir=str(out), adapter_dir=str(adapter_dir) if adapter_dir else None,
-        merged_dir=str(merged_dir) if merged_dir else None, log_path=str(log_path),
-        plot_path=str(plot_path) if plot_path.is_file() else None,
-        heldout_path=str(heldout_path) if do_heldout else None, heldout_before=before, heldout_after=after,
-        settings=st.to_dict(), train_pairs=len(train_pairs), train_examples=len(rows),
-        heldout_pairs=len(held_pairs), global_step=global_step, resumed_from=resume_from,
-        train_time_s=round(train_time, 2), wall_time_s=round(time.perf_counter() - t_start, 2))
-    if main:
-        write_json(out / "result.json", result.to_dict())
-    return result
-
-
-def drop_long_prompts(pairs: Sequence[Pair], tokenizer: Any, max_length: int) -> tuple[list[Pair], int]:
-    """Pairs whose chat-templated prompt is shorter than ``max_length`` tokens, and how many were not."""
-    lengths: dict[str, int] = {}
-    kept = []
-    for p in pairs:
-        key = p.record_id or json.dumps(p.prompt)
-        if key not in lengths:
-            lengths[key] = len(tokenizer.apply_chat_template(p.prompt, add_generation_prompt=True, tokenize=True,
-                                                             return_dict=True)["input_ids"])
-        if lengths[key] < max_length:
-            kept.append(p)
-    return kept, len(pairs) - len(kept)
-
-
-def merge_adapter(base_path: str, adapter_dir: Path, merged_dir: Path, tokenizer: Any,
-                  trust_remote_code: bool = False) -> Path:
-    """Fold the adapter into a fresh copy of the base weights (in their original dtype) and save
-    a plain model folder with the tokenizer."""
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
-
-    if _zero3():  # the merge runs on one process: ZeRO-3 must not shard this fresh copy
-        from transformers.integrations.deepspeed import unset_hf_deepspeed_config
-
-        unset_hf_deepspeed_config()
-    base = AutoModelForCausalLM.from_pretrained(base_path, dtype="auto", trust_remote_code=trust_remote_code)
-    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
-    merged.config.use_cache = True
-    merged.save_pretrained(str(merged_dir))
-    tokenizer.save_pretrained(str(merged_dir))
-    del base, merged
-    torch.cuda.empty_cache() if torch.cuda.is_available() else None
-    return merged_dir
-
-
 def _step_of(checkpoint: str | None) -> int | None:
     if checkpoint is None:
         return None
     return int(Path(checkpoint).name.rsplit("-", 1)[-1])
 
 
-def _param_estimate(shape: ModelShape, model_cfg: Any) -> int:
-    text = model_cfg.get_text_config() if hasattr(model_cfg, "get_text_config") else model_cfg
-    inter = getattr(text, "intermediate_size", 4 * shape.hidden)
-    per_layer = 4 * shape.hidden * shape.hidden + 3 * shape.hidden * inter
-    tied = getattr(text, "tie_word_embeddings", False)
-    return shape.layers * per_layer + shape.vocab * shape.hidden * (1 if tied else 2)
+def _console(console: Any) -> Any:
+    if console is not None:
+        return console
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 def _print_settings(console: Any, cfg: TrainConfig, st: ChosenSettings, model_name: str, n_train: int,
