@@ -4,8 +4,8 @@
                                      [--limit N] [--lm-eval-limit N]
 
 * seapo: ``seapo.evaluate.evaluate`` on the ``truthfulqa_mc`` task (MC1 and MC2 together),
-  cache off, from the local TruthfulQA CSV, default engine: lm-eval's task configs and metrics
-  over seapo's prefix-cached scorer (``--engine native`` times seapo's own implementation).
+  cache off, from the local TruthfulQA CSV: lm-eval's task configs and metrics (the one engine)
+  over seapo's prefix-cached scorer (``--lm-backend hf`` times lm-eval's HFLM under seapo instead).
 * peer: lm-eval's own ``truthfulqa_mc2`` task config run by ``lm_eval.simple_evaluate`` with its
   ``hf`` model (HFLM loads the same model folder itself). The task wants the Hub data set
   ``truthfulqa/truthful_qa``; to run offline it gets the same questions in memory through
@@ -29,17 +29,17 @@ DEFAULT_DATA = REPO.parent / "shared" / "data" / "eval"
 
 
 def run_seapo(model: str, data_dir: Path, dtype: str, threads: int | None, limit: int | None, batch: int,
-              engine: str = "auto"):
+              lm_backend: str = "seapo"):
     from seapo.evaluate.runner import EvalConfig, evaluate
 
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
-        result = evaluate(model, EvalConfig(tasks=["truthfulqa_mc"], limit=limit, data_dir=str(data_dir), out=out,
-                                            dtype=dtype, threads=threads, use_cache=False, batch_size=batch,
-                                            engine=engine))  # type: ignore[arg-type]
+        config = EvalConfig(tasks=["truthfulqa_mc"], limit=limit, data_dir=str(data_dir), out=out, threads=threads,
+                            use_cache=False, lm_backend=lm_backend, backend={"dtype": dtype, "batch_size": batch})
+        result = evaluate(model, config)
         seconds = time.perf_counter() - t0  # includes model loading, like lm-eval's
     res = result.tasks["truthfulqa_mc"]
-    return seconds, res.n, res.metrics, result.model["dtype"], res.settings["engine"]
+    return seconds, res.n, res.metrics, result.model["dtype"], f"{res.settings['engine']}/{res.settings['lm_backend']}"
 
 
 def run_lm_eval(model: str, data_dir: Path, dtype: str, threads: int | None, limit: int | None, batch: int):
@@ -47,16 +47,17 @@ def run_lm_eval(model: str, data_dir: Path, dtype: str, threads: int | None, lim
     import torch
     from lm_eval.tasks import TaskManager
 
-    from seapo.evaluate import builders, lmeval_engine
+    from seapo.evaluate.lmeval_engine import build_tasks
+    from seapo.evaluate.loaders import TaskData, read_truthfulqa_csv
     from seapo.evaluate.tasks import get_task
     from seapo.models import resolve_model
     from seapo.models.loading import pick_dtype
 
     if threads:
         torch.set_num_threads(threads)
-    items = builders.read_truthfulqa_csv(data_dir / "truthfulqa" / "TruthfulQA.csv")[:limit]
-    tasks = lmeval_engine.BUILDERS["truthfulqa_csv"](get_task("truthfulqa_mc"), builders.TaskData(items), items)
-    mc2 = next(t.config for t in tasks if t.config["task"].endswith("mc2"))
+    items = read_truthfulqa_csv(data_dir / "truthfulqa" / "TruthfulQA.csv")[:limit]
+    tasks = build_tasks(get_task("truthfulqa_mc"), TaskData(items), items)
+    mc2 = next(t.config for t in tasks if t.name.endswith("mc2"))
     torch_dtype = str(pick_dtype(dtype, "cpu")).replace("torch.", "")
     t0 = time.perf_counter()
     out = lm_eval.simple_evaluate(
@@ -75,15 +76,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (both sides)")
     parser.add_argument("--batch-size", type=int, default=16, help="batch size (both sides)")
     parser.add_argument("--limit", type=int, default=None, help="seapo: first N questions (default all 817)")
-    parser.add_argument("--engine", default="auto", help="seapo's engine: auto (lm-eval over seapo's scorer) "
-                        "or native")
+    parser.add_argument("--lm-backend", default="seapo", choices=["seapo", "hf"],
+                        help="the model under lm-eval on seapo's side: seapo's scorer (default) or lm-eval's HFLM")
     parser.add_argument("--lm-eval-limit", type=int, default=None,
                         help="lm-eval: first N questions, time extrapolated to seapo's count")
     args = parser.parse_args()
     data_dir = Path(args.data_dir)
 
     s_time, s_n, s_metrics, s_dtype, s_engine = run_seapo(args.model, data_dir, args.dtype, args.threads,
-                                                          args.limit, args.batch_size, args.engine)
+                                                          args.limit, args.batch_size, args.lm_backend)
     print(f"seapo   truthfulqa_mc  engine={s_engine}  n={s_n}  dtype={s_dtype}  {s_time:7.1f} s  "
           f"MC1={100 * s_metrics['mc1']:.2f}  MC2={100 * s_metrics['mc2']:.2f}", flush=True)
     peer_limit = args.lm_eval_limit if args.lm_eval_limit is not None else args.limit
@@ -97,7 +98,7 @@ def main() -> None:
     if l_n != s_n:
         # The same subset on both sides: no extrapolation, both pay model loading once.
         sub_time, sub_n, sub_metrics, _, _ = run_seapo(args.model, data_dir, args.dtype, args.threads, l_n,
-                                                       args.batch_size, args.engine)
+                                                       args.batch_size, args.lm_backend)
         print(f"seapo   truthfulqa_mc  n={sub_n}  {sub_time:7.1f} s  MC2={100 * sub_metrics['mc2']:.2f}  "
               f"-> same-subset ratio lm-eval / seapo: {l_time / sub_time:.1f}x")
     print(f"goal: full TruthfulQA under 300 s -> seapo {'met' if s_time < 300 and s_n == 817 else 'not met'}")

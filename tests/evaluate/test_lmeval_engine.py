@@ -290,6 +290,7 @@ def test_seapo_is_an_lm_eval_model_by_name(tiny_model, shared_data):
     from lm_eval.tasks import TaskManager
 
     assert get_model("seapo") is SeapoLM
+    assert get_model("hf").__name__ == "HFLM"  # registering seapo does not hide lm-eval's own models
     spec, data, items = _task("truthfulqa_mc", shared_data / "eval", None, limit=3)
     mc2 = next(t for t in lmeval_engine.build_tasks(spec, data, items) if t.name.endswith("mc2"))
     out = lm_eval.simple_evaluate(model="seapo", model_args={"model": str(tiny_model), "dtype": "float32"},

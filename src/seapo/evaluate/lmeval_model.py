@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import lm_eval.models  # noqa: F401 - lm-eval's own models first (see below)
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
@@ -27,6 +28,9 @@ from seapo.backends.base import GenerationRequest
 from seapo.evaluate.lm import EvalLM, LoglikRequest
 
 Progress = Callable[[float], None]
+
+# lm-eval fills its model registry lazily, only while the registry is empty: registering "seapo" into
+# an empty one would hide "hf" and every other built-in model from simple_evaluate(model=...).
 
 #: lm-eval users write torch's dtype names; seapo's backend config takes the short ones.
 _DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
