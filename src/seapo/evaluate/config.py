@@ -29,10 +29,11 @@ class EvalConfig(SeapoConfig):
     limit: int | None = Field(None, ge=1, description="Evaluate only the first N items of each group (MMLU subject, "
                                                       "BBH task, MATH subject) or of the task: a deterministic "
                                                       "subset, reported as such.")
-    data_dir: str | None = Field(None, description="Folder with the local data files named in the task YAMLs "
-                                                   "(e.g. ../shared/data/eval); only local files are read then, and "
-                                                   "a task whose files are missing is skipped with a note. None: "
-                                                   "data from the Hugging Face Hub.")
+    data_dir: str | None = Field(
+        None, min_length=1,
+        description="Folder with the local data files named in the task YAMLs (e.g. ../shared/data/eval); only "
+                    "local files are read then, and a task whose files are missing is skipped with a note. None: "
+                    "data from the Hugging Face Hub.")
     out: str = Field("runs/eval", min_length=1, description="Output folder: cache.sqlite plus one sub-folder per "
                                                             "evaluated model (metrics.json, predictions/).")
     run_name: str | None = Field(None, min_length=1, description="Sub-folder name for this model (default: derived "
