@@ -149,6 +149,7 @@ def build_flags(config_cls: type[SeapoConfig], *, aliases: Mapping[str, Sequence
         text += f" [default: {_show(default)}]"
         if len(path) > 1:
             text += f" [config: {key}]"
+        text = text.replace("[", "\\[")  # typer renders help as rich markup, where [x] would vanish
         flags.append(Flag(key, f"opt_{index}", decls, typ, is_list, text,
                           ".".join(path[:-1]) or None))
     return flags
@@ -259,6 +260,6 @@ def config_command(config_cls: type[SeapoConfig], run: Callable[..., Any], *, do
 
     signature.sort(key=lambda p: p.kind != inspect.Parameter.POSITIONAL_OR_KEYWORD)  # stable: arguments first
     command.__signature__ = inspect.Signature(signature)  # type: ignore[attr-defined]
-    command.__doc__ = doc
+    command.__doc__ = doc.replace("[", "\\[")
     command.__name__ = getattr(run, "__name__", "command")
     return command

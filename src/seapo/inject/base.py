@@ -15,15 +15,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from seapo.config import SeapoConfig
 from seapo.data.schema import Record
 from seapo.inject.error_types import ErrorType
+from seapo.inject.verify import VerifierConfig
 from seapo.registry import Registry
-
-if TYPE_CHECKING:
-    from seapo.inject.pipeline import InjectConfig
 
 
 @dataclass
@@ -54,15 +52,13 @@ class Injector(ABC):
 
     name: ClassVar[str] = "base"
     config_class: ClassVar[type[SeapoConfig]] = SeapoConfig
-    """Its settings; a third-party injector reads them from ``InjectConfig.injector_options``."""
+    """Its settings: an injection run passes its section of the same name (``llm``, ``rules``), or
+    ``injector_options`` for a third-party injector."""
 
-    def __init__(self, config: SeapoConfig | None = None) -> None:
+    def __init__(self, config: SeapoConfig | None = None, *, verifier: VerifierConfig | None = None) -> None:
         self.config = config if config is not None else self.config_class()
-
-    @classmethod
-    def from_inject_config(cls, config: InjectConfig) -> Injector:
-        """Build it from an injection run's settings (built-ins read their own section)."""
-        return cls(cls.config_class.model_validate(config.injector_options))
+        self.verifier = verifier or VerifierConfig()
+        """The thresholds the run's verifier applies; an injector may aim to clear them (rules does)."""
 
     @abstractmethod
     def inject(self, records: Sequence[Record], error_type: ErrorType, *, attempt: int = 0,
@@ -85,6 +81,9 @@ INJECTORS: Registry[type[Injector]] = Registry(
 """Every injector by name."""
 
 
-def make_injector(name: str, config: InjectConfig) -> Injector:
-    """The injector registered as ``name``, built from an injection run's settings."""
-    return INJECTORS.get(name).from_inject_config(config)
+def make_injector(name: str, settings: SeapoConfig | dict[str, Any] | None = None, *,
+                  verifier: VerifierConfig | None = None) -> Injector:
+    """The injector registered as ``name``, built (not loaded) from its settings."""
+    cls = INJECTORS.get(name)
+    config = settings if isinstance(settings, cls.config_class) else cls.config_class.model_validate(settings or {})
+    return cls(config, verifier=verifier)

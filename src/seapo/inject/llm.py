@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import Field, SerializeAsAny, field_validator
 
@@ -14,9 +14,7 @@ from seapo.fingerprint import stable_hash
 from seapo.inject.base import INJECTORS, Injection, Injector
 from seapo.inject.error_types import ErrorType
 from seapo.inject.prompts import INJECTION_PROMPT, build_injection_prompt, clean_injection_output
-
-if TYPE_CHECKING:
-    from seapo.inject.pipeline import InjectConfig
+from seapo.inject.verify import VerifierConfig
 
 
 def _default_backend() -> BackendConfig:
@@ -64,13 +62,10 @@ class LLMInjector(Injector):
     config_class = LLMInjectorConfig
     config: LLMInjectorConfig
 
-    def __init__(self, config: LLMInjectorConfig | None = None, backend: GenerationBackend | None = None) -> None:
-        super().__init__(config)
+    def __init__(self, config: LLMInjectorConfig | None = None, backend: GenerationBackend | None = None, *,
+                 verifier: VerifierConfig | None = None) -> None:
+        super().__init__(config, verifier=verifier)
         self.backend = backend or make_backend(self.config.backend)
-
-    @classmethod
-    def from_inject_config(cls, config: InjectConfig) -> LLMInjector:
-        return cls(config.llm)
 
     def fingerprint(self) -> str:
         cfg = self.config

@@ -161,6 +161,13 @@ def settings_key(config: InjectConfig, primary: Injector, fallback: Injector | N
                         "fallback_attempts": config.fallback_attempts})
 
 
+def _build_injector(name: str, config: InjectConfig) -> Injector:
+    """A built-in reads its own section (``llm``, ``rules``), a third-party one ``injector_options``."""
+    section = getattr(config, name, None)
+    settings = section if isinstance(section, SeapoConfig) else config.injector_options
+    return make_injector(name, settings, verifier=config.verifier)
+
+
 def _read_records(records: str | Path | Sequence[Record], limit: int | None) -> list[Record]:
     if not isinstance(records, (list, tuple)):
         records = read_records(records)
@@ -183,8 +190,8 @@ def inject(records: str | Path | Sequence[Record], out_dir: str | Path, config: 
     unique = list({r.id: r for r in records}.values())  # the same record twice is injected once
     plan: Plan = make_strategy(config.strategy, config.strategy_options).plan(unique, config.error_types, config.seed)
     verifier = Verifier(config.verifier)
-    primary = injector or make_injector(config.injector, config)
-    fallback = make_injector("rules", config) if config.fallback == "rules" and primary.name != "rules" else None
+    primary = injector or _build_injector(config.injector, config)
+    fallback = _build_injector("rules", config) if config.fallback == "rules" and primary.name != "rules" else None
     chunk_size = config.chunk_size or DEFAULT_CHUNKS.get(primary.name, 128)
 
     store = InjectionStore(out_dir / STORE_FILE, settings_key(config, primary, fallback))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import Field, ValidationInfo, field_validator
 
@@ -25,9 +25,6 @@ from seapo.inject.error_types import ErrorType
 from seapo.inject.rules._perturb import BY_NAME, BY_TYPE, PERTURBATIONS, Perturbation, make_final_answer
 from seapo.inject.rules._text import Doc, Edit, apply_edits, overlaps
 from seapo.inject.verify import _META, _REFUSAL, VerifierConfig
-
-if TYPE_CHECKING:
-    from seapo.inject.pipeline import InjectConfig
 
 __all__ = ["PERTURBATIONS", "RulesInjector", "RulesInjectorConfig", "perturbation_names"]
 
@@ -115,14 +112,13 @@ def _seed(*parts: Any) -> int:
 
 @INJECTORS.register("rules")
 class RulesInjector(Injector):
-    """Model-free injector; see the module docstring. ``target``: the verifier thresholds every
-    negative is made to clear (an injection run passes its own verifier's)."""
+    """Model-free injector; see the module docstring. ``verifier``: the thresholds every negative is
+    made to clear (an injection run passes its own verifier's)."""
 
     config_class = RulesInjectorConfig
 
-    def __init__(self, config: RulesInjectorConfig | None = None, *, target: VerifierConfig | None = None) -> None:
-        self.config = config or RulesInjectorConfig()
-        self.target = target or VerifierConfig()
+    def __init__(self, config: RulesInjectorConfig | None = None, *, verifier: VerifierConfig | None = None) -> None:
+        super().__init__(config, verifier=verifier)
         self._enabled: dict[ErrorType, tuple[Perturbation, ...]] = {}
         for et in ErrorType:
             chosen = getattr(self.config, et.value)
@@ -133,12 +129,8 @@ class RulesInjector(Injector):
         enabled = ";".join(f"{et.value}={','.join(p.name for p in self._enabled[et])}" for et in ErrorType
                            if getattr(cfg, et.value) is not None)
         return (f"rules|v{VERSION}|seed={cfg.seed}|max_edits={cfg.max_edits}|margin={cfg.margin}"
-                f"|target={self.target.min_difference},{self.target.min_changed_tokens}"
+                f"|target={self.verifier.min_difference},{self.verifier.min_changed_tokens}"
                 + (f"|{enabled}" if enabled else ""))
-
-    @classmethod
-    def from_inject_config(cls, config: InjectConfig) -> RulesInjector:
-        return cls(config.rules, target=config.verifier)
 
     def inject(self, records: Sequence[Record], error_type: ErrorType, *, attempt: int = 0,
                progress: Callable[[int], None] | None = None) -> list[Injection]:
@@ -222,7 +214,7 @@ class RulesInjector(Injector):
     # -- checks ---------------------------------------------------------------------------------
     def _enough(self, doc: Doc, edits: list[Edit]) -> bool:
         diff, changed = doc.estimate(edits)
-        t = self.target
+        t = self.verifier
         return diff >= t.min_difference * self.config.margin and changed >= t.min_changed_tokens
 
     @staticmethod
