@@ -32,6 +32,13 @@ def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     node[leaf] = value
 
 
+def one_of(value: Any, choices: Any, what: str) -> Any:
+    """``value`` when it is one of ``choices``, else a ``ValueError`` listing them (for validators)."""
+    if value not in choices:
+        raise ValueError(f"unknown {what} '{value}'; known: {', '.join(map(str, choices))}")
+    return value
+
+
 def _as_dict(value: Any) -> dict[str, Any]:
     if isinstance(value, BaseModel):
         return value.model_dump()

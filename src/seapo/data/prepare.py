@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from seapo.config import SeapoConfig
+from seapo.config import SeapoConfig, one_of
 from seapo.data.layouts import LAYOUTS, ROW, FieldOptions, Layout, RowError, RowFiltered, candidates, type_name
 from seapo.data.schema import Record
 from seapo.data.sources import RawRow, Source, looks_like_hub_id, open_hub, open_local, to_jsonable
@@ -80,9 +80,7 @@ class PrepareConfig(SeapoConfig):
     @field_validator("format")
     @classmethod
     def _known_format(cls, value: str) -> str:
-        if value not in FORMATS:
-            raise ValueError(f"unknown format '{value}'; expected one of {', '.join(FORMATS)}")
-        return value
+        return one_of(value, FORMATS, "format")
 
     @field_validator("data_files", mode="before")
     @classmethod

@@ -22,8 +22,8 @@ ALIASES = {
     "out": ["--out", "-o"],
     "use_cache": ["--use-cache/--no-cache"],
 }
-#: Evaluation needs the transformers backend (its loaded model scores log-likelihoods).
 EXCLUDE = ["backend.name"]
+"""Evaluation needs the transformers backend (its loaded model scores log-likelihoods)."""
 
 
 def run_eval(config: EvalConfig) -> None:

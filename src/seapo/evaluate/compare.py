@@ -17,9 +17,9 @@ from seapo.errors import InputError
 
 DIMENSION_ORDER = ["truthfulness", "knowledge", "math", "reasoning", "code"]
 
-#: Task settings that must agree for two runs' scores of a task to be comparable.
 COMPARABLE = {"engine": "engine", "lm_eval_version": "lm-eval version", "task_versions": "lm-eval task versions",
               "protocol_hash": "task protocol (protocol_hash)"}
+"""Task settings that must agree for two runs' scores of a task to be comparable."""
 
 
 @dataclass

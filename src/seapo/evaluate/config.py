@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from seapo.backends.transformers_backend import TransformersBackendConfig
-from seapo.config import SeapoConfig
+from seapo.config import SeapoConfig, one_of
 from seapo.evaluate.tasks import SUITES, available_tasks
 
 
@@ -60,6 +60,4 @@ class EvalConfig(SeapoConfig):
     @field_validator("suite")
     @classmethod
     def _known_suite(cls, value: str) -> str:
-        if value not in SUITES:
-            raise ValueError(f"unknown suite '{value}'; known: {', '.join(SUITES)}")
-        return value
+        return one_of(value, SUITES, "suite")

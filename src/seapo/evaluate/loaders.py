@@ -36,7 +36,8 @@ class TaskData:
 
     items: list[dict[str, Any]]
     fewshot: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    source: str = ""  #: where the data came from, for the report
+    source: str = ""
+    """Where the data came from, for the report."""
 
 
 Loader = Callable[[TaskSpec, Path | None], TaskData]

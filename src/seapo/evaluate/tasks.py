@@ -37,11 +37,11 @@ LoaderName = Literal["truthfulqa", "mmlu", "gsm8k", "math", "bbh", "humaneval"]
 MappingName = Literal["truthfulqa_mc", "mmlu", "gsm8k_cot", "bbh_cot", "minerva_math"]
 """The item -> lm-eval document mappings of :mod:`seapo.evaluate.lmeval_engine`."""
 
-#: Suites: named task lists. ``paper`` is the paper's five-dimension protocol.
 SUITES: dict[str, list[str]] = {
     "paper": ["truthfulqa_mc", "mmlu", "gsm8k", "math", "bbh", "humaneval"],
     "quick": ["truthfulqa_mc", "mmlu"],
 }
+"""Suites: named task lists. ``paper`` is the paper's five-dimension protocol."""
 
 
 class DataSource(SeapoConfig):

@@ -41,9 +41,12 @@ ACCEPTED_FORMS = (
 class ResolvedModel:
     """Where a model lives. ``path`` is a folder or a Hub id that ``from_pretrained`` accepts."""
 
-    spec: str  #: what the user wrote
-    kind: str  #: one of "embedded", "folder", "gguf", "hub"
-    path: str  #: folder or Hub id to pass to ``from_pretrained``
+    spec: str
+    """What the user wrote."""
+    kind: str
+    """One of "embedded", "folder", "gguf", "hub"."""
+    path: str
+    """Folder or Hub id to pass to ``from_pretrained``."""
 
     @property
     def is_local(self) -> bool:

@@ -49,34 +49,27 @@ class SandboxError(RuntimeError):
 
 @dataclass
 class SandboxResult:
-    """What happened to one sandboxed program.
-
-    Parameters:
-        status (`str`):
-            ``"passed"`` (ran to its end, exit 0), ``"failed"`` (an exception, including
-            ``SystemExit``, a non-zero exit or a fatal signal), ``"timeout"`` (wall clock) or
-            ``"killed"`` (a resource limit: memory, CPU time, file size).
-        returncode (`int`):
-            Exit status of the interpreter; negative for a signal (``-9`` = SIGKILL).
-        reason (`str`):
-            Short human-readable cause, e.g. ``"AssertionError: bad"``; empty when passed.
-        stdout (`str`): Last ``output_tail_chars`` characters of standard output.
-        stderr (`str`): Last ``output_tail_chars`` characters of standard error.
-        duration_s (`float`): Wall-clock seconds from start to the end of clean-up.
-        pid (`int`): Pid of the sandboxed interpreter, also its session and process-group id.
-        isolation (`tuple[str, ...]`):
-            The layers that were actually in force, e.g. ``("rlimits", "netns",
-            "landlock-abi7", "no-capabilities", "seccomp", "python-guard")``.
-    """
+    """What happened to one sandboxed program."""
 
     status: Status
+    """``"passed"`` (ran to its end, exit 0), ``"failed"`` (an exception, including ``SystemExit``, a
+    non-zero exit or a fatal signal), ``"timeout"`` (wall clock) or ``"killed"`` (a resource limit:
+    memory, CPU time, file size)."""
     returncode: int
+    """Exit status of the interpreter; negative for a signal (``-9`` = SIGKILL)."""
     reason: str
+    """Short human-readable cause, e.g. ``"AssertionError: bad"``; empty when passed."""
     stdout: str
+    """Last ``output_tail_chars`` characters of standard output."""
     stderr: str
+    """Last ``output_tail_chars`` characters of standard error."""
     duration_s: float
+    """Wall-clock seconds from start to the end of clean-up."""
     pid: int
+    """Pid of the sandboxed interpreter, also its session and process-group id."""
     isolation: tuple[str, ...] = ()
+    """The layers that were actually in force, e.g. ``("rlimits", "netns", "landlock-abi7",
+    "no-capabilities", "seccomp", "python-guard")``."""
 
     @property
     def passed(self) -> bool:
