@@ -79,3 +79,11 @@ def test_embedded_model_answers_and_stops(embedded_model):
                                               max_new_tokens=40)])
     assert "Paris" in out[0].text
     assert out[0].finish_reason == "stop" and "<|im_end|>" not in out[0].text
+
+
+def test_async_generation_gives_the_same_answers(tiny_model):
+    import asyncio
+
+    backend = make_backend(model=str(tiny_model), batch_size=2, dtype="fp32")
+    requests = [chat("a"), chat("b c")]
+    assert [g.text for g in asyncio.run(backend.agenerate(requests))] == [g.text for g in backend.generate(requests)]
