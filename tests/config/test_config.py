@@ -124,3 +124,14 @@ def test_exit_codes_bad_input_2_no_usable_output_1(tmp_path):
                                    "response": "", "source": {}}) + "\n")
     result = _invoke("inject", str(records), "--out", str(tmp_path / "run"), "--injector", "rules")
     assert result.exit_code in (1, 2) and "Traceback" not in result.output
+
+
+def test_dtype_settings_take_torch_names_too():
+    """One dtype table (seapo.models.loading): 'bfloat16' means bf16 wherever a dtype is set."""
+    from seapo.backends.transformers_backend import TransformersBackendConfig
+    from seapo.train.config import TrainConfig
+
+    assert TrainConfig(dtype="bfloat16").dtype == "bf16"
+    assert TransformersBackendConfig(dtype="float32").dtype == "fp32"
+    with pytest.raises(ConfigError, match="fp8"):
+        TransformersBackendConfig(dtype="fp8")

@@ -16,7 +16,7 @@ from seapo.backends.base import (
     Progress,
     register_backend,
 )
-from seapo.models.loading import eos_token_ids
+from seapo.models.loading import DtypeName, eos_token_ids
 
 
 class TransformersBackendConfig(BackendConfig):
@@ -24,8 +24,9 @@ class TransformersBackendConfig(BackendConfig):
 
     name: Literal["transformers"] = Field("transformers", description=BackendConfig.model_fields["name"].description,
                                           json_schema_extra={"cli_name": "backend"})
-    dtype: Literal["auto", "bf16", "fp16", "fp32"] = Field(
-        "auto", description="auto (bf16 on GPUs and on CPUs with native bf16, else fp32), bf16, fp16 or fp32.")
+    dtype: DtypeName = Field(
+        "auto", description="auto (bf16 on GPUs and on CPUs with native bf16, else fp32), bf16, fp16 or fp32 "
+                            "(torch's names bfloat16, float16, float32 are read as these).")
     device: str | None = Field(None, description="cuda, cuda:1 or cpu (default: CUDA when present).")
     trust_remote_code: bool = Field(False, description="Run code shipped with a Hub model. Off unless you trust "
                                                        "the model's authors.")

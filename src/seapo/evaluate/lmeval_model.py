@@ -32,10 +32,6 @@ Progress = Callable[[float], None]
 # lm-eval fills its model registry lazily, only while the registry is empty: registering "seapo" into
 # an empty one would hide "hf" and every other built-in model from simple_evaluate(model=...).
 
-_DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
-"""lm-eval users write torch's dtype names; seapo's backend config takes the short ones."""
-
-
 @register_model("seapo")
 class SeapoLM(LM):
     """An lm-eval ``LM`` backed by :class:`~seapo.evaluate.lm.EvalLM` and its transformers backend.
@@ -63,7 +59,7 @@ class SeapoLM(LM):
             self.lm = model
         else:
             size = int(batch_size) if str(batch_size).isdigit() else 16
-            self.lm = EvalLM(str(model), dtype=_DTYPES.get(dtype, dtype), device=device, batch_size=size,
+            self.lm = EvalLM(str(model), dtype=dtype, device=device, batch_size=size,
                              trust_remote_code=trust_remote_code)
         self.progress = progress
         self.seed = seed

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import BeforeValidator
 
 from seapo.errors import ModelNotFoundError
 from seapo.models.resolve import ACCEPTED_FORMS, ResolvedModel, resolve_model
@@ -34,14 +36,26 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+TORCH_DTYPE_NAMES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+"""seapo's short dtype names and torch's own, which are accepted as well (lm-eval users write those)."""
+
+
+def short_dtype(name: Any) -> Any:
+    """``bfloat16`` -> ``bf16`` (torch's names to seapo's); any other value is returned as it is."""
+    return next((short for short, long in TORCH_DTYPE_NAMES.items() if long == name), name)
+
+
+DtypeName = Annotated[Literal["auto", "bf16", "fp16", "fp32"], BeforeValidator(short_dtype)]
+"""A config field naming a dtype: seapo's short names, torch's long ones read as the short."""
+
+
 def pick_dtype(dtype: str = "auto", device: str | None = None) -> torch.dtype:
     """``auto`` -> bf16 on GPUs that support it and on CPUs with native bf16, else fp32."""
     import torch
 
     if dtype != "auto":
         try:
-            return {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16,
-                    "float16": torch.float16, "fp32": torch.float32, "float32": torch.float32}[dtype]
+            return getattr(torch, TORCH_DTYPE_NAMES[short_dtype(dtype)])
         except KeyError:
             raise ValueError(f"unknown dtype '{dtype}': use auto, bf16, fp16 or fp32") from None
     device = device or default_device()

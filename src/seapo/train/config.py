@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 
 from seapo.config import SeapoConfig
 from seapo.errors import ConfigError
+from seapo.models.loading import DtypeName
 
 
 class TrainConfig(SeapoConfig):
@@ -62,7 +63,7 @@ class TrainConfig(SeapoConfig):
     undesirable_weight: float = Field(1.0, gt=0, description="KTO weight of undesirable (rejected) examples.")
     simpo_gamma: float = Field(0.5, description="SimPO target reward margin.")
     # Speed / hardware
-    dtype: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+    dtype: DtypeName = Field(
         "auto", description="Compute dtype: auto (bf16 on GPUs that have it and on CPUs with AMX/AVX512-BF16, else "
                             "fp32), bf16, fp16 or fp32.")
     gradient_checkpointing: bool | None = Field(None, description="Recompute activations in backward "
