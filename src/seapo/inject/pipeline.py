@@ -153,11 +153,11 @@ def run_chunk(chunk: Sequence[Record], error_type: ErrorType, primary: Injector,
     return results
 
 
-def settings_key(config: InjectConfig, primary: Injector, fallback: Injector | None) -> str:
-    """Hash of everything that changes an item's outcome: the resume key (strategy and seed are not
-    in it: they choose items, they do not change them)."""
-    return stable_hash({"injector": primary.fingerprint(), "verifier": config.verifier.model_dump(mode="json"),
-                        "max_attempts": config.max_attempts, "fallback": fallback.fingerprint() if fallback else None,
+def settings_key(config: InjectConfig, primary: str, fallback: str | None) -> str:
+    """Hash of everything that changes an item's outcome, given the injectors' fingerprints: the
+    resume key (strategy and seed are not in it: they choose items, they do not change them)."""
+    return stable_hash({"injector": primary, "verifier": config.verifier.model_dump(mode="json"),
+                        "max_attempts": config.max_attempts, "fallback": fallback,
                         "fallback_attempts": config.fallback_attempts})
 
 
@@ -194,7 +194,10 @@ def inject(records: str | Path | Sequence[Record], out_dir: str | Path, config: 
     fallback = _build_injector("rules", config) if config.fallback == "rules" and primary.name != "rules" else None
     chunk_size = config.chunk_size or DEFAULT_CHUNKS.get(primary.name, 128)
 
-    store = InjectionStore(out_dir / STORE_FILE, settings_key(config, primary, fallback))
+    # A model's fingerprint hashes its weights (memoized, but still a walk of the folder): once per run.
+    fingerprint = primary.fingerprint()
+    store = InjectionStore(out_dir / STORE_FILE,
+                           settings_key(config, fingerprint, fallback.fingerprint() if fallback else None))
     session = uuid.uuid4().hex[:8]
     done = store.done_keys()
     planned = [(r, et) for r in unique for et in plan[r.id]]
@@ -219,7 +222,7 @@ def inject(records: str | Path | Sequence[Record], out_dir: str | Path, config: 
             fallback.close()
     summary = write_outputs(out_dir, records, items, plan, config.error_types, config.strategy, {
         "injector": config.injector,
-        "injector_fingerprint": primary.fingerprint(),
+        "injector_fingerprint": fingerprint,
         "fallback": config.fallback,
         "settings_key": store.settings,
         "seed": config.seed,
