@@ -15,6 +15,7 @@ Names are loaded lazily so ``import seapo`` is fast and does not import torch.
 from __future__ import annotations
 
 import importlib
+import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -109,6 +110,25 @@ if TYPE_CHECKING:  # for IDEs and type checkers; at run time the names load on f
     from seapo.train.config import TrainConfig
     from seapo.train.heldout import preference_accuracy
     from seapo.train.trainer import TrainResult, train
+
+
+class _StageModule(types.ModuleType):
+    """A stage package that also runs its stage when called. Importing any submodule of
+    ``seapo.inject`` makes Python bind ``seapo.inject`` to the package, over the function this
+    module exports lazily; so the package forwards calls, and ``seapo.inject(...)`` works
+    whatever was imported before."""
+
+    _stage: tuple[str, str]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        module, name = self._stage
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+
+def _callable_stage(module: types.ModuleType, function: str) -> None:
+    """Make the package ``module`` call ``function`` (``"seapo.inject.pipeline:inject"``)."""
+    module.__class__ = _StageModule
+    module._stage = tuple(function.split(":"))  # type: ignore[attr-defined]
 
 
 def __getattr__(name: str) -> Any:

@@ -7,9 +7,15 @@ runs side by side (``seapo compare``). Tasks are YAML files in ``tasks/`` naming
 for HumanEval, seapo's sandbox (:mod:`~seapo.evaluate.humaneval`, :mod:`seapo.sandbox`).
 """
 
+import sys
+
+from seapo import _callable_stage
 from seapo.evaluate.compare import CompareResult, compare
 from seapo.evaluate.config import EvalConfig
 from seapo.evaluate.results import EvalResult, TaskResult
 from seapo.evaluate.runner import evaluate
 
 __all__ = ["CompareResult", "EvalConfig", "EvalResult", "TaskResult", "compare", "evaluate"]
+
+# seapo.evaluate(...) runs the stage even after a submodule import has bound this package to the name.
+_callable_stage(sys.modules[__name__], "seapo.evaluate.runner:evaluate")
