@@ -55,3 +55,12 @@ class NoUsableOutput(SeapoError):
 
 class ModelNotFoundError(SeapoError):
     """A model argument that none of the accepted forms resolves."""
+
+
+class TrainingDiverged(NoUsableOutput):
+    """A training step's loss, gradients or weights became non-finite; nothing was saved as the
+    result (exit code 1). Checkpoints of earlier, finite steps are kept."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"{message}; nothing was saved as the result. Lower the learning rate "
+                         "(--learning-rate) or clip gradients harder (--max-grad-norm) and train again")

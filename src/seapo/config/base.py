@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from seapo.errors import ConfigError
+from seapo.redact import is_secret_name, redact
 
 C = TypeVar("C", bound="SeapoConfig")
 
@@ -69,6 +70,27 @@ def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None
     return sorted(model.model_fields)
 
 
+def check_setting_key(model: type[BaseModel], key: str) -> None:
+    """Refuse a dotted key that reaches *into* a plain setting (``max_attempts.x``): naming the
+    override, not a later "should be an integer". Unknown names are left to validation, which
+    lists the known ones; free-form mappings (``injector_options``) take any sub-key."""
+    parts = key.split(".")
+    node: type[BaseModel] | None = model
+    for depth, part in enumerate(parts[:-1]):
+        field = node.model_fields.get(part) if node is not None else None
+        if field is None:
+            return
+        annotation = field.annotation
+        candidates = [annotation, *(getattr(annotation, "__args__", None) or ())]
+        node = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if node is None:
+            if any(c is dict or getattr(c, "__origin__", None) is dict for c in candidates):
+                return
+            setting = ".".join(parts[:depth + 1])
+            raise ConfigError(f"'{setting}' is a single setting, not a section: '{key}' cannot be set "
+                              f"(use '{setting}=VALUE')", field=key)
+
+
 def config_error(exc: ValidationError, model: type[BaseModel]) -> ConfigError:
     """One clear error from a pydantic ``ValidationError``: field, problem, value given."""
     errors = exc.errors(include_url=False)
@@ -83,8 +105,9 @@ def config_error(exc: ValidationError, model: type[BaseModel]) -> ConfigError:
         message = "unknown setting" + (f"; known: {', '.join(known)}" if known else "")
     else:
         message = err["msg"].removeprefix("Value error, ")
-        if "input" in err and not isinstance(err["input"], Mapping):
-            message += f" (got {err['input']!r})"
+        secret = any(isinstance(p, str) and is_secret_name(p) for p in loc)
+        if "input" in err and not isinstance(err["input"], Mapping) and not secret:
+            message += f" (got {redact(err['input'])!r})"
     if len(errors) > 1:
         message += f"; and {len(errors) - 1} more problem(s)"
     return ConfigError(message, field=_loc_text(loc) or None, loc=loc)
@@ -97,8 +120,9 @@ class SeapoConfig(BaseModel):
     :class:`~seapo.errors.ConfigError` (a ``ValueError``) naming the field.
     """
 
+    # allow_inf_nan=False: an inf or nan setting (``--learning-rate inf``) is refused, never trained on.
     model_config = ConfigDict(extra="forbid", validate_assignment=True, validate_default=True,
-                              use_enum_values=False)
+                              use_enum_values=False, allow_inf_nan=False)
 
     def __init__(self, /, **data: Any) -> None:
         try:
@@ -139,6 +163,7 @@ class SeapoConfig(BaseModel):
 
         data = read_yaml_mapping(path, what) if path is not None else {}
         for key, value in (overrides or {}).items():
+            check_setting_key(cls, key)
             set_dotted(data, key, value)
         try:
             return cls.model_validate(data)
@@ -159,8 +184,13 @@ class SeapoConfig(BaseModel):
             set_dotted(data, key, value.model_dump() if isinstance(value, BaseModel) else value)
         return type(self).model_validate(data)
 
+    def record(self) -> dict[str, Any]:
+        """The settings as JSON-ready data for files and logs, secrets redacted (:mod:`seapo.redact`)."""
+        return redact(self.model_dump(mode="json"))
+
     def to_yaml(self) -> str:
-        """The settings as YAML (what ``--config`` reads back)."""
+        """The settings as YAML (what ``--config`` reads back), secrets redacted: it is written to
+        run folders and printed."""
         import yaml
 
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+        return yaml.safe_dump(self.record(), sort_keys=False, allow_unicode=True)

@@ -200,7 +200,7 @@ def _evaluate(lm: EvalLM | None, config: EvalConfig, started: float) -> EvalResu
         model={"spec": lm.resolved.spec, "name": lm.resolved.name, "kind": lm.resolved.kind,
                "path": lm.resolved.path, "fingerprint": fingerprint, "dtype": lm.dtype_name},
         tasks=results, skipped=skipped, dimensions={d: sum(v) / len(v) for d, v in dimensions.items()},
-        config=config.model_dump(mode="json"), out_dir=out_dir, versions=package_versions(),
+        config=config.record(), out_dir=out_dir, versions=package_versions(),
         seconds=time.perf_counter() - started,
     )
     write_json(result.metrics_path, result.to_dict())

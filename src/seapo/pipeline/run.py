@@ -21,6 +21,7 @@ from typing import Any
 from seapo.io import write_json
 from seapo.pipeline.config import RunConfig, load_run_config
 from seapo.progress import console
+from seapo.redact import redact_argv
 
 PACKAGES = ("seapo", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "lm-eval")
 
@@ -46,7 +47,7 @@ def environment() -> dict[str, Any]:
     except (OSError, subprocess.SubprocessError):
         revision = None
     return {"packages": versions, "python": sys.version.split()[0], "platform": platform.platform(),
-            "git_revision": revision, "command": sys.argv}
+            "git_revision": revision, "command": redact_argv(sys.argv)}
 
 
 class _Stages:

@@ -43,14 +43,16 @@ class TrainConfig(SeapoConfig):
     lora_target_modules: str = Field("all-linear", description="Modules that get adapters: 'all-linear' or a "
                                                                "comma-separated list of module names.")
     # Optimisation
-    learning_rate: float = Field(5e-6, gt=0, description="Peak learning rate (AdamW).")
+    learning_rate: float = Field(5e-6, gt=0, le=1.0,
+                                 description="Peak learning rate (AdamW); above 1 every update overshoots.")
     epochs: float = Field(3.0, gt=0, description="Training epochs.")
     max_steps: int = Field(-1, ge=-1, description="Stop after this many optimizer steps (-1: run all epochs).")
     beta: float = Field(0.1, gt=0, description="Loss temperature: KL strength for kto/dpo, tau for ipo, "
                                                "reward scale for simpo, lambda for orpo.")
     lr_scheduler: str = Field("cosine", description="Learning-rate schedule (transformers name).")
     warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0, description="Fraction of steps of linear warm-up.")
-    weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay.")
+    weight_decay: float = Field(0.0, ge=0.0, le=1.0,
+                                description="AdamW weight decay (decoupled: a fraction of the learning rate).")
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
     batch_size: int = Field(16, ge=1, description="Effective batch (per-device batch x gradient accumulation "
                                                   "x processes), in training examples (pairs; KTO rows for kto).")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -32,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from seapo.errors import InputError
+from seapo.errors import InputError, TrainingDiverged
 from seapo.io import write_json
 from seapo.train.config import TrainConfig
 from seapo.train.data import (
@@ -297,7 +298,7 @@ def record_settings(cfg: TrainConfig, st: ChosenSettings, resolved: ResolvedMode
     """Write settings.json and print the settings table (main process)."""
     paths.out.mkdir(parents=True, exist_ok=True)
     write_json(paths.out / "settings.json", {
-        "config": cfg.model_dump(), "model": resolved.path, "chosen": st.to_dict(),
+        "config": cfg.record(), "model": resolved.path, "chosen": st.to_dict(),
         "input": str(data.source.resolve()), "input_layout": data.loaded.layout, "input_rows": data.loaded.rows,
         "records": len(data.loaded.groups), "train_records": len(data.train_groups),
         "heldout_records": len(data.held_groups), "train_pairs": len(data.train_pairs),
@@ -370,7 +371,8 @@ def fit(trainer_cls: type[Trainer], args: TrainingArguments, model: PreTrainedMo
     """Train (from ``resume_from`` when given); returns the trainer and the training time (s)."""
     trainer = trainer_cls(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                           peft_config=_lora_config(cfg) if cfg.lora else None,
-                          callbacks=[_log_callback(paths.log, _step_of(resume_from)), *callbacks])
+                          callbacks=[_log_callback(paths.log, _step_of(resume_from)), *callbacks,
+                                     _finite_guard()])
     t_train = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume_from)
     return trainer, time.perf_counter() - t_train
@@ -461,11 +463,37 @@ def _log_callback(path: Path, keep_until_step: int | None) -> Any:
             if not state.is_world_process_zero or not logs or "train_runtime" in logs:
                 return
             row = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4)}
-            row.update({k: float(v) for k, v in logs.items() if isinstance(v, int | float) and k != "epoch"})
+            # A non-finite figure is written as null: the log stays standard JSON.
+            row.update({k: float(v) if math.isfinite(v) else None for k, v in logs.items()
+                        if isinstance(v, int | float) and k != "epoch"})
             with open(path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(row) + "\n")
 
     return JsonlLogCallback()
+
+
+def _finite_guard() -> Any:
+    """Stops training at the first step whose loss, gradient norm or trainable weights are not
+    finite: :class:`TrainingDiverged` is raised before anything is saved as the result."""
+    import torch
+    from transformers import TrainerCallback
+
+    class FiniteGuard(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            for key in ("loss", "grad_norm"):
+                value = (logs or {}).get(key)
+                if isinstance(value, int | float) and not math.isfinite(value):
+                    raise TrainingDiverged(f"training diverged: {key} is {value} at step {state.global_step}")
+
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            # The weights, every step: a non-finite loss or gradient between two log lines shows here,
+            # since AdamW turns it into non-finite weights. Trainable ones only (LoRA: a few MB).
+            for name, param in model.named_parameters() if model is not None else ():
+                if param.requires_grad and not bool(torch.isfinite(param).all()):
+                    raise TrainingDiverged(f"training diverged: weight {name} is not finite after step "
+                                           f"{state.global_step}")
+
+    return FiniteGuard()
 
 
 def _lora_config(cfg: TrainConfig) -> Any:
