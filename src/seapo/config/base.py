@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from seapo.errors import ConfigError
-from seapo.redact import is_secret_name, redact
+from seapo.redact import is_secret_name, redact, redact_text
 
 C = TypeVar("C", bound="SeapoConfig")
 
@@ -110,7 +110,7 @@ def config_error(exc: ValidationError, model: type[BaseModel]) -> ConfigError:
             message += f" (got {redact(err['input'])!r})"
     if len(errors) > 1:
         message += f"; and {len(errors) - 1} more problem(s)"
-    return ConfigError(message, field=_loc_text(loc) or None, loc=loc)
+    return ConfigError(redact_text(message), field=_loc_text(loc) or None, loc=loc)
 
 
 class SeapoConfig(BaseModel):

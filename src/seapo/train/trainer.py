@@ -386,6 +386,7 @@ def save_trained(trainer: Trainer, tokenizer: PreTrainedTokenizerBase, cfg: Trai
     trainer.save_model(str(target))
     if main:
         tokenizer.save_pretrained(str(target))
+        _readable_by_all(target)
     return (target, None) if cfg.lora else (None, target)
 
 
@@ -438,6 +439,7 @@ def merge_adapter(base_path: str, adapter_dir: Path, merged_dir: Path, tokenizer
     merged.config.use_cache = True
     merged.save_pretrained(str(merged_dir))
     tokenizer.save_pretrained(str(merged_dir))
+    _readable_by_all(merged_dir)
     del base, merged
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -470,6 +472,16 @@ def _log_callback(path: Path, keep_until_step: int | None) -> Any:
                 f.write(json.dumps(row) + "\n")
 
     return JsonlLogCallback()
+
+
+def _readable_by_all(folder: Path) -> None:
+    """Give the saved model's files the mode of every other run file (0666 less the umask):
+    some writers (safetensors through a temporary file) leave 0600."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in folder.rglob("*"):
+        if path.is_file():
+            path.chmod(0o666 & ~umask)
 
 
 def _finite_guard() -> Any:
