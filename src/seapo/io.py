@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
-import tempfile
+import re
+import secrets
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+from seapo.errors import InputError
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
@@ -55,24 +60,124 @@ def write_json(path: str | Path, obj: Any) -> None:
         f.write("\n")
 
 
+class WriteError(InputError, OSError):
+    """An output that cannot be written (a folder given for a file, a read-only place, a full disk):
+    names the path; exit code 2. Also an ``OSError``, so code catching those keeps working."""
+
+
+TEMP_INFIX = ".tmp-"
+_TEMP = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)-[0-9a-f]+$")
+_WRITE_ONLY_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+"""Errors only a write gives: raised in an atomic_open body, they are about the output."""
+
+
+def temp_name(name: str) -> str:
+    """``.{name}.tmp-{pid}-{random}``: the writer's pid in the name, so a stale one is recognisable."""
+    return f".{name}{TEMP_INFIX}{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this machine."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists, it is someone else's
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str | Path, name: str | None = None) -> list[Path]:
+    """Remove the temporary files of :class:`atomic_open` in ``folder`` (of ``name`` only, when
+    given) whose writer process is gone: what a killed writer left. Returns what was removed."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMP.match(entry.name)
+        if match is None or (name is not None and match["name"] != name):
+            continue
+        pid = int(match["pid"])
+        if pid == os.getpid() or pid_alive(pid):
+            continue
+        try:
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+        except OSError:
+            pass
+    return removed
+
+
+def _reason(exc: OSError) -> str:
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        reason += "; free some space or choose another output folder"
+    elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        reason += "; choose a folder you can write to"
+    return reason
+
+
 class atomic_open:  # noqa: N801 - used like open()
-    """``with atomic_open(path) as f``: writes to a temp file, renames over ``path`` on success."""
+    """``with atomic_open(path) as f``: writes to a temp file, renames over ``path`` on success.
+
+    On any failure (an exception in the body, a full disk on the last flush) the temp file is
+    removed and ``path`` is left as it was. The temp is named by :func:`temp_name`; one left by a
+    killed writer is removed by the next writer of the same file (:func:`remove_stale_temps`).
+    An output that cannot be written raises :class:`WriteError` naming the path.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
     def __enter__(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
+        path, parent = self.path, self.path.parent
+        if path.is_dir():
+            raise WriteError("is a folder: give the path of a file to write", path=str(path))
+        if parent.exists() and not parent.is_dir():
+            raise WriteError(f"is a file, so '{path.name}' cannot be written inside it", path=str(parent))
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WriteError(f"cannot create this folder ({_reason(exc)})", path=str(parent)) from None
+        remove_stale_temps(parent, path.name)
+        self.tmp = parent / temp_name(path.name)
+        try:
+            fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except OSError as exc:
+            raise WriteError(f"cannot write in this folder ({_reason(exc)})", path=str(parent)) from None
         self.f = os.fdopen(fd, "w", encoding="utf-8")
         return self.f
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.f.close()
-        if exc_type is None:
-            os.replace(self.tmp, self.path)
-        else:
-            os.unlink(self.tmp)
+        published = False
+        try:
+            if exc_type is not None:
+                with contextlib.suppress(OSError):
+                    self.f.close()
+                if isinstance(exc, OSError) and not isinstance(exc, WriteError) and \
+                        exc.errno in _WRITE_ONLY_ERRNOS:
+                    raise WriteError(f"writing failed ({_reason(exc)}); the file was left as it was",
+                                     path=str(self.path)) from exc
+                return
+            try:
+                self.f.flush()
+                os.fsync(self.f.fileno())
+                self.f.close()
+                os.replace(self.tmp, self.path)
+                published = True
+            except OSError as err:
+                with contextlib.suppress(OSError):
+                    self.f.close()
+                raise WriteError(f"writing failed ({_reason(err)}); the file was left as it was",
+                                 path=str(self.path)) from err
+        finally:
+            if not published:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.tmp)
 
 
 def cache_dir() -> Path:

@@ -13,6 +13,7 @@ from seapo.inject.error_types import ErrorType
 from seapo.inject.store import ItemResult
 from seapo.inject.strategies import Plan
 from seapo.io import write_json, write_jsonl
+from seapo.outputs import OutputSet
 
 OUTPUT_FILES = {
     "pairs": "pairs.jsonl",
@@ -23,6 +24,16 @@ OUTPUT_FILES = {
     "dataset_info": "dataset_info.json",
     "summary": "summary.json",
 }
+SET_MARKERS = ("injections.sqlite", OUTPUT_FILES["plan"])
+"""Files only a seapo inject folder has (the resume store, the plan): a reader finding one beside the
+file it reads but no manifest refuses (generic names like dataset_info.json do not count)."""
+STAGE = "inject"
+
+
+def rerun_hint(out_dir: Path | str) -> str:
+    return (f"rerun `seapo inject RECORDS --out {out_dir}` (it resumes from its store), or `seapo run` with the "
+            f"same --out")
+
 
 _TAGS = {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant",
          "system_tag": "system"}
@@ -81,11 +92,14 @@ def summarize(records: Sequence[Record], items: dict[tuple[str, str], ItemResult
 
 
 def write_outputs(out_dir: Path, records: Sequence[Record], items: dict[tuple[str, str], ItemResult], plan: Plan,
-                  error_types: Sequence[ErrorType], strategy: str, extra_summary: dict[str, Any]) -> dict[str, Any]:
-    """Write every output file from the store's contents and the plan; returns the summary.
+                  error_types: Sequence[ErrorType], strategy: str, extra_summary: dict[str, Any],
+                  settings: Any = None) -> dict[str, Any]:
+    """Write every output file from the store's contents and the plan, as one output set
+    (:class:`seapo.outputs.OutputSet`: ``_complete.json`` written last); returns the summary.
 
     Only planned (record, type) items count: the store may also hold items of an earlier run
-    with another strategy, which the plan leaves out.
+    with another strategy, which the plan leaves out. ``settings``: what decided these outputs
+    (its hash goes into the manifest; default: the summary without its timing).
     """
     pairs, rejected = [], []
     seen: set[str] = set()
@@ -102,14 +116,6 @@ def write_outputs(out_dir: Path, records: Sequence[Record], items: dict[tuple[st
             else:
                 rejected.append({"record_id": record.id, "error_type": et.value, "reason": item.reason,
                                  "attempts": [a.__dict__ for a in item.attempts]})
-    # Every accepted negative is planned, so negatives.jsonl and pairs.jsonl hold the same rows.
-    write_jsonl(out_dir / OUTPUT_FILES["negatives"], pairs)
-    write_jsonl(out_dir / OUTPUT_FILES["pairs"], pairs)
-    write_jsonl(out_dir / OUTPUT_FILES["kto"], (row for p in pairs for row in kto_rows(p)))
-    write_jsonl(out_dir / OUTPUT_FILES["rejected"], rejected)
-    write_jsonl(out_dir / OUTPUT_FILES["plan"], ({"record_id": rid, "error_types": [t.value for t in types]}
-                                                for rid, types in plan.items()))
-    write_json(out_dir / OUTPUT_FILES["dataset_info"], DATASET_INFO)
     summary = {
         "records": len(records),
         "strategy": strategy,
@@ -121,5 +127,18 @@ def write_outputs(out_dir: Path, records: Sequence[Record], items: dict[tuple[st
         "mean_difference": round(mean(p["difference"] for p in pairs), 4) if pairs else None,
         **extra_summary,
     }
+    output_set = OutputSet(out_dir, STAGE, settings if settings is not None else
+                           {k: v for k, v in summary.items() if k not in ("wall_time_s", "resumed_items")},
+                           fix=rerun_hint(out_dir))
+    output_set.begin()  # from here until commit() readers refuse the folder: its files may mix two runs
+    # Every accepted negative is planned, so negatives.jsonl and pairs.jsonl hold the same rows.
+    write_jsonl(out_dir / OUTPUT_FILES["negatives"], pairs)
+    write_jsonl(out_dir / OUTPUT_FILES["pairs"], pairs)
+    write_jsonl(out_dir / OUTPUT_FILES["kto"], (row for p in pairs for row in kto_rows(p)))
+    write_jsonl(out_dir / OUTPUT_FILES["rejected"], rejected)
+    write_jsonl(out_dir / OUTPUT_FILES["plan"], ({"record_id": rid, "error_types": [t.value for t in types]}
+                                                for rid, types in plan.items()))
+    write_json(out_dir / OUTPUT_FILES["dataset_info"], DATASET_INFO)
     write_json(out_dir / OUTPUT_FILES["summary"], summary)
+    output_set.commit(OUTPUT_FILES.values())
     return summary

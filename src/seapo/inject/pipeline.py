@@ -29,6 +29,7 @@ from seapo.inject.rules import RulesInjectorConfig
 from seapo.inject.store import Attempt, InjectionStore, ItemResult
 from seapo.inject.strategies import STRATEGIES, Plan, make_strategy
 from seapo.inject.verify import Verification, Verifier, VerifierConfig
+from seapo.outputs import folder_lock, remove_legacy_temps
 from seapo.progress import make_progress
 
 STORE_FILE = "injections.sqlite"
@@ -180,12 +181,20 @@ def inject(records: str | Path | Sequence[Record], out_dir: str | Path, config: 
 
     ``records``: a ``seapo prepare`` JSONL file or a list of :class:`Record`. ``injector``
     overrides the one the config would build (useful to share a loaded model). Resumable:
-    running again with the same settings continues where the last run stopped.
+    running again with the same settings continues where the last run stopped. One process at a
+    time per ``out_dir`` (a second one gets :class:`~seapo.outputs.FolderInUse`); the output files
+    are published as one set (``_complete.json``, see :mod:`seapo.outputs`).
     """
     config = config or InjectConfig()
-    started = time.time()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out_dir, fix=f"wait for it to finish (or stop it), or choose another --out than {out_dir}"):
+        remove_legacy_temps(out_dir, OUTPUT_FILES.values())
+        return _inject(records, out_dir, config, injector)
+
+
+def _inject(records: str | Path | Sequence[Record], out_dir: Path, config: InjectConfig,
+            injector: Injector | None) -> InjectResult:
+    started = time.time()
     records = _read_records(records, config.limit)
     unique = list({r.id: r for r in records}.values())  # the same record twice is injected once
     plan: Plan = make_strategy(config.strategy, config.strategy_options).plan(unique, config.error_types, config.seed)
@@ -220,6 +229,11 @@ def inject(records: str | Path | Sequence[Record], out_dir: str | Path, config: 
             primary.close()
         if fallback is not None:
             fallback.close()
+    # What decides the outputs: the items' settings, the plan's, and which records.
+    output_settings = {"settings_key": store.settings, "strategy": config.strategy,
+                       "strategy_options": config.strategy_options, "seed": config.seed,
+                       "error_types": [et.value for et in config.error_types],
+                       "records": stable_hash([r.id for r in records])}
     summary = write_outputs(out_dir, records, items, plan, config.error_types, config.strategy, {
         "injector": config.injector,
         "injector_fingerprint": fingerprint,
@@ -228,5 +242,5 @@ def inject(records: str | Path | Sequence[Record], out_dir: str | Path, config: 
         "seed": config.seed,
         "wall_time_s": round(time.time() - started, 2),
         "resumed_items": sum(1 for r, et in planned if (r.id, et.value) in done),
-    })
+    }, settings=output_settings)
     return InjectResult(out_dir, summary)

@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from seapo.errors import ConfigError, InputError
+from seapo.inject.outputs import SET_MARKERS, STAGE, rerun_hint
 from seapo.inject.strategies import draw_mixed
 from seapo.io import iter_jsonl
+from seapo.outputs import check_member
 
 ROLES = ("system", "user", "assistant")
 
@@ -103,11 +105,14 @@ def load_preferences(path: str | Path) -> LoadedData:
     """Read ``pairs.jsonl``, ``negatives.jsonl`` or ``kto.jsonl`` into groups keyed by ``record_id``.
 
     The layout is detected per file from its first row (``chosen``/``rejected`` or ``messages``/``label``).
-    Raises :class:`InputError` naming file, line and field for any malformed row.
+    Raises :class:`InputError` naming file, line and field for any malformed row. A file in a
+    ``seapo inject`` output folder is read only when that folder's output set is complete and
+    unchanged (:func:`seapo.outputs.check_member`); a file of the user's own is read as it is.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError("training input not found", path=str(path))
+    check_member(path, stage=STAGE, markers=SET_MARKERS, fix=rerun_hint(path.parent))
     groups: dict[str, PreferenceGroup] = {}
     seen_ids: set[tuple[str, str, str]] = set()
     layout: str | None = None
