@@ -31,6 +31,9 @@ class RunConfig(SeapoConfig):
     stages' own output paths (``train.output_dir``, ``eval.out``) are set by the run."""
 
     out: str = Field("runs/seapo", description="Run directory.")
+    force: bool = Field(False, description="Redo a stage done (or begun) in the run directory with other settings "
+                                           "or inputs, and every later stage; without it such a run stops and "
+                                           "names what changed.")
     prepare: PrepareConfig = Field(default_factory=PrepareConfig, description="What data to read (seapo prepare).")
     inject: InjectConfig = Field(default_factory=InjectConfig, description="How negatives are made (seapo inject).")
     train: TrainConfig = Field(default_factory=TrainConfig, description="Preference training (seapo train).")

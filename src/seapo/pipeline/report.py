@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from seapo.io import atomic_open
 from seapo.pipeline.config import RunConfig
 
 
@@ -76,5 +77,6 @@ def write_report(run_dir: Path, config: RunConfig, stages: dict[str, Any]) -> Pa
     lines += ["", "## Resolved config", "", "```yaml", config.to_yaml().rstrip(), "```",
               "", "Package versions, seeds and git revision: `environment.json`; config: `config.yaml`.", ""]
     path = run_dir / "report.md"
-    path.write_text("\n".join(lines), encoding="utf-8")
+    with atomic_open(path) as f:
+        f.write("\n".join(lines))
     return path
