@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from seapo.errors import InputError
+from seapo.outputs import is_set_folder, verify_set
 
 DIMENSION_ORDER = ["truthfulness", "knowledge", "math", "reasoning", "code"]
 
@@ -39,9 +40,10 @@ class CompareResult:
     """Subset / skipped-task remarks per run."""
 
 
-def load_metrics(path: str | Path) -> dict[str, Any]:
+def load_metrics(path: str | Path, *, verify: bool = True) -> dict[str, Any]:
     """Read ``metrics.json`` from a file, a run folder that holds one, or a ``seapo eval --out``
-    folder holding exactly one run."""
+    folder holding exactly one run. ``verify``: when the run folder or the folder above it holds
+    a seapo output set (``seapo run``'s ``eval/``), refuse it unless it is complete and unchanged."""
     path = Path(path)
     if path.is_dir():
         own = path / "metrics.json"
@@ -52,6 +54,11 @@ def load_metrics(path: str | Path) -> dict[str, Any]:
         path = runs[0] if runs else own
     if not path.is_file():
         raise InputError("no metrics.json here (give a metrics.json or a `seapo eval` run folder)", path=str(path))
+    if verify:
+        for folder in (path.parent, path.parent.parent):
+            if is_set_folder(folder):
+                verify_set(folder, fix="rerun the `seapo run` (or `seapo eval`) that wrote it")
+                break
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
@@ -75,11 +82,12 @@ def _label(run: dict[str, Any], taken: set[str]) -> str:
     return label
 
 
-def compare(paths: list[str | Path], out: str | Path | None = None) -> CompareResult:
-    """Compare runs; with ``out`` (a folder) write ``comparison.md`` and ``comparison.png`` there."""
+def compare(paths: list[str | Path], out: str | Path | None = None, *, verify: bool = True) -> CompareResult:
+    """Compare runs; with ``out`` (a folder) write ``comparison.md`` and ``comparison.png`` there.
+    ``verify``: see :func:`load_metrics` (``seapo run`` turns it off for the set it is writing)."""
     if not paths:
         raise InputError("give at least one run folder or metrics.json", field="paths")
-    runs = [load_metrics(p) for p in paths]
+    runs = [load_metrics(p, verify=verify) for p in paths]
     taken: set[str] = set()
     columns = [_label(r, taken) for r in runs]
     check_comparable(runs, columns)
