@@ -16,7 +16,6 @@ import pytest
 import seapo.io
 from seapo.errors import InputError
 from seapo.io import atomic_open, write_json, write_jsonl
-from seapo.outputs import MANIFEST, FolderInUse, IncompleteOutputs, OutputSet, check_member, folder_lock, verify_set
 
 
 def _leftovers(folder):
@@ -115,6 +114,8 @@ def test_the_next_writer_removes_the_temps_of_dead_writers(tmp_path):
 
 
 def test_a_folder_lock_refuses_a_second_process_naming_its_pid_and_is_released_by_kill_9(tmp_path):
+    from seapo.outputs import FolderInUse, folder_lock
+
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom seapo.outputs import folder_lock\n"
                                "with folder_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(120)",
                                str(tmp_path)], stdout=subprocess.PIPE, text=True)
@@ -132,6 +133,8 @@ def test_a_folder_lock_refuses_a_second_process_naming_its_pid_and_is_released_b
 
 
 def test_an_output_set_is_verified_by_its_readers(tmp_path):
+    from seapo.outputs import MANIFEST, IncompleteOutputs, OutputSet, check_member, verify_set
+
     out = tmp_path / "set"
     output_set = OutputSet(out, "inject", {"seed": 1}, fix="rerun the thing")
     output_set.begin()
@@ -174,6 +177,7 @@ def test_a_users_own_pairs_file_is_read_but_a_seapo_folder_without_manifest_is_n
 
 def test_seapo_compare_refuses_an_eval_set_that_changed(tmp_path):
     from seapo.evaluate.compare import load_metrics
+    from seapo.outputs import OutputSet
 
     eval_dir = tmp_path / "eval"
     output_set = OutputSet(eval_dir, "eval", "k")
