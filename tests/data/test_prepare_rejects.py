@@ -219,8 +219,8 @@ def test_strict_exit_code_and_no_records(tmp_path):
 
     out.unlink()
     strict = run_cli(src, "--out", out, "--strict", "--rejects", tmp_path / "bad.jsonl")
-    assert strict.exit_code == 1
-    assert "strict" in strict.output and "line 2" in strict.output
+    assert strict.exit_code == 2  # bad input (a rejected row), named by file and line
+    assert "strict" in strict.output and "line 2" in strict.output and "a.jsonl" in strict.output
     assert not out.exists()  # strict failure writes no records ...
     assert [s["line"] for s in read_jsonl(tmp_path / "bad.jsonl")] == [2]  # ... but does write rejects
 

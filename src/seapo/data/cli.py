@@ -53,7 +53,9 @@ def print_summary(console: Console, result: PrepareResult) -> None:
         n = sum(len(ids) for ids in result.duplicate_prompt_ids)
         console.print(f"{result.duplicate_prompts} prompts have several responses ({n} records, all kept)")
     for example in result.examples:
-        console.print(f"  line {example['line']}, field '{example['field']}': {example['reason']}",
+        lines = f"lines {example['line']}-{example['end_line']}" if "end_line" in example \
+            else f"line {example['line']}"
+        console.print(f"  {lines}, field '{example['field']}': {example['reason']}",
                       highlight=False, markup=False)
     if result.rejected > len(result.examples):
         console.print(f"  ... {result.rejected - len(result.examples)} more in {result.rejects}",
@@ -64,14 +66,15 @@ def print_summary(console: Console, result: PrepareResult) -> None:
 
 prepare_command = config_command(
     PrepareConfig, run_prepare, params=PARAMS, aliases=ALIASES,
-    positional={"source": "A local .json/.jsonl/.parquet/.csv file, a Hub data set id (owner/name), a datasets "
-                          "builder such as 'parquet' with --data-files, or 'demo' for the packaged demo set "
+    positional={"source": "A local .json/.jsonl/.parquet/.csv file (the text ones also gzipped), a Hub data "
+                          "set id (owner/name), a datasets builder such as 'parquet' with --data-files, or "
+                          "'demo' for the packaged demo set "
                           "[default: HuggingFaceH4/ultrafeedback_binarized]."},
     doc="Normalize a data set into prompt + good-response records (docs/prepare.md).\n\n"
         "Layouts: ultrafeedback, sharegpt_dpo, sharegpt_kto, alpaca, gsm8k, seapo (records), generic. Bad rows "
-        "never stop the run: they go to the rejects file with line, field and reason. Exit codes: 0 done, 1 "
-        "nothing usable was read (or --strict and a row was rejected), 2 bad input (an unreadable file, an "
-        "unknown layout, a bad option).")
+        "never stop the run: they go to the rejects file with file, line, field and reason. Exit codes: 0 done, "
+        "1 nothing usable was read, 2 bad input (an unreadable file, an unknown layout, a bad option, or "
+        "--strict and a row was rejected).")
 
 
 def register(app: typer.Typer) -> None:

@@ -23,10 +23,11 @@ from pydantic import Field, field_validator, model_validator
 
 from seapo.config import SeapoConfig, one_of
 from seapo.data.layouts import LAYOUTS, ROW, FieldOptions, Layout, RowError, RowFiltered, candidates, type_name
+from seapo.data.parsing import safe_text
 from seapo.data.schema import Record
-from seapo.data.sources import RawRow, Source, looks_like_hub_id, open_hub, open_local, to_jsonable
-from seapo.errors import EXIT_NO_OUTPUT, InputError
-from seapo.io import atomic_open, dumps, iter_jsonl
+from seapo.data.sources import RawRow, Source, is_local_name, looks_like_hub_id, open_hub, open_local, to_jsonable
+from seapo.errors import EXIT_BAD_INPUT, EXIT_NO_OUTPUT, InputError
+from seapo.io import atomic_open, iter_jsonl
 
 DEFAULT_SOURCE = "HuggingFaceH4/ultrafeedback_binarized"
 """The data set ``seapo prepare`` reads when no source is given (the paper's prompts)."""
@@ -66,8 +67,9 @@ class PrepareConfig(SeapoConfig):
     system_field: str | None = Field(None, description="generic layout: optional field holding a system prompt.")
     rejects: str | None = Field(None, description="Where rejected, filtered and duplicate rows go (JSONL; default "
                                 "<out stem>.rejects.jsonl next to the output).")
-    strict: bool = Field(False, description="Fail (exit 1, write no records) if any row was rejected; filtered and "
-                         "duplicate rows do not count.")
+    strict: bool = Field(False, description="Fail (exit 2, bad input; write no records, but the rejects file) if "
+                         "any row was rejected, naming the file and line of the first; filtered and duplicate rows "
+                         "do not count.")
     limit: int | None = Field(None, ge=1, description="Read at most this many input rows.")
     dataset_name: str | None = Field(None, description="Name recorded in source.dataset (default: the source).")
     clean_gsm8k: bool = Field(True, description="gsm8k layout: remove the <<48/2=24>> calculator annotations.")
@@ -146,13 +148,17 @@ class PrepareResult:
 
 class PrepareError(InputError):
     """Nothing usable was read, or (``strict``) some rows were rejected. ``result`` has the counts;
-    the rejects file was written, the records file was not. The CLI exits 1 (no usable output)."""
+    the rejects file was written, the records file was not. The CLI exits 1 (no usable output),
+    or 2 (bad input) for a ``strict`` failure."""
 
     exit_code = EXIT_NO_OUTPUT
 
-    def __init__(self, message: str, result: PrepareResult) -> None:
-        super().__init__(message, path=result.dataset)
+    def __init__(self, message: str, result: PrepareResult, *, path: str | None = None,
+                 line: int | None = None, field: str | None = None, exit_code: int | None = None) -> None:
+        super().__init__(message, path=path or result.dataset, line=line, field=field)
         self.result = result
+        if exit_code is not None:
+            self.exit_code = exit_code
 
 
 def default_rejects_path(out: str | Path) -> Path:
@@ -198,25 +204,28 @@ def prepare(source: str | Path | None = None, *, out: str | Path,
     fields_counter: Counter[str] = Counter()
     sample_rows: list[dict[str, Any]] = []  # for the "looks like another layout" hint
 
+    location = src.location or src.dataset
+
     with atomic_open(rejects_path) as rejects_file:
 
         def skip(kind: str, raw: RawRow, field_name: str, reason: str) -> None:
-            raw_value = raw.raw if raw.row is None else raw.row
-            rejects_file.write(dumps({"line": raw.line, "field": field_name, "reason": reason,
-                                      "kind": kind, "raw": to_jsonable(raw_value)}) + "\n")
+            rejects_file.write(_reject_line(location, kind, raw, field_name, reason))
             if kind == "rejected":
                 fields_counter[field_name] += 1
                 if len(result.examples) < 5:
-                    result.examples.append({"line": raw.line, "field": field_name, "reason": reason})
+                    example = {"line": raw.line, "field": field_name, "reason": reason}
+                    if raw.end_line is not None:
+                        example["end_line"] = raw.end_line
+                    result.examples.append(example)
 
         try:
             with atomic_open(out) as out_file, _progress(src, cfg) as advance:
                 for raw in rows:
                     result.read += 1
                     advance(raw.position)
-                    if raw.row is None:
+                    if raw.error is not None:
                         result.rejected += 1
-                        skip("rejected", raw, ROW, raw.error or "unreadable row")
+                        skip("rejected", raw, raw.field, raw.error)
                         continue
                     if not isinstance(raw.row, dict):
                         result.rejected += 1
@@ -226,6 +235,16 @@ def prepare(source: str | Path | None = None, *, out: str | Path,
                         sample_rows.append(raw.row)
                     try:
                         converted = layout.convert(raw.row, opts) if layout else None
+                        assert converted is not None  # a dict row always fixes a layout (_choose_layout)
+                        record = Record(prompt=converted.prompt, response=converted.response,
+                                        rejected=converted.rejected,
+                                        source={"dataset": src.dataset, "split": split,
+                                                "format": layout.name, "line": raw.line})
+                        if record.id not in first_line:
+                            # the same keys as Record.to_dict(), without asdict's deep copy (hot loop)
+                            text = _dumps({"id": record.id, "prompt": record.prompt, "response": record.response,
+                                           "rejected": record.rejected, "source": record.source}) + "\n"
+                            key = _prompt_key(record.prompt)
                     except RowFiltered as exc:
                         result.filtered += 1
                         skip("filtered", raw, exc.field, exc.reason)
@@ -234,22 +253,24 @@ def prepare(source: str | Path | None = None, *, out: str | Path,
                         result.rejected += 1
                         skip("rejected", raw, exc.field, exc.reason)
                         continue
-                    assert converted is not None  # a dict row always fixes a layout (_choose_layout)
-                    record = Record(prompt=converted.prompt, response=converted.response,
-                                    rejected=converted.rejected,
-                                    source={"dataset": src.dataset, "split": split,
-                                            "format": layout.name, "line": raw.line})
+                    except Exception as exc:  # any other failure on one row costs that row, not the run
+                        result.rejected += 1
+                        skip("rejected", raw, ROW, f"cannot be processed: {type(exc).__name__}: {exc}")
+                        continue
                     if record.id in first_line:
                         result.duplicates += 1
                         duplicate_ids[record.id] = None
                         skip("duplicate", raw, "id", f"identical to the record from line "
                                                      f"{first_line[record.id]} (id {record.id})")
                         continue
+                    try:
+                        out_file.write(text)  # text that cannot be encoded raises before anything is written
+                    except UnicodeEncodeError as exc:
+                        result.rejected += 1
+                        skip("rejected", raw, ROW, f"cannot be written as UTF-8: {exc.reason}")
+                        continue
                     first_line[record.id] = raw.line
-                    prompts.setdefault(_prompt_key(record.prompt), []).append(record.id)
-                    # the same keys as Record.to_dict(), without asdict's deep copy (hot loop)
-                    out_file.write(dumps({"id": record.id, "prompt": record.prompt, "response": record.response,
-                                          "rejected": record.rejected, "source": record.source}) + "\n")
+                    prompts.setdefault(key, []).append(record.id)
                     result.kept += 1
                 if result.kept == 0 or (cfg.strict and result.rejected):
                     raise _Abort  # leaves any previous records file untouched
@@ -261,21 +282,54 @@ def prepare(source: str | Path | None = None, *, out: str | Path,
     result.duplicate_prompt_ids = [ids for ids in prompts.values() if len(ids) > 1]
     result.duplicate_prompts = len(result.duplicate_prompt_ids)
     result.reject_fields = dict(fields_counter.most_common())
+    if cfg.strict and result.rejected:
+        # bad input: name the file, the line and the field of the first rejected row
+        first = result.examples[0]
+        lines = f"lines {first['line']}-{first['end_line']}" if "end_line" in first else f"line {first['line']}"
+        raise PrepareError(f"strict: {result.rejected} of {result.read} rows rejected (first: {lines}, "
+                           f"field '{first['field']}': {first['reason']}); no records written, see "
+                           f"{rejects_path}", result, path=location, line=first["line"],
+                           exit_code=EXIT_BAD_INPUT)
     if result.kept == 0:
         result.hint = _hint(layout, sample_rows, cfg)
         what = "no rows" if result.read == 0 else f"none of the {result.read} rows"
         raise PrepareError(f"{what} could be used; see {rejects_path}"
-                           + (f". {result.hint}" if result.hint else ""), result)
-    if cfg.strict and result.rejected:
-        first = result.examples[0]
-        raise PrepareError(f"strict: {result.rejected} of {result.read} rows rejected (first: line "
-                           f"{first['line']}, field '{first['field']}': {first['reason']}); see "
-                           f"{rejects_path}", result)
+                           + (f". {result.hint}" if result.hint else ""), result, path=location)
     return result
 
 
 class _Abort(Exception):
     """Internal: discard the records file but keep the rejects file."""
+
+
+def _dumps(obj: Any) -> str:
+    """One JSON line: standard JSON only (no NaN or Infinity), non-ASCII text as is."""
+    return json.dumps(obj, ensure_ascii=False, allow_nan=False)
+
+
+def _reject_line(location: str, kind: str, raw: RawRow, field_name: str, reason: str) -> str:
+    """The rejects file's line for ``raw``: never fails, whatever the row holds (a value nested
+    too deep to write, NaN, text that is not valid Unicode): then ``raw`` is the row's text."""
+    entry: dict[str, Any] = {"file": location, "line": raw.line}
+    if raw.end_line is not None:
+        entry["end_line"] = raw.end_line
+    entry.update({"field": field_name, "reason": reason, "kind": kind})
+    value = raw.raw if raw.error is not None else raw.row
+    try:
+        text = _dumps({**entry, "raw": to_jsonable(value)})
+        text.encode("utf-8")
+        return text + "\n"
+    except (ValueError, TypeError, RecursionError, UnicodeEncodeError):
+        pass
+    if isinstance(raw.raw, str):
+        fallback: Any = raw.raw
+    else:
+        try:
+            fallback = repr(value)[:100_000]
+        except RecursionError:
+            fallback = "<the row is nested too deeply to show>"
+    entry = {k: safe_text(v) if isinstance(v, str) else v for k, v in entry.items()}
+    return _dumps({**entry, "raw": safe_text(fallback)}) + "\n"
 
 
 def _prompt_key(prompt: list[dict[str, str]]) -> str:
@@ -290,7 +344,7 @@ def _open(source: str | Path, cfg: PrepareConfig) -> tuple[Source, str]:
 
         return open_local(demo_path(), cfg.dataset_name or "seapo-demo"), cfg.split or "train"
     path = Path(text).expanduser()
-    if path.is_file() or text.lower().endswith((".json", ".jsonl", ".parquet", ".csv")):
+    if path.is_file() or is_local_name(text):
         if cfg.subset or cfg.data_files:
             raise InputError("subset and data_files apply to Hub/datasets sources, not to a local file",
                              path=text)
