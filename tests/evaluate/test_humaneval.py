@@ -210,3 +210,124 @@ def test_extract_keeps_imports_before_a_repeated_signature(problems):
     assert completion.startswith("\nimport re\nfrom typing import List\n")
     assert "I will" not in completion
     assert he.check_completion(problem, completion)["passed"]
+
+
+# --------------------------------------------------------------------------- hostile completions
+# Issue 9 (class 1): completions that marked problems passed without solving them. The tests run
+# in their own process (seapo.sandbox.run_tests), so each of these must fail.
+
+ALWAYS_EQUAL = '''
+    class Anything:
+        def __eq__(self, other):
+            return True
+        def __ne__(self, other):
+            return False
+        __lt__ = __le__ = __gt__ = __ge__ = __eq__
+        def __hash__(self):
+            return 0
+        def __bool__(self):
+            return True
+        def __len__(self):
+            return 0
+        def __iter__(self):
+            return iter(())
+        def __getitem__(self, key):
+            return self
+        def __abs__(self):
+            return 0
+        def __sub__(self, other):
+            return self
+        __rsub__ = __add__ = __radd__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = __sub__
+        def __float__(self):
+            return 0.0
+        def __round__(self, n=None):
+            return self
+    return Anything()
+'''
+
+SUBCLASS_EQUAL = '''
+    class Equal(int):
+        def __eq__(self, other):
+            return True
+        __hash__ = int.__hash__
+    class EqualStr(str):
+        def __eq__(self, other):
+            return True
+        __hash__ = str.__hash__
+    class EqualList(list):
+        def __eq__(self, other):
+            return True
+    return {int: Equal(0), str: EqualStr(""), list: EqualList()}.get(RETURN_TYPE, Equal(0))
+'''
+
+# A spread of return types: bool (0), float (2, via abs), str (10), list (7), int (13), tuple (8).
+EQ_PROBLEMS = [0, 2, 7, 8, 10, 13, 23, 33]
+
+
+@pytest.mark.parametrize("number", EQ_PROBLEMS)
+def test_an_object_whose_eq_is_always_true_fails(problems, number):
+    problem = by_id(problems, number)
+    result = he.check_completion(problem, ALWAYS_EQUAL)
+    assert not result["passed"], result
+    assert "not plain data" in result["result"], result
+
+
+@pytest.mark.parametrize("return_type", ["int", "str", "list"])
+def test_builtin_subclasses_with_a_lying_eq_fail(problems, return_type):
+    number = {"int": 13, "str": 10, "list": 7}[return_type]
+    completion = SUBCLASS_EQUAL.replace("RETURN_TYPE", return_type)
+    result = he.check_completion(by_id(problems, number), completion)
+    assert not result["passed"] and "not plain data" in result["result"], result
+
+
+FRAME_WALK_PASS = '''
+    return None
+import sys
+_found = {}
+_frame = sys._getframe()
+while _frame is not None:
+    for _scope in (_frame.f_locals, _frame.f_globals):
+        _found.update({k: v for k, v in _scope.items() if k not in _found})
+    _frame = _frame.f_back
+if callable(_found.get("report")):
+    _found["report"]({"end": "ok"})
+if callable(_found.get("exit_now")):
+    _found["exit_now"](0)
+'''
+
+
+def test_frame_walking_completions_do_not_pass(problems):
+    """Issue 9: this marked all 164 problems passed."""
+    pairs = [(problems[i], FRAME_WALK_PASS) for i in (0, 1, 2, 3)]
+    results = he.check_many(pairs, workers=2, progress=False)
+    assert [r["passed"] for r in results] == [False] * 4, results
+
+
+def test_completion_that_patches_builtins_fails(problems):
+    # HumanEval/2's test is assert abs(candidate(3.5) - 0.5) < 1e-6.
+    completion = "    return 7.0\nimport builtins\nbuiltins.abs = lambda x: 0\n"
+    result = he.check_completion(by_id(problems, 2), completion)
+    assert not result["passed"] and result["result"] == "failed: AssertionError", result
+
+
+def test_completion_cannot_redefine_the_prompts_helpers(problems):
+    # HumanEval/32's test checks math.fabs(poly(coeffs, candidate(coeffs))) < 1e-4; a completion
+    # that redefines poly to return 0 passed any answer when everything ran in one program.
+    completion = "    return 0.0\n\n\ndef poly(xs, x):\n    return 0.0\n"
+    result = he.check_completion(by_id(problems, 32), completion)
+    assert not result["passed"], result
+
+
+def test_completion_cannot_read_the_tests_from_its_own_file(problems):
+    problem = by_id(problems, 0)
+    completion = ("    return 'def check' in open(__file__).read() or 'METADATA' in "
+                  "open('program.py').read()\n")
+    result = he.check_completion(problem, completion + "\nif has_close_elements([], 0):\n"
+                                                       "    raise RuntimeError('read the tests')\n")
+    # The program's own file holds only the prompt and the completion: the tests then fail it.
+    assert result["result"].startswith("failed: AssertionError"), result
+
+
+def test_a_failing_check_keeps_the_first_output(problems):
+    result = he.check_completion(by_id(problems, 0), "    print('debug', numbers)\n    return False\n")
+    assert not result["passed"] and result["stdout"].startswith("debug [1.0, 2.0, 3.9, 4.0, 5.0, 2.2]")
