@@ -249,6 +249,15 @@ def test_json_single_object_with_a_duplicate_key(tmp_path):
     assert result.examples[0]["field"] == "answer" and "duplicate" in result.examples[0]["reason"]
 
 
+def test_json_array_missing_and_trailing_commas(tmp_path):
+    src = tmp_path / "c.json"
+    src.write_text('[{"question": "q1", "answer": "a1"}\n {"question": "q2", "answer": "a2"},\n'
+                   ' {"question": "q3", "answer": "a3"},\n]')
+    result = prepare(src, out=tmp_path / "out.jsonl")
+    by_line, _ = check_accounting(result, row_lines=[1, 2, 3])
+    assert (result.kept, result.rejected) == (2, 1) and "no ','" in by_line[2]["reason"]
+
+
 def test_json_array_that_never_closes_is_a_clear_file_error(tmp_path):
     src = tmp_path / "t.json"
     src.write_text('[{"question": "q", "answer": "a"}, {"question": "r", "answ')
@@ -346,3 +355,16 @@ def test_every_row_is_kept_or_in_the_rejects(tmp_path, kind):
     assert excinfo.value.exit_code == 2 and str(src) in str(excinfo.value)
     assert excinfo.value.line == excinfo.value.result.examples[0]["line"]
     assert not (tmp_path / "strict.jsonl").exists()
+
+
+def test_csv_long_swallowed_span_then_more_rows(tmp_path):
+    """A stray quote that swallows more than 10,000 lines before failing: the lines are read
+    again one at a time, and the file's later lines are still read."""
+    n = 10_005
+    src = tmp_path / "q.csv"
+    src.write_text("prompt,response\n" + '"stray\n' + "".join(f"q{i},r{i}\n" for i in range(n))
+                   + '"y"z,w\nafter,row\n')
+    result = prepare(src, out=tmp_path / "out.jsonl")
+    by_line, records = check_accounting(result, row_lines=list(range(2, n + 5)))
+    assert (result.kept, result.rejected) == (n + 1, 2)
+    assert set(by_line) == {2, n + 3} and records[-1]["response"] == "row"

@@ -114,12 +114,12 @@ def open_local(path: Path, dataset: str | None = None) -> Source:
                          f"{', '.join(LOCAL_SUFFIXES)} (the text ones also as .gz)", path=str(path))
     if not path.is_file():
         raise InputError("file not found" if not path.exists() else "not a file", path=str(path))
-    name = dataset or str(path)
+    name = dataset or safe_text(str(path))  # a file name need not be UTF-8; records must be
     size = path.stat().st_size
     if suffix == ".jsonl":
-        return Source(_read_jsonl(path), name, "jsonl", total=size, unit="bytes", location=str(path))
+        return Source(_read_jsonl(path), name, "jsonl", total=size, unit="bytes", location=safe_text(str(path)))
     if suffix == ".csv":
-        return Source(_read_csv(path), name, "csv", total=size, unit="bytes", location=str(path))
+        return Source(_read_csv(path), name, "csv", total=size, unit="bytes", location=safe_text(str(path)))
     if suffix == ".parquet":
         return _open_parquet(path, name)
     return _open_json(path, name)
@@ -179,7 +179,7 @@ def _open_json(path: Path, name: str) -> Source:
         text, bad_bytes = data.decode("utf-8", "surrogateescape"), True
     text = text.removeprefix(_BOM)
     stripped = text.lstrip()
-    where = str(path)
+    where = safe_text(str(path))
     if stripped.startswith("["):
         rows = _json_array(text, path, bad_bytes)
         return Source(iter(rows), name, "json", total=len(rows), unit="rows", location=where)
@@ -216,8 +216,8 @@ def _json_array(text: str, path: Path, bad_bytes: bool) -> list[RawRow]:
     def broken(index: int, what: str) -> InputError:
         return InputError(f"not valid JSON: {what} at {where(index)}", path=str(path))
 
-    index = text.index("[") + 1
-    index = _skip_space(text, index)
+    index = _skip_space(text, text.index("[") + 1)
+    missing_comma = False
     if text.startswith("]", index):
         index += 1
     else:
@@ -231,6 +231,8 @@ def _json_array(text: str, path: Path, bad_bytes: bool) -> list[RawRow]:
             element = text[index:end].strip()
             if bad_bytes and not _encodable(element):
                 problem = (ROW, "not valid UTF-8 (bytes that are not UTF-8 text in this element)")
+            if missing_comma:
+                problem, missing_comma = (ROW, "malformed JSON: no ',' between this element and the one before"), False
             if problem is not None:
                 rows.append(RawRow(number, None, f"{problem[1]} (element at {where(index)})",
                                    raw=safe_text(element, undecoded=bad_bytes), position=number,
@@ -240,12 +242,17 @@ def _json_array(text: str, path: Path, bad_bytes: bool) -> list[RawRow]:
             index = _skip_space(text, end)
             if text.startswith(",", index):
                 index = _skip_space(text, index + 1)
+                if text.startswith("]", index):  # a trailing comma holds no row
+                    index += 1
+                    break
                 continue
             if text.startswith("]", index):
                 index += 1
                 break
-            raise broken(index, "expected ',' or ']' after an array element" if index < len(text)
-                         else "the array is not closed (is the file truncated?)")
+            if index >= len(text):
+                raise broken(index, "the array is not closed (is the file truncated?)")
+            missing_comma = True  # the next element is read, and rejected, as if the comma were there
+            continue
     if _skip_space(text, index) != len(text):
         raise broken(_skip_space(text, index), "extra data after the array")
     return rows
@@ -275,30 +282,38 @@ def _read_csv(path: Path) -> Iterator[RawRow]:
     current: list[tuple[int, str]] = []        # the lines of the record being read
     broken: BrokenStream | None = None
 
-    def feed() -> Iterator[str]:
+    def next_line() -> tuple[int, str] | None:
+        """The next line to read: one put back, else the file's next (None at the end)."""
         nonlocal position, broken
-        while True:
-            if pending:
-                item = pending.popleft()
-            else:
-                try:
-                    line = next(lines)
-                except StopIteration:
-                    return
-                except BrokenStream as exc:
-                    broken = exc
-                    return
-                position = line.position
-                try:
-                    text = line.data.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    bad_lines[line.number] = decode_error(exc, line.data, line.number)
-                    text = line.data.decode("utf-8", "surrogateescape")  # keeps the row's structure
-                if line.number == 1:
-                    text = text.removeprefix(_BOM)
-                item = (line.number, text)
+        if pending:
+            return pending.popleft()
+        if broken is not None:
+            return None
+        try:
+            line = next(lines)
+        except StopIteration:
+            return None
+        except BrokenStream as exc:
+            broken = exc
+            return None
+        position = line.position
+        try:
+            text = line.data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            bad_lines[line.number] = decode_error(exc, line.data, line.number)
+            text = line.data.decode("utf-8", "surrogateescape")  # keeps the row's structure
+        if line.number == 1:
+            text = text.removeprefix(_BOM)
+        return line.number, text
+
+    ended = False  # feed() has run out: the csv reader will not read anything more
+
+    def feed() -> Iterator[str]:
+        nonlocal ended
+        while (item := next_line()) is not None:
             current.append(item)
             yield item[1]
+        ended = True
 
     # Long responses easily pass csv's default 128 KiB cell limit; raise it (process-wide).
     csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))
@@ -311,8 +326,9 @@ def _read_csv(path: Path) -> Iterator[RawRow]:
         if broken is not None:
             yield _broken(broken, position)
         return
-    if any(number in bad_lines for number, _ in current):
-        raise InputError(f"bad CSV header: {bad_lines[current[0][0]]}", path=str(path), line=1)
+    for number, _ in current:
+        if number in bad_lines:
+            raise InputError(f"bad CSV header: {bad_lines[number]}", path=str(path), line=number)
     header = [h.strip() for h in header]
     if len(set(header)) != len(header) or not all(header):
         raise InputError(f"bad CSV header {header}: column names must be unique and non-empty",
@@ -323,11 +339,11 @@ def _read_csv(path: Path) -> Iterator[RawRow]:
         current.clear()
         try:
             if one_line_at_a_time:
-                if not pending:
+                item = next_line()
+                if item is None:
                     break
-                number, text = pending.popleft()
-                current.append((number, text))
-                cells = next(csv.reader([text], strict=True), [])
+                current.append(item)
+                cells = next(csv.reader([item[1]], strict=True), [])
             else:
                 cells = next(reader)
         except StopIteration:
@@ -344,7 +360,7 @@ def _read_csv(path: Path) -> Iterator[RawRow]:
                 reason += f"; {again} read again as rows of their own"
                 rest = current[1:]
                 reread += len(rest)
-                if found and "never closed" in found[2] or reread > 10_000 + first:
+                if ended or reread > 10_000 + first:
                     one_line_at_a_time = True  # the quote swallowed everything to the end (or too much)
                 pending.extendleft(reversed(rest))
             yield RawRow(first, None, reason, raw=_raw_lines(current[:1]), position=position,
@@ -397,7 +413,7 @@ def _open_parquet(path: Path, name: str) -> Source:
             yield RawRow(index + 1, None, f"Parquet file broken after row {index}: {exc}; the remaining "
                                           f"{left} rows could not be read", position=index + 1)
 
-    return Source(rows(), name, "parquet", total=table.metadata.num_rows, unit="rows", location=str(path))
+    return Source(rows(), name, "parquet", total=table.metadata.num_rows, unit="rows", location=safe_text(str(path)))
 
 
 def open_hub(dataset: str, *, split: str, subset: str | None = None,
@@ -417,8 +433,15 @@ def open_hub(dataset: str, *, split: str, subset: str | None = None,
                          path=dataset) from exc
 
     def rows() -> Iterator[RawRow]:
-        for index, row in enumerate(ds):
-            yield RawRow(index + 1, row, position=index + 1)
+        index = 0
+        try:
+            for row in ds:
+                index += 1
+                yield RawRow(index, row, position=index)
+        except Exception as exc:  # a broken shard or cast: keep the rows before, report the rest
+            yield RawRow(index + 1, None, f"the data set could not be read past row {index}: "
+                                          f"{type(exc).__name__}: {exc}; the remaining {len(ds) - index} rows "
+                                          "could not be read", position=index + 1)
 
     return Source(rows(), name or dataset, "hub", total=len(ds), unit="rows", location=dataset)
 
