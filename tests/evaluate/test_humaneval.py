@@ -320,7 +320,7 @@ def test_completion_cannot_redefine_the_prompts_helpers(problems):
 
 def test_completion_cannot_read_the_tests_from_its_own_file(problems):
     problem = by_id(problems, 0)
-    completion = ("    return 'def check' in open(__file__).read() or 'METADATA' in "
+    completion = ("    return 'def ' + 'check' in open(__file__).read() or 'META' + 'DATA' in "
                   "open('program.py').read()\n")
     result = he.check_completion(problem, completion + "\nif has_close_elements([], 0):\n"
                                                        "    raise RuntimeError('read the tests')\n")
