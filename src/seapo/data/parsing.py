@@ -295,9 +295,9 @@ def locate_csv_problem(lines: list[tuple[int, str]], header: list[str]) -> tuple
             state = "start"
     if state == "quoted":
         last = lines[-1][0]
-        span = f"lines {opened[0]}-{last}" if last > opened[0] else f"line {opened[0]}"
+        span = f": it would take in lines {opened[0]}-{last}, to the end of the file" if last > opened[0] else ""
         return name(field), opened[0], (f"the quote opened at line {opened[0]}, column {opened[1]} is never "
-                                        f"closed: it would take in {span}, to the end of the file")
+                                        f"closed{span}")
     return None
 
 
