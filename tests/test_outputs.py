@@ -191,3 +191,43 @@ def test_seapo_compare_refuses_an_eval_set_that_changed(tmp_path):
     loose = tmp_path / "loose.json"  # a metrics.json of its own: read as it is
     write_json(loose, {"model": {}, "tasks": {}})
     assert load_metrics(loose)["tasks"] == {}
+
+
+def test_inject_removes_the_temps_older_seapo_versions_left_and_locks_its_folder(tmp_path, shared_data):
+    from seapo.inject.pipeline import InjectConfig, inject
+    from tests.inject.helpers import gsm8k_records
+
+    out = tmp_path / "inject"
+    out.mkdir()
+    legacy = [out / ".pairs.jsonl.k2j_x9a1", out / ".negatives.jsonl.abcdefgh"]  # tempfile.mkstemp's names
+    for p in legacy:
+        p.write_text("86 MB of half a file")
+    other = out / ".notes.txt.abcdefgh"  # not one of the set's files: not ours to remove
+    other.write_text("x")
+    inject(gsm8k_records(shared_data, 4), out, InjectConfig(injector="rules"))
+    assert not any(p.exists() for p in legacy) and other.exists()
+    assert (out / ".lock").is_file() and (out / "_complete.json").is_file()
+
+
+def test_a_full_disk_under_the_resume_store_is_a_clear_error(tmp_path):
+    import sqlite3
+
+    from seapo.inject.store import InjectionStore, ItemResult
+
+    store = InjectionStore(tmp_path / "injections.sqlite", "k")
+
+    class Full:
+        def __getattr__(self, name):
+            return getattr(store.db, name)
+
+        def __enter__(self):
+            raise sqlite3.OperationalError("database or disk is full")
+
+        def __exit__(self, *exc):
+            return False
+
+    real, store.db = store.db, Full()
+    with pytest.raises(InputError, match=r"injections.sqlite: cannot store finished items \(database or disk is full"):
+        store.put_many([ItemResult("r", "logic", False, None, None, False, 0.0, 0, "x")])
+    store.db = real
+    store.close()

@@ -100,8 +100,11 @@ def folder_lock(folder: str | Path, *, fix: str = "wait for it to finish (or sto
         raise FolderInUse(f"another seapo process ({who}) is writing to this folder; {fix}",
                           path=str(folder)) from None
     try:
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError as exc:
+            raise WriteError(f"cannot write the lock file ({exc.strerror or exc})", path=str(folder / LOCK)) from None
         _held[key] = [fd, 1]
         remove_stale_temps(folder)
         yield folder

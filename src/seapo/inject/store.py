@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from seapo.io import WriteError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
     record_id   TEXT NOT NULL,
@@ -74,10 +76,13 @@ class InjectionStore:
         self.path = Path(path)
         self.settings = settings
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
+        try:
+            self.db = sqlite3.connect(self.path)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(SCHEMA)
+        except sqlite3.OperationalError as exc:
+            raise WriteError(f"cannot open the resume store ({exc})", path=str(self.path)) from None
 
     def done_keys(self) -> set[tuple[str, str]]:
         rows = self.db.execute("SELECT record_id, error_type FROM items WHERE settings = ?", (self.settings,))
@@ -92,8 +97,12 @@ class InjectionStore:
              json.dumps(it.details, ensure_ascii=False), it.session, now)
             for it in items
         ]
-        with self.db:  # one transaction: a batch is stored whole or not at all
-            self.db.executemany("INSERT OR REPLACE INTO items VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        try:
+            with self.db:  # one transaction: a batch is stored whole or not at all
+                self.db.executemany("INSERT OR REPLACE INTO items VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        except sqlite3.OperationalError as exc:  # "database or disk is full", a read-only file
+            raise WriteError(f"cannot store finished items ({exc}); what was stored before is kept and a rerun "
+                             f"resumes from it", path=str(self.path)) from None
 
     def get_all(self) -> dict[tuple[str, str], ItemResult]:
         cursor = self.db.execute(
