@@ -34,6 +34,7 @@ from seapo.evaluate.results import EvalResult, TaskResult, prediction_record
 from seapo.evaluate.tasks import TaskSpec, get_task, suite_tasks
 from seapo.fingerprint import stable_hash
 from seapo.io import write_json, write_jsonl
+from seapo.outputs import folder_lock
 
 __all__ = ["EvalConfig", "EvalResult", "TaskResult", "evaluate", "prediction_record", "select_items", "task_key"]
 
@@ -164,13 +165,19 @@ def _load_tasks(config: EvalConfig) -> tuple[dict[str, _Loaded], dict[str, str]]
 
 
 def _evaluate(lm: EvalLM | None, config: EvalConfig, started: float) -> EvalResult:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     loaded, skipped = _load_tasks(config)
     if lm is None:
         lm = EvalLM(config.backend)
     lm.batch_size = config.backend.batch_size
     out_dir = Path(config.out) / (config.run_name or run_name_for(lm.resolved.spec))
+    with folder_lock(out_dir):  # two evaluations writing one run folder would mix their predictions
+        return _evaluate_into(out_dir, lm, loaded, skipped, config, started)
+
+
+def _evaluate_into(out_dir: Path, lm: EvalLM, loaded: dict[str, _Loaded], skipped: Any, config: EvalConfig,
+                   started: float) -> EvalResult:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     cache = ResultCache(Path(config.out) / "cache.sqlite")
     fingerprint = lm.fingerprint()
     lmeval_model = None

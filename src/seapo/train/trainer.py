@@ -23,6 +23,7 @@ ZeRO-3 hooks into model loading through them), and whatever only the main proces
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from seapo.errors import InputError, TrainingDiverged
 from seapo.io import write_json
+from seapo.outputs import folder_lock
 from seapo.train.config import TrainConfig
 from seapo.train.data import (
     LoadedData,
@@ -150,8 +152,18 @@ def train(pairs_path: str | Path, config: TrainConfig | None = None, *, callback
     from accelerate import PartialState
 
     cfg = config or TrainConfig()
-    t_start = time.perf_counter()
     paths = RunPaths.of(cfg)
+    # One training per output folder: the main process holds its lock (every process of a
+    # multi-process run writes there, so only the main one takes it).
+    with folder_lock(paths.out) if PartialState().is_main_process else contextlib.nullcontext():
+        return _train(pairs_path, cfg, paths, callbacks, console)
+
+
+def _train(pairs_path: str | Path, cfg: TrainConfig, paths: RunPaths, callbacks: Sequence[Any],
+           console: Any) -> TrainResult:
+    from accelerate import PartialState
+
+    t_start = time.perf_counter()
     console = _console(console)
 
     data = load_data(pairs_path, cfg)
