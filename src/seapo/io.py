@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import math
 import os
 import re
 import secrets
@@ -18,22 +19,50 @@ from seapo.errors import InputError
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
     """Yield ``(line_number, parsed_object)`` for each non-blank line of a JSONL file (gzip too).
 
-    A line that is not JSON raises :class:`~seapo.errors.InputError` naming the file and line.
+    Strict, for files seapo wrote (records, pairs, predictions): a line that is not UTF-8, not
+    JSON, has a duplicate key, a NaN/Infinity or nesting too deep raises
+    :class:`~seapo.errors.InputError` naming the file and line. (``seapo prepare`` reads users'
+    files tolerantly instead: :mod:`seapo.data.parsing`.)
     """
     import gzip
 
-    from seapo.errors import InputError
-
     with open(path, "rb") as raw:
         gzipped = raw.read(2) == b"\x1f\x8b"
-    opener = gzip.open if gzipped else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
+    with (gzip.open if gzipped else open)(path, "rb") as f:
+        for number, data in enumerate(f, start=1):
+            try:
+                line = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(f"not UTF-8 text (byte {exc.start + 1} of the line)", path=str(path),
+                                 line=number) from None
             if line.strip():
                 try:
-                    yield number, json.loads(line)
+                    yield number, json.loads(line, object_pairs_hook=_unique_keys, parse_constant=_no_constant,
+                                             parse_float=_finite_float)
                 except json.JSONDecodeError as exc:
                     raise InputError(f"invalid JSON ({exc.msg})", path=str(path), line=number) from None
+                except (ValueError, RecursionError) as exc:
+                    raise InputError(f"invalid JSON ({exc})", path=str(path), line=number) from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise ValueError(f"duplicate key {dup!r}")
+    return obj
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (math.inf, -math.inf):
+        raise ValueError(f"{text} is too large for a float")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not standard JSON")
 
 
 def read_jsonl(path: str | Path) -> list[Any]:
