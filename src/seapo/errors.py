@@ -4,9 +4,10 @@ Every ``seapo`` command exits with one of three codes (docs/cli.md):
 
 * ``0`` -- it did what was asked;
 * ``1`` -- it ran, but produced nothing usable (:class:`NoUsableOutput`: no record kept, no
-  negative accepted, ``--strict`` and a row was rejected);
-* ``2`` -- bad input: a bad option, config value, file or data row (:class:`InputError`, and
-  click's own usage errors, which also exit 2).
+  negative accepted, training diverged);
+* ``2`` -- bad input: a bad option, config value, file or data row, ``prepare --strict`` and a
+  row was rejected, an output that cannot be written (:class:`InputError`, and click's own
+  usage errors, which also exit 2).
 """
 
 from __future__ import annotations

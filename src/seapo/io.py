@@ -69,8 +69,24 @@ def read_jsonl(path: str | Path) -> list[Any]:
     return [obj for _, obj in iter_jsonl(path)]
 
 
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False)
+def dumps(obj: Any, *, indent: int | None = None) -> str:
+    """Standard JSON, always: a non-finite number (a mean of nothing, a diverged loss) is written
+    as ``null``, never as the ``NaN``/``Infinity`` tokens other readers reject."""
+    try:
+        return json.dumps(obj, ensure_ascii=False, allow_nan=False, indent=indent)
+    except ValueError:  # rare: only then walk the object
+        return json.dumps(finite(obj), ensure_ascii=False, allow_nan=False, indent=indent)
+
+
+def finite(obj: Any) -> Any:
+    """``obj`` with every non-finite float replaced by None (recursively through dicts, lists, tuples)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [finite(v) for v in obj]
+    return obj
 
 
 def write_jsonl(path: str | Path, rows: Iterable[Any]) -> int:
@@ -85,8 +101,7 @@ def write_jsonl(path: str | Path, rows: Iterable[Any]) -> int:
 
 def write_json(path: str | Path, obj: Any) -> None:
     with atomic_open(path) as f:
-        json.dump(obj, f, ensure_ascii=False, indent=2)
-        f.write("\n")
+        f.write(dumps(obj, indent=2) + "\n")
 
 
 class WriteError(InputError, OSError):

@@ -132,3 +132,12 @@ def test_seapos_own_files_are_read_strictly_naming_the_line(tmp_path, line, reas
     with pytest.raises(InputError, match=reason) as err:
         read_jsonl(path)
     assert (err.value.path, err.value.line) == (str(path), 2)
+
+
+def test_seapos_writers_never_write_non_standard_json(tmp_path):
+    from seapo.io import read_jsonl, write_json, write_jsonl
+
+    write_jsonl(tmp_path / "a.jsonl", [{"mean": math.nan, "xs": [1.5, math.inf, -math.inf]}])
+    write_json(tmp_path / "b.json", {"accuracy": math.nan, "n": 0})
+    assert read_jsonl(tmp_path / "a.jsonl") == [{"mean": None, "xs": [1.5, None, None]}]  # strict reader
+    assert json.loads((tmp_path / "b.json").read_text(), parse_constant=pytest.fail) == {"accuracy": None, "n": 0}
