@@ -126,9 +126,13 @@ def test_harness_process_is_out_of_the_programs_reach(layers, victims):
         "        except OSError:\n"
         "            pass\n"
         "    return pids\n"
-        "HARNESS = find()\n"
-        + PID_ATTACK.replace("PIDS", f"HARNESS + {victims!r}")
-        + "def add(a, b):\n    return [a + b, HARNESS, results]\n"
+        # Looked for when the tests call: by then the harness process surely runs (at import time
+        # it may not have started yet, which made this test flaky on a loaded machine).
+        f"ATTACK = {PID_ATTACK.replace('PIDS', f'HARNESS + {victims!r}')!r}\n"
+        "def add(a, b):\n"
+        "    namespace = {'HARNESS': find()}\n"
+        "    exec(ATTACK, namespace)\n"
+        "    return [a + b, namespace['HARNESS'], namespace['results']]\n"
     )
     tests = ("def check(candidate):\n"
              "    total, harness, results = candidate(2, 3)\n"
