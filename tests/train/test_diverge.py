@@ -46,3 +46,22 @@ def test_a_non_finite_step_stops_training_and_saves_no_result(algo, pairs_subset
     assert weights and all(bool(torch.isfinite(t).all()) for t in weights.values())
     for line in (out / "train_log.jsonl").read_text().splitlines():  # standard JSON: no NaN token
         json.loads(line, parse_constant=lambda c: pytest.fail(f"non-standard JSON {c} in the log"))
+
+
+def test_a_training_that_stopped_midway_is_not_read_as_a_model(pairs_subset, tiny_config):
+    """The training folder is one output set: a run that diverged (or was killed) leaves it
+    unpublished, and its merged model is refused until a training finishes there."""
+    from seapo.errors import InputError
+    from seapo.models.resolve import resolve_model
+
+    cfg = tiny_config("set", algo="dpo", epochs=1, batch_size=2, per_device_batch_size=2, learning_rate=1e-3,
+                      merge=True, save_steps=1000)
+    pairs = pairs_subset(4)
+    done = train(pairs, cfg)
+    assert resolve_model(done.merged_dir).kind == "folder"
+    manifest = json.loads((Path(cfg.output_dir) / "_complete.json").read_text())
+    assert {"result.json", "adapter", "merged", "settings.json"} <= set(manifest["files"])
+    with pytest.raises(TrainingDiverged):  # a second training into the folder diverges at step 1
+        train(pairs, cfg, callbacks=[PoisonGradients(at=1)])
+    with pytest.raises(InputError, match="incomplete train output set"):
+        resolve_model(done.merged_dir)

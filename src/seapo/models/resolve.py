@@ -139,6 +139,11 @@ def resolve_model(spec: str | os.PathLike) -> ResolvedModel:
     path = Path(text).expanduser()
     if path.is_dir():
         if (path / "config.json").is_file():
+            from seapo.outputs import check_member
+
+            # A model seapo train wrote (train/merged) is read only from a complete training set:
+            # not from a run that was interrupted or diverged while writing it.
+            check_member(path, stage="train", fix="train again (seapo train), or pass another model")
             return ResolvedModel(text, "folder", str(path.resolve()))
         raise ModelNotFoundError(f"folder '{text}' has no config.json, so it is not a model. Accepted: "
                                  f"{ACCEPTED_FORMS}")

@@ -30,6 +30,7 @@ from seapo.outputs import OutputSet, folder_lock, unpublish, verify_set
 from seapo.pipeline.config import RunConfig, load_run_config
 from seapo.progress import console
 from seapo.redact import redact, redact_argv
+from seapo.train.config import TRAIN_OUTPUTS
 
 PACKAGES = ("seapo", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "lm-eval")
 
@@ -284,8 +285,7 @@ def _run(config: RunConfig, run_dir: Path) -> RunResult:
     return RunResult(run_dir, report, stages.done)
 
 
-TRAIN_FILES = ("result.json", "settings.json", "heldout.json", "train_log.jsonl", "train_log.png", "adapter",
-               "merged")
+TRAIN_FILES = TRAIN_OUTPUTS
 """What ``seapo train`` writes that later stages and the report read (checkpoints/ is resume state)."""
 FIX = "rerun `seapo run` with --force to redo this stage, or choose another --out"
 

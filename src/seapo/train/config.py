@@ -93,3 +93,8 @@ class TrainConfig(SeapoConfig):
                               f"micro-batch), got {self.per_device_batch_size}", field="per_device_batch_size",
                               loc=("per_device_batch_size",))
         return self
+
+
+TRAIN_OUTPUTS = ("result.json", "settings.json", "heldout.json", "train_log.jsonl", "train_log.png", "adapter",
+                 "merged")
+"""What ``seapo train`` publishes as its output set (checkpoints/ is resume state, not a result)."""

@@ -35,9 +35,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from seapo.errors import InputError, TrainingDiverged
+from seapo.fingerprint import file_digest
 from seapo.io import write_json
-from seapo.outputs import folder_lock
-from seapo.train.config import TrainConfig
+from seapo.outputs import OutputSet, folder_lock
+from seapo.train.config import TRAIN_OUTPUTS, TrainConfig
 from seapo.train.data import (
     LoadedData,
     Pair,
@@ -165,6 +166,13 @@ def _train(pairs_path: str | Path, cfg: TrainConfig, paths: RunPaths, callbacks:
 
     t_start = time.perf_counter()
     console = _console(console)
+    # The folder's files are one set (seapo.outputs): unpublished now, published after result.json,
+    # so a run killed or diverged midway never leaves a new adapter beside an old result.
+    output_set = None
+    if PartialState().is_main_process and Path(pairs_path).is_file():
+        output_set = OutputSet(paths.out, "train", {"config": cfg.record(), "pairs": file_digest(pairs_path)},
+                               fix="train again into this folder, or choose another --output-dir")
+        output_set.begin()
 
     data = load_data(pairs_path, cfg)
     resolved, tokenizer = resolve_policy(cfg)
@@ -207,6 +215,8 @@ def _train(pairs_path: str | Path, cfg: TrainConfig, paths: RunPaths, callbacks:
         train_time_s=round(train_time, 2), wall_time_s=round(time.perf_counter() - t_start, 2))
     if main:
         write_json(paths.out / "result.json", result.to_dict())
+        if output_set is not None:
+            output_set.commit(name for name in TRAIN_OUTPUTS if (paths.out / name).exists())
     return result
 
 
