@@ -150,13 +150,12 @@ def train(pairs_path: str | Path, config: TrainConfig | None = None, *, callback
     """Train ``config.model`` on the pairs in ``pairs_path`` (``pairs.jsonl``, ``negatives.jsonl`` or
     ``kto.jsonl``); see the module docstring for what is written. ``callbacks``: extra
     ``transformers.TrainerCallback`` objects (e.g. to stop early). Returns a :class:`TrainResult`."""
-    from accelerate import PartialState
 
     cfg = config or TrainConfig()
     paths = RunPaths.of(cfg)
     # One training per output folder: the main process holds its lock (every process of a
     # multi-process run writes there, so only the main one takes it).
-    with folder_lock(paths.out) if PartialState().is_main_process else contextlib.nullcontext():
+    with folder_lock(paths.out) if _launched_as_main() else contextlib.nullcontext():
         return _train(pairs_path, cfg, paths, callbacks, console)
 
 
@@ -169,7 +168,7 @@ def _train(pairs_path: str | Path, cfg: TrainConfig, paths: RunPaths, callbacks:
     # The folder's files are one set (seapo.outputs): unpublished now, published after result.json,
     # so a run killed or diverged midway never leaves a new adapter beside an old result.
     output_set = None
-    if PartialState().is_main_process and Path(pairs_path).is_file():
+    if _launched_as_main() and Path(pairs_path).is_file():
         output_set = OutputSet(paths.out, "train", {"config": cfg.record(), "pairs": file_digest(pairs_path)},
                                fix="train again into this folder, or choose another --output-dir")
         output_set.begin()
@@ -494,6 +493,13 @@ def _log_callback(path: Path, keep_until_step: int | None) -> Any:
                 f.write(json.dumps(row) + "\n")
 
     return JsonlLogCallback()
+
+
+def _launched_as_main() -> bool:
+    """Whether this is the main process, known before any distributed set-up: a launcher
+    (accelerate launch, torchrun) gives each process its RANK. (PartialState() here, before the
+    trainer's arguments exist, took every CPU process for the main one.)"""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def _readable_by_all(folder: Path) -> None:
