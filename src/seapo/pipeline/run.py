@@ -226,7 +226,7 @@ def _run(config: RunConfig, run_dir: Path) -> RunResult:
             output_set = OutputSet(train_dir, "train", key, fix=FIX)
             output_set.begin()
             result = train(negatives_path, train_config)
-            output_set.commit(n for n in TRAIN_FILES if (train_dir / n).exists())
+            output_set.commit(n for n in TRAIN_OUTPUTS if (train_dir / n).exists())
         return result.to_dict()
 
     def do_eval(key: str) -> dict[str, Any]:
@@ -285,8 +285,6 @@ def _run(config: RunConfig, run_dir: Path) -> RunResult:
     return RunResult(run_dir, report, stages.done)
 
 
-TRAIN_FILES = TRAIN_OUTPUTS
-"""What ``seapo train`` writes that later stages and the report read (checkpoints/ is resume state)."""
 FIX = "rerun `seapo run` with --force to redo this stage, or choose another --out"
 
 
