@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from seapo.errors import InputError, TrainingDiverged
 from seapo.fingerprint import file_digest
-from seapo.io import write_json
+from seapo.io import dumps, write_json
 from seapo.outputs import OutputSet, folder_lock
 from seapo.train.config import TRAIN_OUTPUTS, TrainConfig
 from seapo.train.data import (
@@ -486,11 +486,9 @@ def _log_callback(path: Path, keep_until_step: int | None) -> Any:
             if not state.is_world_process_zero or not logs or "train_runtime" in logs:
                 return
             row = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4)}
-            # A non-finite figure is written as null: the log stays standard JSON.
-            row.update({k: float(v) if math.isfinite(v) else None for k, v in logs.items()
-                        if isinstance(v, int | float) and k != "epoch"})
+            row.update({k: float(v) for k, v in logs.items() if isinstance(v, int | float) and k != "epoch"})
             with open(path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(row) + "\n")
+                f.write(dumps(row) + "\n")  # a non-finite figure as null: the log stays standard JSON
 
     return JsonlLogCallback()
 
