@@ -59,6 +59,8 @@ def pair_row(record: Record, item: ItemResult) -> dict[str, Any]:
         "changed_tokens": item.changed_tokens,
         "attempts": len(item.attempts),
         "details": item.details,
+        # The winning attempt is the last one (an item stops at its first pass).
+        "judge": item.attempts[-1].judge if item.attempts else None,
     }
 
 
@@ -78,6 +80,8 @@ def summarize(records: Sequence[Record], items: dict[tuple[str, str], ItemResult
         mine = [items[(r.id, et.value)] for r in records if et in plan.get(r.id, ()) and (r.id, et.value) in items]
         accepted = [i for i in mine if i.accepted]
         reasons = Counter(a.reason for i in mine for a in i.attempts if not a.passed)
+        judged = [a.judge for i in mine for a in i.attempts if a.judge is not None]
+        findings = Counter(j["findings"].get(et.value, "unknown") for j in judged)
         per_type[et.value] = {
             "planned": sum(1 for r in records if et in plan.get(r.id, ())),
             "attempted": len(mine),
@@ -87,6 +91,11 @@ def summarize(records: Sequence[Record], items: dict[tuple[str, str], ItemResult
             "mean_difference": round(mean(i.difference for i in accepted), 4) if accepted else None,
             "mean_attempts": round(mean(len(i.attempts) for i in mine), 3) if mine else None,
             "failed_attempt_reasons": dict(reasons.most_common()),
+            # Judged attempts (the verifier passed them): how often the judge found the injector's label.
+            "judged_attempts": len(judged),
+            "judge_rejected": sum(n for r, n in reasons.items() if r and r.startswith("judge_")),
+            "judge_findings": {f: findings.get(f, 0) for f in ("present", "absent", "unknown")},
+            "judge_agreement": round(findings["present"] / len(judged), 4) if judged else None,
         }
     return per_type
 

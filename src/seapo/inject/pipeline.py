@@ -29,6 +29,8 @@ from seapo.inject.rules import RulesInjectorConfig
 from seapo.inject.store import Attempt, InjectionStore, ItemResult
 from seapo.inject.strategies import STRATEGIES, Plan, make_strategy
 from seapo.inject.verify import Verification, Verifier, VerifierConfig
+from seapo.judge import Judge, JudgeItem, Verdict
+from seapo.judge.config import JudgeConfig
 from seapo.outputs import folder_lock, remove_legacy_temps
 from seapo.progress import make_progress
 
@@ -57,6 +59,8 @@ class InjectConfig(SeapoConfig):
                                              "injector, validated by its own config class.")
     verifier: VerifierConfig = Field(default_factory=VerifierConfig,
                                      description="What counts as a usable negative.")
+    judge: JudgeConfig = Field(default_factory=JudgeConfig, description="Which judge must find the named error "
+                               "in a negative that passed the verifier before it is accepted.")
     max_attempts: int = Field(2, ge=1, description="Tries with the primary injector per item before the fallback; "
                               "retries sample (greedy decoding would repeat itself).")
     fallback: Literal["rules", "none"] = Field("rules", description="Items the primary injector failed: rules (the "
@@ -109,9 +113,10 @@ class InjectResult:
         return self.out_dir / OUTPUT_FILES["negatives"]
 
 
-def _attempt(injection: Injection, verdict: Verification) -> Attempt:
+def _attempt(injection: Injection, verdict: Verification, judged: Verdict | None) -> Attempt:
     return Attempt(injection.injector, verdict.passed, verdict.reason, verdict.difference,
-                   verdict.changed_tokens, injection.text, injection.error)
+                   verdict.changed_tokens, injection.text, injection.error,
+                   judged.to_dict() if judged is not None else None)
 
 
 def _check(verifier: Verifier, record: Record, injection: Injection) -> Verification:
@@ -120,9 +125,36 @@ def _check(verifier: Verifier, record: Record, injection: Injection) -> Verifica
     return verifier.check(record.response, injection.text, truncated=injection.truncated)
 
 
+JUDGE_REJECTIONS = {"absent": "judge_no_error", "unknown": "judge_unknown"}
+"""Attempt reasons of a negative the judge did not find its named error in."""
+
+
+def judge_attempts(judge: Judge | None, records: Sequence[Record], injections: Sequence[Injection],
+                   verdicts: list[Verification], error_type: ErrorType,
+                   config: JudgeConfig) -> list[Verdict | None]:
+    """Judge, in one batch, the negatives the verifier passed; one that does not hold its named error
+    (absent, or unknown unless ``accept_unknown``) becomes a failed attempt (``verdicts`` is updated).
+    The positive is the reference, and it is also the record the rules evidence is checked against."""
+    judged: list[Verdict | None] = [None] * len(records)
+    if judge is None:
+        return judged
+    todo = [i for i, v in enumerate(verdicts) if v.passed]
+    items = [JudgeItem(question=records[i].question, response=injections[i].text or "",
+                       reference=records[i].response, claimed=error_type, evidence=injections[i].details or None)
+             for i in todo]
+    for i, found in zip(todo, judge.judge(items) if items else [], strict=True):
+        judged[i] = found
+        finding = found.finding(error_type)
+        if finding == "present" or (finding == "unknown" and config.accept_unknown):
+            continue
+        v = verdicts[i]
+        verdicts[i] = Verification(False, JUDGE_REJECTIONS[finding], v.difference, v.changed_tokens)
+    return judged
+
+
 def run_chunk(chunk: Sequence[Record], error_type: ErrorType, primary: Injector, fallback: Injector | None,
-              verifier: Verifier, config: InjectConfig, session: str) -> list[ItemResult]:
-    """Inject, verify, retry and fall back for one chunk of records; returns one result each."""
+              verifier: Verifier, config: InjectConfig, session: str, judge: Judge | None = None) -> list[ItemResult]:
+    """Inject, verify, judge, retry and fall back for one chunk of records; returns one result each."""
     attempts: dict[str, list[Attempt]] = {r.id: [] for r in chunk}
     winners: dict[str, tuple[Injection, Verification, bool]] = {}
     tries = [(primary, config.max_attempts, False)]
@@ -133,10 +165,14 @@ def run_chunk(chunk: Sequence[Record], error_type: ErrorType, primary: Injector,
             pending = [r for r in chunk if r.id not in winners]
             if not pending:
                 break
-            for record, injection in zip(pending, injector.inject(pending, error_type, attempt=attempt),
-                                         strict=True):
-                verdict = _check(verifier, record, injection)
-                attempts[record.id].append(_attempt(injection, verdict))
+            injections = injector.inject(pending, error_type, attempt=attempt)
+            if len(injections) != len(pending):
+                raise RuntimeError(f"injector '{injector.name}' returned {len(injections)} injections for "
+                                   f"{len(pending)} records")
+            checks = [_check(verifier, r, i) for r, i in zip(pending, injections, strict=True)]
+            judged = judge_attempts(judge, pending, injections, checks, error_type, config.judge)
+            for record, injection, verdict, found in zip(pending, injections, checks, judged, strict=True):
+                attempts[record.id].append(_attempt(injection, verdict, found))
                 if verdict.passed:
                     winners[record.id] = (injection, verdict, is_fallback)
     results = []
@@ -154,12 +190,29 @@ def run_chunk(chunk: Sequence[Record], error_type: ErrorType, primary: Injector,
     return results
 
 
-def settings_key(config: InjectConfig, primary: str, fallback: str | None) -> str:
-    """Hash of everything that changes an item's outcome, given the injectors' fingerprints: the
-    resume key (strategy and seed are not in it: they choose items, they do not change them)."""
+def settings_key(config: InjectConfig, primary: str, fallback: str | None, judge: str | None = None) -> str:
+    """Hash of everything that changes an item's outcome, given the injectors' and the judge's
+    fingerprints: the resume key (strategy and seed are not in it: they choose items, they do not
+    change them)."""
     return stable_hash({"injector": primary, "verifier": config.verifier.model_dump(mode="json"),
                         "max_attempts": config.max_attempts, "fallback": fallback,
-                        "fallback_attempts": config.fallback_attempts})
+                        "fallback_attempts": config.fallback_attempts, "judge": judge,
+                        "accept_unknown": config.judge.accept_unknown})
+
+
+def build_judge(config: JudgeConfig) -> Judge | None:
+    """The run's judge (None for ``none``), built, not loaded."""
+    if config.name == "none":
+        return None
+    from seapo.judge.combined import make_judge
+
+    llm = None
+    if config.name == "llm":
+        from seapo.judge import JUDGES
+
+        cls = JUDGES.get("llm")
+        llm = cls(cls.config_class.model_validate(config.llm))
+    return make_judge(config.name, llm=llm)
 
 
 def _build_injector(name: str, config: InjectConfig) -> Injector:
@@ -176,11 +229,12 @@ def _read_records(records: str | Path | Sequence[Record], limit: int | None) -> 
 
 
 def inject(records: str | Path | Sequence[Record], out_dir: str | Path, config: InjectConfig | None = None,
-           *, injector: Injector | None = None) -> InjectResult:
+           *, injector: Injector | None = None, judge: Judge | None = None) -> InjectResult:
     """Make verified negatives for every record and write the run directory.
 
     ``records``: a ``seapo prepare`` JSONL file or a list of :class:`Record`. ``injector``
-    overrides the one the config would build (useful to share a loaded model). Resumable:
+    overrides the one the config would build (useful to share a loaded model); ``judge`` likewise
+    overrides ``config.judge.name`` (neither is closed by the run). Resumable:
     running again with the same settings continues where the last run stopped. One process at a
     time per ``out_dir`` (a second one gets :class:`~seapo.outputs.FolderInUse`); the output files
     are published as one set (``_complete.json``, see :mod:`seapo.outputs`).
@@ -189,11 +243,11 @@ def inject(records: str | Path | Sequence[Record], out_dir: str | Path, config: 
     out_dir = Path(out_dir)
     with folder_lock(out_dir, fix=f"wait for it to finish (or stop it), or choose another --out than {out_dir}"):
         remove_legacy_temps(out_dir, OUTPUT_FILES.values())
-        return _inject(records, out_dir, config, injector)
+        return _inject(records, out_dir, config, injector, judge)
 
 
 def _inject(records: str | Path | Sequence[Record], out_dir: Path, config: InjectConfig,
-            injector: Injector | None) -> InjectResult:
+            injector: Injector | None, given_judge: Judge | None) -> InjectResult:
     started = time.time()
     records = _read_records(records, config.limit)
     unique = list({r.id: r for r in records}.values())  # the same record twice is injected once
@@ -201,12 +255,15 @@ def _inject(records: str | Path | Sequence[Record], out_dir: Path, config: Injec
     verifier = Verifier(config.verifier)
     primary = injector or _build_injector(config.injector, config)
     fallback = _build_injector("rules", config) if config.fallback == "rules" and primary.name != "rules" else None
+    judge = given_judge if given_judge is not None else build_judge(config.judge)
     chunk_size = config.chunk_size or DEFAULT_CHUNKS.get(primary.name, 128)
 
     # A model's fingerprint hashes its weights (memoized, but still a walk of the folder): once per run.
     fingerprint = primary.fingerprint()
+    judge_fingerprint = judge.fingerprint() if judge is not None else None
     store = InjectionStore(out_dir / STORE_FILE,
-                           settings_key(config, fingerprint, fallback.fingerprint() if fallback else None))
+                           settings_key(config, fingerprint, fallback.fingerprint() if fallback else None,
+                                        judge_fingerprint))
     session = uuid.uuid4().hex[:8]
     done = store.done_keys()
     planned = [(r, et) for r in unique for et in plan[r.id]]
@@ -220,7 +277,7 @@ def _inject(records: str | Path | Sequence[Record], out_dir: Path, config: Injec
                 task = bar.add_task(f"{et.value:>13}", total=len(mine), completed=len(mine) - len(todo))
                 for start in range(0, len(todo), chunk_size):
                     chunk = todo[start:start + chunk_size]
-                    store.put_many(run_chunk(chunk, et, primary, fallback, verifier, config, session))
+                    store.put_many(run_chunk(chunk, et, primary, fallback, verifier, config, session, judge))
                     bar.advance(task, len(chunk))
         items = store.get_all()
     finally:
@@ -229,6 +286,8 @@ def _inject(records: str | Path | Sequence[Record], out_dir: Path, config: Injec
             primary.close()
         if fallback is not None:
             fallback.close()
+        if judge is not None and given_judge is None:
+            judge.close()
     # What decides the outputs: the items' settings, the plan's, and which records.
     output_settings = {"settings_key": store.settings, "strategy": config.strategy,
                        "strategy_options": config.strategy_options, "seed": config.seed,
@@ -238,6 +297,8 @@ def _inject(records: str | Path | Sequence[Record], out_dir: Path, config: Injec
         "injector": config.injector,
         "injector_fingerprint": fingerprint,
         "fallback": config.fallback,
+        "judge": judge.name if judge is not None else "none",
+        "judge_fingerprint": judge_fingerprint,
         "settings_key": store.settings,
         "seed": config.seed,
         "wall_time_s": round(time.time() - started, 2),

@@ -50,6 +50,8 @@ class Attempt:
     text: str | None = None
     error: str | None = None
     """The backend's reason when it failed on the item (reason ``backend_error``)."""
+    judge: dict[str, Any] | None = None
+    """The judge's verdict (:meth:`seapo.judge.Verdict.to_dict`) when the verifier passed the text."""
 
 
 @dataclass

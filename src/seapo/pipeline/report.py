@@ -46,11 +46,15 @@ def write_report(run_dir: Path, config: RunConfig, stages: dict[str, Any]) -> Pa
         lines += ["", "## Injection", "",
                   f"Injector `{summary['injector_fingerprint']}`, fallback `{summary['fallback']}`, "
                   f"strategy `{summary['strategy']}`: {summary['pairs']} pairs from {summary['records']} records "
-                  f"({summary['negatives']} accepted negatives, {summary['rejected_items']} items rejected).", "",
-                  "| error type | attempted | accepted | fallen back | rejected | mean difference |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: |"]
+                  f"({summary['negatives']} accepted negatives, {summary['rejected_items']} items rejected). "
+                  f"Judge `{summary.get('judge', 'none')}`: a negative is kept only when it finds the named error "
+                  "(agreement: the share of judged attempts in which it found the injector's label).", "",
+                  "| error type | attempted | accepted | fallen back | rejected | rejected by the judge "
+                  "| judge agreement | mean difference |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for et, c in summary["per_type"].items():
             lines.append(f"| {et} | {c['attempted']} | {c['accepted']} | {c['fallen_back']} | {c['rejected']} | "
+                         f"{c.get('judge_rejected', '–')} | {_fmt(c.get('judge_agreement'))} | "
                          f"{_fmt(c['mean_difference'])} |")
     if tr := stages.get("train"):
         settings = tr.get("settings", {})
