@@ -298,3 +298,20 @@ def test_seapo_is_an_lm_eval_model_by_name(tiny_model, shared_data):
                                   batch_size=4, bootstrap_iters=0)
     expected = _oracle_scores(EvalLM(str(tiny_model), dtype="fp32"), "truthfulqa_mc", spec, data, items)["mc2"]
     assert out["results"][mc2.name]["acc,none"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_a_chunk_outside_a_git_checkout_prints_nothing_and_skips_lm_evals_environment_record(
+        shared_data, tmp_path, monkeypatch, capfd):
+    """lm-eval runs `git describe` (its "fatal: not a git repository" goes straight to fd 2) and
+    torch's collect_env (seconds) on every call; seapo records the environment once per run."""
+    import lm_eval.evaluator as evaluator
+
+    monkeypatch.chdir(tmp_path)  # no .git above the temporary folder
+    calls = []
+    monkeypatch.setattr("torch.utils.collect_env.get_pretty_env_info", lambda: calls.append(1) or "")
+    spec, data, items = _task("gsm8k", shared_data / "eval", None, limit=2)
+    original = evaluator.get_git_commit_hash
+    records = lmeval_engine.run_chunk(CannedLM(["#### 18", "#### 3"]), spec, data, items)
+    assert len(records) == 2
+    assert "not a git repository" not in capfd.readouterr().err
+    assert calls == [] and evaluator.get_git_commit_hash is original  # skipped inside the call only

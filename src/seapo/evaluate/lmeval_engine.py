@@ -247,12 +247,23 @@ def _task_manager() -> Any:
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """lm-eval's per-task tqdm bars and notices would drown seapo's own progress bars; what it
-    printed is shown if the run fails."""
+    printed is shown if the run fails.
+
+    Its environment record is skipped too: ``simple_evaluate`` runs ``git describe`` (which prints
+    ``fatal: not a git repository`` straight to the terminal outside a checkout) and torch's
+    ``collect_env`` (``pip list`` and more: seconds per call) on every call, i.e. on every chunk,
+    while seapo records the environment once per run (``environment.json``)."""
+    import lm_eval.evaluator as evaluator
+
     logger = logging.getLogger("lm_eval")
     level = logger.level
     logger.setLevel(logging.ERROR)
     captured = io.StringIO()
+    skipped = {name: getattr(evaluator, name) for name in ("get_git_commit_hash", "add_env_info")
+               if hasattr(evaluator, name)}
     try:
+        for name in skipped:
+            setattr(evaluator, name, _no_environment)
         with contextlib.redirect_stderr(captured):
             yield
     except BaseException:
@@ -260,6 +271,12 @@ def _quiet() -> Iterator[None]:
         raise
     finally:
         logger.setLevel(level)
+        for name, original in skipped.items():
+            setattr(evaluator, name, original)
+
+
+def _no_environment(*_: Any) -> None:
+    return None
 
 
 def make_model(lm: Any, backend: str, batch_size: int) -> Any:
