@@ -145,18 +145,23 @@ class ReferenceJudge(Judge):
                 decide(ErrorType.CORRECTNESS, "present", f"matches the listed incorrect answer '{match[1]}'")
             elif match:
                 same_answer = same_answer or f"the listed correct answer '{match[1]}'"
-        wrong = _wrong_steps(response)
-        if wrong:
-            wrong -= _wrong_steps(item.reference or "")
-            if wrong:
-                expr, result = sorted(wrong)[0]
-                decide(ErrorType.CORRECTNESS, "present", f"arithmetic step {expr} = {result} is wrong")
-
-        # 4. structural
+        # the edit is measured first: where it provably adds no number, no step can have become wrong
         analysis = None
         if self.config.structural and item.reference is not None:
             analysis = analyze(item.reference, response, item.question)
             raw["structural"] = analysis.to_dict()
+        if findings[ErrorType.CORRECTNESS] == "unknown" and (analysis is None or analysis.numbers_added
+                                                            or analysis.numbers_removed or analysis.moved_tokens
+                                                            or analysis.critical_deletion):
+            wrong = _wrong_steps(_new_lines(response, item.reference))
+            if wrong:
+                wrong -= _wrong_steps(item.reference or "")
+                if wrong:
+                    expr, result = sorted(wrong)[0]
+                    decide(ErrorType.CORRECTNESS, "present", f"arithmetic step {expr} = {result} is wrong")
+
+        # 4. structural
+        if analysis is not None:
             if analysis.no_error:
                 for t in ALL_ERROR_TYPES:
                     decide(t, "absent", analysis.describe())
@@ -197,6 +202,14 @@ class ReferenceJudge(Judge):
             if found is not None:
                 return found.value
         return None
+
+
+def _new_lines(text: str, reference: str | None) -> str:
+    """The lines of ``text`` the reference does not hold verbatim (where a new wrong step can be)."""
+    if not reference:
+        return text
+    old = set(reference.split("\n"))
+    return "\n".join(line for line in text.split("\n") if line not in old)
 
 
 def _is_short_answer(answer: str) -> bool:

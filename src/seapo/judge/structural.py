@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from typing import Any
 
@@ -100,7 +100,7 @@ NEUTRAL_WORDS = frozenset(
 _ANSWERING = frozenset("yes no not never true false correct incorrect right wrong".split()) | NEGATIONS
 _POLARITY = NEGATIONS | {"yes"}
 _CRITICAL = _POLARITY | COMPARISON_WORDS | CLAIM_WORDS | NUMBER_WORDS
-_CAPITALIZED = re.compile(r"(?<![\w'’])[A-Z][\w'’-]*")
+_CAPITALIZED = re.compile(r"(?<![\w'’])[A-Z][^\W_]*")
 _SENTENCE_END = re.compile(r"(?:^|[.!?:;]['\")\]]*)[ \t*#>\-•\d.)(]*$|\n[ \t*#>\-•\d.)(]*$")
 
 
@@ -172,7 +172,7 @@ class EditAnalysis:
         return "; ".join(parts) or "content changed"
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v or k == "kind"}
+        return {k: v for k, v in self.__dict__.items() if v or k == "kind"}
 
 
 def _show(words: list[str], limit: int = 6) -> str:
@@ -191,8 +191,13 @@ def _entities(text: str) -> set[str]:
         at_start = _SENTENCE_END.search(text, max(0, m.start() - 12), m.start()) is not None or m.start() == 0
         if at_start and word in COMMON_STARTERS:
             continue
-        out.update(tokens(m.group()))
+        out.add(word)
     return out
+
+
+def _all_in(words: list[str], text: str) -> bool:
+    """Every word occurs in ``text`` as a substring (a cheap test before tokenizing the question)."""
+    return all(w in text for w in words)
 
 
 def _restates(response: list[str], question: list[str]) -> bool:
@@ -246,7 +251,8 @@ def analyze(reference: str, response: str, question: str | None = None) -> EditA
             return EditAnalysis("deletion", changed)
         return EditAnalysis("content", changed, critical_deletion=critical)
 
-    if question and _restates(b, tokens(question)):
+    if question and len(response) <= 2 * len(question) + 20 and _all_in(b, question.lower()) and \
+            _restates(b, tokens(question)):
         return EditAnalysis("restated_question", changed)
 
     removed: list[str] = []
@@ -272,19 +278,21 @@ def analyze(reference: str, response: str, question: str | None = None) -> EditA
             new_words.append(t)
 
     out = EditAnalysis("content", changed, new_words=list(dict.fromkeys(new_words)), inserted_runs=inserted_runs)
-    nums_added = Counter(normalize_number(t) for t in added if _is_number(t))
-    nums_removed = Counter(normalize_number(t) for t in removed if _is_number(t))
-    out.numbers_added = sorted((nums_added - nums_removed).elements())
-    out.numbers_removed = sorted((nums_removed - nums_added).elements())
+    nums_a = [normalize_number(t) for t in added if _is_number(t)]
+    nums_r = [normalize_number(t) for t in removed if _is_number(t)]
+    if nums_a or nums_r:
+        nums_added, nums_removed = Counter(nums_a), Counter(nums_r)
+        out.numbers_added = sorted((nums_added - nums_removed).elements())
+        out.numbers_removed = sorted((nums_removed - nums_added).elements())
     added_c, removed_c = Counter(added), Counter(removed)
-    out.negation_changed = any(added_c[w] != removed_c[w] for w in _POLARITY)
-    diff_words = set((added_c - removed_c) | (removed_c - added_c))
+    words = added_c.keys() | removed_c.keys()
+    diff_words = {w for w in words if added_c[w] != removed_c[w]}
+    out.negation_changed = not diff_words.isdisjoint(_POLARITY)
     out.comparison_words = sorted(diff_words & COMPARISON_WORDS)
     out.claim_words = sorted(diff_words & CLAIM_WORDS)
     out.number_words = sorted(diff_words & NUMBER_WORDS)
-    moved = Counter(t for t in removed if t not in STOPWORDS or t in _POLARITY) & \
-        Counter(t for t in added if t not in STOPWORDS or t in _POLARITY)
-    out.moved_tokens = sum(moved.values()) if sum(moved.values()) >= MOVED_MIN else 0
+    moved = sum(min(added_c[w], removed_c[w]) for w in words if w not in STOPWORDS or w in _POLARITY)
+    out.moved_tokens = moved if moved >= MOVED_MIN else 0
     if any(t[0].isalpha() for t in added):
         added_set = set(added)
         out.entities_added = sorted(e for e in _entities(response) - ref_set if e in added_set)
