@@ -34,7 +34,9 @@ judge fast). The kinds, in the order they are tested:
   in no new content word: every content word a substitution adds is in the stance-neutral lexicon
   (:data:`NEUTRAL_WORDS`: intensifiers, hedges, discourse words) or a variant of a word it replaced
   (same first five letters: create -> creating), and a pure insertion adds only those or words the
-  reference already holds. No error. This is deliberately narrow: "mammal" -> "reptile", or
+  reference already holds, and a substitution keeps the content words it removes (or a variant of
+  them) unless it only adds stop words: "The forests are destinations" -> "following" replaces
+  content, though "following" is neutral. No error. This is deliberately narrow: "mammal" -> "reptile", or
   "positive" -> "negative" when both are options in the question or the reference, substitutes a
   content word, so it is ``unknown``, never a silent "absent". Negation is compared word by word
   (yes/no included): "does not" -> "does indeed" with "Yes" -> "No" is a flip, though the count of
@@ -124,6 +126,8 @@ class EditAnalysis:
     claim_words: list[str] = field(default_factory=list)
     number_words: list[str] = field(default_factory=list)
     new_words: list[str] = field(default_factory=list)
+    replaced_words: list[str] = field(default_factory=list)
+    """Substitutions whose removed content words the added side does not keep (``forests -> following``)."""
     inserted_runs: int = 0
     """Inserted runs of LONG_INSERT or more new content tokens (new sentences)."""
     moved_tokens: int = 0
@@ -169,6 +173,8 @@ class EditAnalysis:
             parts.append(f"order changed ({self.moved_tokens} content tokens moved)")
         if self.new_words:
             parts.append(f"new words ({_show(self.new_words)})")
+        if self.replaced_words:
+            parts.append(f"words replaced ({_show(self.replaced_words, 3)})")
         return "; ".join(parts) or "content changed"
 
     def to_dict(self) -> dict[str, Any]:
@@ -259,6 +265,7 @@ def analyze(reference: str, response: str, question: str | None = None) -> EditA
     added: list[str] = []
     ref_set = set(a)
     new_words: list[str] = []
+    replaced: list[str] = []
     inserted_runs = 0
     for _, i1, i2, j1, j2 in ops:
         old, new = a_mid[i1:i2], b_mid[j1:j2]
@@ -270,6 +277,12 @@ def analyze(reference: str, response: str, question: str | None = None) -> EditA
         if len(fresh) - len(old_content) >= LONG_INSERT or (not old and len(new) > SHORT_INSERT):
             inserted_runs += 1
         stems = {t[:5] for t in old_content if len(t) >= 5}
+        if old and new_content:
+            new_stems = {t[:5] for t in new_content if len(t) >= 5}
+            lost = [t for t in old_content if t not in NEUTRAL_WORDS and t not in new_content and not _is_number(t)
+                    and not (len(t) >= 5 and t[:5] in new_stems)]
+            if lost:
+                replaced.append(f"{' '.join(lost[:4])} -> {' '.join(new_content[:4])}")
         for t in new_content:
             if t in NEUTRAL_WORDS or _is_number(t) or t in _CRITICAL or (len(t) >= 5 and t[:5] in stems):
                 continue
@@ -277,7 +290,8 @@ def analyze(reference: str, response: str, question: str | None = None) -> EditA
                 continue  # a pure insertion repeating the reference's own words
             new_words.append(t)
 
-    out = EditAnalysis("content", changed, new_words=list(dict.fromkeys(new_words)), inserted_runs=inserted_runs)
+    out = EditAnalysis("content", changed, new_words=list(dict.fromkeys(new_words)), inserted_runs=inserted_runs,
+                       replaced_words=replaced)
     nums_a = [normalize_number(t) for t in added if _is_number(t)]
     nums_r = [normalize_number(t) for t in removed if _is_number(t)]
     if nums_a or nums_r:
@@ -298,6 +312,6 @@ def analyze(reference: str, response: str, question: str | None = None) -> EditA
         out.entities_added = sorted(e for e in _entities(response) - ref_set if e in added_set)
     if not (out.numbers_added or out.numbers_removed or out.entities_added or out.negation_changed
             or out.comparison_words or out.claim_words or out.number_words or out.new_words
-            or out.inserted_runs or out.moved_tokens):
+            or out.inserted_runs or out.moved_tokens or out.replaced_words):
         out.kind = "rewording"
     return out
