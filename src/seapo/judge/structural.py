@@ -18,10 +18,11 @@ judge fast). The kinds, in the order they are tested:
   sentence or block) removes a negation, a comparison or quantifier word, a claim word or a number:
   "X is not Y" -> "X is Y", "only some" -> "some", "3 + 4 = 7" -> "3 = 7" flip or break a statement.
   Those stay ``unknown`` (a false "absent" would silently drop a real error).
-* ``restated_question``: the response is the question again: one contiguous run of the question's
-  tokens covers 80% of the response and half the question, and every other token is a stop word
-  that does not answer (yes/no, negations, true/false excluded). It asserts nothing, so it holds no
-  error (it is no answer either: that is the verifier's business, not an error type's).
+* ``restated_question``: the response is the question again: the question's tokens, in order,
+  cover 80% of the response and half the question, and at most one token in ten is not the
+  question's, none of them a number or a word that answers (yes/no, negations, true/false). It
+  asserts nothing, so it holds no error (it is no answer either: that is the verifier's business,
+  not an error type's).
 * ``rewording``: insertions and substitutions that change no number (by value: ``1,000`` =
   ``1000``), no number word, no named entity (a capitalized word of the response that the reference
   does not hold, at a sentence start too unless it is a common sentence opener), no negation or
@@ -201,23 +202,25 @@ def _entities(text: str) -> set[str]:
     return out
 
 
-def _all_in(words: list[str], text: str) -> bool:
-    """Every word occurs in ``text`` as a substring (a cheap test before tokenizing the question)."""
-    return all(w in text for w in words)
+def _mostly_in(words: list[str], text: str) -> bool:
+    """Nine in ten words occur in ``text`` as substrings (a cheap test before tokenizing the question)."""
+    return sum(w not in text for w in words) <= 0.1 * len(words)
 
 
 def _restates(response: list[str], question: list[str]) -> bool:
-    """The response is the question again: one contiguous run of the question covers 80% of the
-    response and half the question, and the response adds only stop words that do not answer
-    (a question that lists its options must not make "harder" -> "easier" a restatement)."""
+    """The response is the question again: the question's words in its order (matching blocks)
+    cover 80% of the response and half the question, at most one word in ten is not the question's,
+    and none of those is a number or a word that answers (yes/no, negations, true/false): a question
+    that lists its options must not make "harder" -> "easier" a restatement."""
     if len(response) < 3 or not question:
         return False
     q = set(question)
-    if not all(t in q or (t in STOPWORDS and t not in _ANSWERING) for t in response):
+    outside = [t for t in response if t not in q]
+    if len(outside) > 0.1 * len(response) or any(_is_number(t) or t in _ANSWERING for t in outside):
         return False
-    block = SequenceMatcher(None, response, question, autojunk=False).find_longest_match(
-        0, len(response), 0, len(question))
-    return block.size >= 0.8 * len(response) and block.size >= 0.5 * len(question)
+    matcher = SequenceMatcher(None, response, question, autojunk=False)
+    covered = sum(block.size for block in matcher.get_matching_blocks())
+    return covered >= 0.8 * len(response) and covered >= 0.5 * len(question)
 
 
 def analyze(reference: str, response: str, question: str | None = None) -> EditAnalysis:
@@ -257,7 +260,7 @@ def analyze(reference: str, response: str, question: str | None = None) -> EditA
             return EditAnalysis("deletion", changed)
         return EditAnalysis("content", changed, critical_deletion=critical)
 
-    if question and len(response) <= 2 * len(question) + 20 and _all_in(b, question.lower()) and \
+    if question and len(response) <= 2 * len(question) + 20 and _mostly_in(b, question.lower()) and \
             _restates(b, tokens(question)):
         return EditAnalysis("restated_question", changed)
 
