@@ -117,12 +117,14 @@ class ReferenceJudge(Judge):
                 reasons.append(f"{t.value} {finding}: {why}")
 
         # 1. rules evidence
+        confirmed_edits = None
         if self.config.use_evidence and item.evidence:
             ev = check_evidence(item.evidence, response, item.reference, item.claimed)
             if ev.status != "none":
                 raw["evidence"] = ev.to_dict()
                 details["evidence"] = ev.status
             if ev.status == "confirmed":
+                confirmed_edits = ev.edits if item.reference is not None else None
                 for t in ALL_ERROR_TYPES:
                     if t in ev.types:
                         decide(t, "present", f"rules evidence confirmed ({', '.join(ev.perturbations)})")
@@ -167,7 +169,7 @@ class ReferenceJudge(Judge):
         # the edit is measured first: where it provably adds no number, no step can have become wrong
         analysis = None
         if self.config.structural and item.reference is not None:
-            analysis = analyze(item.reference, response, item.question)
+            analysis = analyze(item.reference, response, item.question, confirmed_edits)
             raw["structural"] = analysis.to_dict()
         if findings[ErrorType.CORRECTNESS] == "unknown" and (analysis is None or analysis.numbers_added
                                                             or analysis.numbers_removed or analysis.moved_tokens
