@@ -7,7 +7,9 @@ the judge may say ``absent`` for all three types; every other edit is described 
 The edit is measured on normalized tokens (:func:`seapo.inject.verify.tokens`: lower-cased words
 and numbers; punctuation and white space dropped), as the verifier does. The common prefix and
 suffix are stripped first and ``difflib`` aligns only the middle (edits are local; this keeps the
-judge fast). The kinds, in the order they are tested:
+judge fast). With a confirmed rules record (``analyze(..., edits=...)``) the changed runs are the
+record's own edits and no alignment is needed (the restated-question test is then skipped: a rules
+negative is never one). The kinds, in the order they are tested:
 
 * ``identical``: the same tokens. No error.
 * ``truncation``: the response is a prefix of the reference (its last word may be cut). No error:
@@ -31,14 +33,14 @@ judge fast). The kinds, in the order they are tested:
   or yes/no/not, removed in one place and added in another: steps reordered, an answer moved),
   inserts no new clause (a pure insertion of more than :data:`SHORT_INSERT` tokens, or a
   substitution adding :data:`LONG_INSERT` or more content tokens the reference does not hold: a
-  contradiction, an invented detail), and brings
-  in no new content word: every content word a substitution adds is in the stance-neutral lexicon
+  contradiction, an invented detail), and brings in no new content word: every content word a
+  substitution adds is in the stance-neutral lexicon
   (:data:`NEUTRAL_WORDS`: intensifiers, hedges, discourse words) or a variant of a word it replaced
   (same first five letters: create -> creating), and a pure insertion adds only those or words the
   reference already holds, and a substitution keeps the content words it removes (or a variant of
   them) unless it only adds stop words: "The forests are destinations" -> "following" replaces
-  content, though "following" is neutral. No error. This is deliberately narrow: "mammal" -> "reptile", or
-  "positive" -> "negative" when both are options in the question or the reference, substitutes a
+  content, though "following" is neutral. No error. This is deliberately narrow: "mammal" ->
+  "reptile", or "positive" -> "negative" when both are options in the question or the reference, substitutes a
   content word, so it is ``unknown``, never a silent "absent". Negation is compared word by word
   (yes/no included): "does not" -> "does indeed" with "Yes" -> "No" is a flip, though the count of
   negation words is the same.
