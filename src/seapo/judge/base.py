@@ -127,5 +127,5 @@ class Judge(ABC):
         self.close()
 
 
-JUDGES: Registry[type[Judge]] = Registry("judge", "seapo.judges", builtin_modules=())
+JUDGES: Registry[type[Judge]] = Registry("judge", "seapo.judges", builtin_modules=("seapo.judge.llm",))
 """Every judge by name (the built-ins register when their modules are imported)."""
