@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from seapo.answers import last_boxed, normalize_math_answer, normalize_number
 from seapo.errors import InputError, SeapoError
 from seapo.evaluate.tasks import LoaderName, TaskSpec
 from seapo.io import iter_jsonl
@@ -233,16 +234,6 @@ def load_gsm8k(spec: TaskSpec, data_dir: Path | None) -> TaskData:
     return TaskData(items, source=str(files[0]) if files else f"hub:{spec.data.hub}")
 
 
-def normalize_number(text: str) -> str:
-    """A GSM8K number as the target is written: no thousands separators, ``$`` or ``.0``."""
-    text = text.strip().replace(",", "").replace("$", "").rstrip(".")
-    try:
-        value = float(text)
-    except ValueError:
-        return text
-    return str(int(value)) if value == int(value) else str(value)
-
-
 # ---------------------------------------------------------------------------- MATH
 MATH_SUBJECTS = ["algebra", "counting_and_probability", "geometry", "intermediate_algebra", "number_theory",
                  "prealgebra", "precalculus"]
@@ -280,32 +271,6 @@ def load_math(spec: TaskSpec, data_dir: Path | None) -> TaskData:
         for k, r in enumerate(_hub(spec, config=subject)):
             items.append(math_item(f"{subject}/{k}", subject, r))
     return TaskData(items, source=f"hub:{spec.data.hub}")
-
-
-def last_boxed(text: str) -> str | None:
-    """The contents of the last ``\\boxed{...}`` (nested braces kept), None without one."""
-    start = text.rfind("\\boxed")
-    if start < 0:
-        return None
-    brace = text.find("{", start)
-    if brace < 0:
-        return None
-    depth = 0
-    for k in range(brace, len(text)):
-        depth += {"{": 1, "}": -1}.get(text[k], 0)
-        if depth == 0:
-            return text[brace + 1:k]
-    return None
-
-
-def normalize_math_answer(answer: str) -> str:
-    """A light Minerva-style normalization: no $, spaces, \\left/\\right, text wrappers, trailing dot."""
-    answer = answer.strip().strip("$").strip()
-    for old, new in (("\\left", ""), ("\\right", ""), ("\\!", ""), ("\\,", ""), ("dfrac", "frac"),
-                     ("tfrac", "frac"), ("^\\circ", ""), ("^{\\circ}", ""), (" ", "")):
-        answer = answer.replace(old, new)
-    answer = re.sub(r"\\text\{(.*?)\}", r"\1", answer)
-    return answer.rstrip(".")
 
 
 def math_answer_from_solution(solution: str) -> str:

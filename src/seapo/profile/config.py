@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SerializeAsAny, field_validator
 
 from seapo.backends import BackendConfig, backend_config
 from seapo.config import SeapoConfig
 from seapo.inject.llm import _default_backend
-from seapo.judge.base import JUDGES
 from seapo.judge.llm import LLMJudgeConfig
 from seapo.profile.data import DataFormat
 
@@ -36,11 +35,11 @@ class ProfileConfig(SeapoConfig):
     temperature: float = Field(0.0, ge=0.0, description="Policy decoding temperature; 0 = greedy (default).")
     prompt_template: str | None = Field(None, description="How a question is put to the policy, with {question} "
                                         "(default: per format -- GSM8K asks for 'The answer is <number>').")
-    judge: str = Field("reference", description="Who labels the answers: reference (model-free, against the "
-                       "reference answers; 'unknown' where it cannot decide), llm (the LLM judge, section 'llm'), "
-                       "combined (reference first, the LLM where it says unknown) or a registered judge.")
-    llm: LLMJudgeConfig = Field(default_factory=LLMJudgeConfig, description="LLM judge settings (judge llm or "
-                                "combined).")
+    judge: Literal["reference", "llm"] = Field(
+        "reference", description="Who labels the answers: reference (model-free: final numbers, TruthfulQA's "
+        "answer lists, structural checks; 'unknown' where it cannot decide) or llm (the reference judge first, "
+        "then the LLM judge of section 'llm' for the types it left unknown; what records data needs).")
+    llm: LLMJudgeConfig = Field(default_factory=LLMJudgeConfig, description="LLM judge settings (judge llm).")
     limit: int | None = Field(None, ge=1, description="Profile only the first N prompts.")
     seed: int = Field(0, description="Seed of the bootstrap intervals.")
     chunk_size: int = Field(32, ge=1, description="Prompts per committed chunk: at most this much work is lost to "
@@ -51,11 +50,6 @@ class ProfileConfig(SeapoConfig):
     @classmethod
     def _backend(cls, value: Any) -> BackendConfig:
         return backend_config(value)
-
-    @field_validator("judge")
-    @classmethod
-    def _known_judge(cls, value: str) -> str:
-        return JUDGES.check(value)
 
     @field_validator("prompt_template")
     @classmethod

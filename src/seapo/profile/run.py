@@ -21,7 +21,7 @@ from seapo.errors import InputError
 from seapo.fingerprint import stable_hash
 from seapo.inject.error_types import ALL_ERROR_TYPES
 from seapo.io import write_json, write_jsonl
-from seapo.judge.base import JUDGES, Judge, Verdict, verdict
+from seapo.judge.base import Judge, Verdict, verdict
 from seapo.outputs import OutputSet, folder_lock
 from seapo.profile.config import PROMPTS, ProfileConfig
 from seapo.profile.data import ProfileItem, load_items
@@ -54,9 +54,14 @@ class ProfileResult:
 
 
 def build_judge(config: ProfileConfig) -> Judge:
-    """The configured judge; the LLM judge reads the ``llm`` section, others their defaults."""
-    cls = JUDGES.get(config.judge)
-    return cls(config.llm) if config.judge == "llm" else cls()
+    """The judge ``config.judge`` names (:func:`seapo.judge.combined.make_judge`: ``llm`` is the
+    reference judge first, then the LLM judge of the ``llm`` section where it says unknown)."""
+    from seapo.judge.combined import make_judge
+    from seapo.judge.llm import LLMJudge
+
+    judge = make_judge(config.judge, llm=LLMJudge(config.llm) if config.judge == "llm" else None)
+    assert judge is not None  # "none" is not a profile judge
+    return judge
 
 
 def policy_request(item: ProfileItem, fmt: str, config: ProfileConfig) -> GenerationRequest:
@@ -95,7 +100,7 @@ def _profile(out_dir: Path, config: ProfileConfig) -> ProfileResult:
     warnings = []
     if fmt == "records" and config.judge == "reference":
         warnings.append("records carry no reference answers: the reference judge says 'unknown' for every answer "
-                        "that its structural checks cannot decide; use --judge llm or combined")
+                        "that its structural checks cannot decide; use --judge llm")
     for w in warnings:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
     backend = make_backend(config.policy)

@@ -9,10 +9,10 @@ from difflib import SequenceMatcher
 from functools import cached_property
 from typing import Any
 
+from seapo.answers import FINAL_ANSWER_RES, NUM, number_key
 from seapo.inject.rules._lexicon import COMMON_STARTERS
 from seapo.inject.verify import STOPWORDS, tokens
 
-NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|(?<!\d)\.\d+"
 NUM_RE = re.compile(NUM)
 # A number standing on its own (not part of an identifier, version, date like 3/4, or decimal).
 PROSE_NUM_RE = re.compile(rf"(?<![\w.,/\-^])({NUM})(?![\w/^]|[.,]\d)")
@@ -27,12 +27,6 @@ _CODE_HINT_RE = re.compile(r"^[ \t]*(?:def|class|import|from|return|if|for|while
 _DEF_LINE_RE = re.compile(r"^[ \t]*(?:def \w+\(|class \w+|import \w|from [\w.]+ import )", re.MULTILINE)
 _DOCSTRING_RE = re.compile(r"(\"\"\"|\'\'\')[\s\S]*?\1")
 ANNOTATION_RE = re.compile(r"<<([^<>=]*)=([^<>]*)>>")
-FINAL_ANSWER_RES = (
-    re.compile(rf"^####[ \t]*\$?[ \t]*-?({NUM})", re.MULTILINE),
-    re.compile(rf"\\boxed\{{\s*\$?-?({NUM})\s*\}}"),
-    re.compile(rf"(?i:final answer|the answer)(?: is|:)[ \t]*[:=]?[ \t]*\$?-?({NUM})(?![\w/]|[.,]\d)"),
-    re.compile(rf"^(?i:answer)[ \t]*:[ \t]*\$?-?({NUM})(?![\w/]|[.,]\d)", re.MULTILINE),
-)
 _OP = r"[-+*/×÷]|(?<=\s)[xX](?=\s)"
 # operands start with a digit, "(" or "$" (not white space) so the scan fails fast elsewhere
 _OPERAND = rf"\(?\$?(?:{NUM})\)?"
@@ -48,14 +42,6 @@ ABBREVIATION_RE = re.compile(r"(?:\b(?:Mr|Mrs|Ms|Dr|Prof|St|Sr|Jr|vs|etc|No|Fig|
 LIST_MARKER_RE = re.compile(r"^[ \t]*(?:#{1,6}[ \t]+|[-*+•][ \t]+|\(?\d{1,3}[.)][ \t]+|"
                             r"\(?[a-zA-Z][.)][ \t]+|[A-Za-z]+ \d{1,3}:[ \t]*|\*\*[^*\n]{1,60}:\*\*[ \t]*)?")
 TERMINAL_CHARS = ".!?。！？"
-
-
-def number_key(text: str) -> str:
-    """Normalized value of a number as written: ``1,000.50`` -> ``1000.5``."""
-    key = text.replace(",", "")
-    if "." in key:
-        key = key.rstrip("0").rstrip(".")
-    return key or "0"
 
 
 def format_like(value: float, like: str) -> str:
