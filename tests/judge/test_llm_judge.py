@@ -13,8 +13,8 @@ from seapo.judge.llm import LLMJudge, LLMJudgeConfig
 from seapo.judge.prompts import (
     FAILURE_KINDS,
     VERDICT_SCHEMA,
-    ParseFailure,
     ParsedVerdict,
+    ParseFailure,
     build_judge_prompt,
     parse_verdict,
 )
