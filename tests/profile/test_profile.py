@@ -145,3 +145,36 @@ def test_a_profile_without_erroneous_answers_cannot_guide_injection(shared_data,
 def test_profile_50_gsm8k_problems_then_inject_with_the_profile_strategy(shared_data, tmp_path):
     p, injected = _profile_then_inject(shared_data, tmp_path, 50, 256)
     assert injected.summary["pairs"] > 0
+
+
+@pytest.mark.slow  # two CLI processes loading a model: long on the shared machine
+def test_kill_9_mid_run_loses_at_most_the_chunk_in_flight(shared_data, tiny_model, tmp_path):
+    import sqlite3
+    import time
+
+    out = tmp_path / "p"
+    cmd = [sys.executable, "-m", "seapo.cli", "profile", "--data", gsm8k(shared_data), "--model", str(tiny_model),
+           "--limit", "8", "--chunk-size", "1", "--max-new-tokens", "16", "-b", "1", "--out", str(out),
+           "--set", "policy.dtype=fp32"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stored = 0
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        try:
+            with sqlite3.connect(out / "profile.sqlite") as db:
+                stored = db.execute("SELECT COUNT(*) FROM verdicts").fetchone()[0]
+        except sqlite3.Error:
+            continue
+        if stored >= 2:
+            proc.kill()  # SIGKILL: no clean-up runs
+            break
+    proc.wait()
+    if stored < 2 or stored >= 8:
+        pytest.skip(f"could not catch the run mid-way ({stored} stored)")
+    assert not (out / "_complete.json").exists()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    p = json.loads((out / "profile.json").read_text())
+    assert p["answers"] == 8 and p["resumed_items"] >= 2
+    verify_set(out, stage="profile")
