@@ -173,3 +173,21 @@ def test_inject_with_the_profile_strategy_writes_target_and_realised_into_the_su
     assert sum(c["planned"] for c in result.summary["per_type"].values()) == 40
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["plan"] == plan
+
+
+def test_inject_cli_takes_the_profile_and_names_a_missing_one(shared_data, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.inject.helpers import write_records
+
+    records = write_records(tmp_path / "records.jsonl", gsm8k_records(shared_data, 6))
+    path = _profile_file(tmp_path / "profile.json", {"correctness": 0.0, "logic": 1.0, "hallucination": 0.0})
+    base = [sys.executable, "-m", "seapo.cli", "inject", str(records), "--injector", "rules"]
+    ok = subprocess.run([*base, "--out", str(tmp_path / "a"), "--strategy", "top", "--profile", str(path)],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads((tmp_path / "a" / "summary.json").read_text())["plan"]["planned"] == {"logic": 6}
+    missing = subprocess.run([*base, "--out", str(tmp_path / "b"), "--strategy", "profile", "--profile",
+                              str(tmp_path / "nope.json")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "nope.json" in missing.stderr and "seapo profile" in missing.stderr
