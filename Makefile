@@ -30,6 +30,7 @@ bench: setup
 	$(BIN)/python bench/bench_llm_injector.py
 	$(BIN)/python bench/bench_train.py
 	$(BIN)/python bench/bench_truthfulqa.py
+	$(BIN)/python bench/bench_judge.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

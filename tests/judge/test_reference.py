@@ -153,3 +153,10 @@ def test_real_gsm8k_positive_against_itself_and_against_its_answer(shared_data) 
     verdicts = ReferenceJudge().judge(answers)
     # GSM8K's own solutions: right answers; a few have annotations the safe evaluator reads as wrong
     assert sum(v.finding("correctness") == "absent" for v in verdicts) >= 95
+
+
+def test_steps_the_parser_cannot_read_whole_are_not_called_wrong() -> None:
+    for text in ("Half of a half: 1/2 * 1/2 = 1/4 of the cake. The answer is 5.",
+                 "Each eats 8 x 1 1/2 = 12 rolls. The answer is 5.",
+                 "She used S + <<+30+46=76>>76 beads. The answer is 5."):
+        assert judge(text, reference=None, correct_answers=("5",))["correctness"] == "absent", text

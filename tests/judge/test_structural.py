@@ -87,3 +87,12 @@ def test_deleting_whole_sentences_of_a_real_gsm8k_solution_is_deletion_only(shar
         checked += 1
         assert analyze(row["answer"], "\n".join(lines[:-1])).kind == "truncation"
     assert checked >= 30
+
+
+def test_a_substitution_that_drops_content_for_a_neutral_word_is_not_a_rewording() -> None:
+    edit = analyze("The enchanted forests are travel destinations.", "following.")
+    assert edit.kind == "content" and edit.replaced_words
+
+
+def test_number_written_differently_is_not_a_change() -> None:
+    assert analyze("It costs $1,000 in total.", "It costs $1000 in total.").kind == "rewording"

@@ -39,6 +39,8 @@ class EvidenceCheck:
     types: frozenset[ErrorType] = frozenset()
     """The error types the confirmed edits prove."""
     perturbations: list[str] = field(default_factory=list)
+    edits: list[tuple[str, str]] = field(default_factory=list)
+    """(original, replacement) of each confirmed edit, in text order."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"status": self.status, "reason": self.reason, "types": sorted(t.value for t in self.types),
@@ -108,4 +110,4 @@ def check_evidence(evidence: dict[str, Any] | None, response: str, reference: st
     types = frozenset(BY_NAME[n].error_type for n in names)
     if claimed is not None and ErrorType(claimed) not in types:
         return bad(f"no edit is a {ErrorType(claimed).value} perturbation ({', '.join(names)})")
-    return EvidenceCheck("confirmed", "", types, names)
+    return EvidenceCheck("confirmed", "", types, names, [(e[2], e[3]) for e in parsed])

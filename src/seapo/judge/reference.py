@@ -21,9 +21,11 @@ left ``unknown`` (a ``present`` is never overturned), and what none decides stay
    * listed answers (TruthfulQA's ``correct_answers`` / ``incorrect_answers``): the response
      matches an incorrect answer ``present``, a correct one ``absent`` (same guard; containment
      rules in :func:`seapo.judge.answers.match_listed`; an ambiguous response decides nothing).
-3. **Arithmetic**: a worked step ``a op b = c`` (or a GSM8K ``<<a*b=c>>`` annotation) in the
-   response whose stated result is not its value, and that the reference does not hold: correctness
-   ``present``.
+3. **Arithmetic**: a worked step ``a op b = c`` (or a GSM8K ``<<a*b=c>>`` annotation) on a line of
+   the response the reference does not hold, whose stated result is not its value, and that the
+   reference does not hold either: correctness ``present``. Run only where the edit touched numbers
+   (or without a reference text). Steps the parser cannot read whole (fractions, chained equations,
+   mixed numbers) are skipped, not called wrong.
 4. **Structural** (:mod:`seapo.judge.structural`, against a reference text): an edit that provably
    adds no error (identical, truncation, deletion only, restated question, rewording) makes every
    type still ``unknown`` ``absent``; any other edit is described in the rationale and decides
@@ -32,6 +34,7 @@ left ``unknown`` (a ``present`` is never overturned), and what none decides stay
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,7 +42,7 @@ from pydantic import Field
 
 from seapo.config import SeapoConfig
 from seapo.inject.error_types import ALL_ERROR_TYPES, ErrorType
-from seapo.inject.rules._text import Doc
+from seapo.inject.rules._text import Doc, safe_eval
 from seapo.judge.answers import FinalAnswer, final_answer, match_listed, numeric_value, option_answer, same_number
 from seapo.judge.base import JUDGES, Finding, Judge, JudgeItem, Verdict
 from seapo.judge.evidence import check_evidence
@@ -62,11 +65,27 @@ class ReferenceJudgeConfig(SeapoConfig):
                              "(truncations, deletions, rewordings); docs/judge.md lists the rules.")
 
 
+_CONTINUES = re.compile(r"[ \t]*(?:[/*+×÷^-]|[xX][ \t]|=)")
+_MIXED_NUMBER_BEFORE = re.compile(r"\d[ \t]+$")
+
+
 def _wrong_steps(text: str) -> set[tuple[str, str]]:
-    """(expression, stated result) of the worked steps whose result is not the expression's value."""
+    """(expression, stated result) of the worked steps whose result is not the expression's value.
+
+    Steps the step parser cannot read whole are left out rather than called wrong: a result that
+    goes on (``1/2 * 1/2 = 1/4`` read as ``= 1``, ``a + b/2 = c + d = ...``) or an expression that
+    starts inside a mixed number (``8 x 1 1/2 = 12``)."""
     if "=" not in text:
         return set()
-    return {(st.expr.replace(" ", ""), st.result_text) for st in Doc(text).steps if not st.verified}
+    out = set()
+    for st in Doc(text).steps:
+        if st.verified or safe_eval(st.expr) is None:
+            continue  # right, or not plain arithmetic the evaluator reads (``+30+46``): not called wrong
+        end = st.results[0][1] if st.results else st.end
+        if _CONTINUES.match(text, end) or _MIXED_NUMBER_BEFORE.search(text, max(0, st.start - 8), st.start):
+            continue
+        out.add((st.expr.replace(" ", ""), st.result_text))
+    return out
 
 
 @JUDGES.register("reference")
@@ -98,12 +117,14 @@ class ReferenceJudge(Judge):
                 reasons.append(f"{t.value} {finding}: {why}")
 
         # 1. rules evidence
+        confirmed_edits = None
         if self.config.use_evidence and item.evidence:
             ev = check_evidence(item.evidence, response, item.reference, item.claimed)
             if ev.status != "none":
                 raw["evidence"] = ev.to_dict()
                 details["evidence"] = ev.status
             if ev.status == "confirmed":
+                confirmed_edits = ev.edits if item.reference is not None else None
                 for t in ALL_ERROR_TYPES:
                     if t in ev.types:
                         decide(t, "present", f"rules evidence confirmed ({', '.join(ev.perturbations)})")
@@ -145,18 +166,23 @@ class ReferenceJudge(Judge):
                 decide(ErrorType.CORRECTNESS, "present", f"matches the listed incorrect answer '{match[1]}'")
             elif match:
                 same_answer = same_answer or f"the listed correct answer '{match[1]}'"
-        wrong = _wrong_steps(response)
-        if wrong:
-            wrong -= _wrong_steps(item.reference or "")
-            if wrong:
-                expr, result = sorted(wrong)[0]
-                decide(ErrorType.CORRECTNESS, "present", f"arithmetic step {expr} = {result} is wrong")
-
-        # 4. structural
+        # the edit is measured first: where it provably adds no number, no step can have become wrong
         analysis = None
         if self.config.structural and item.reference is not None:
-            analysis = analyze(item.reference, response, item.question)
+            analysis = analyze(item.reference, response, item.question, confirmed_edits)
             raw["structural"] = analysis.to_dict()
+        if findings[ErrorType.CORRECTNESS] == "unknown" and (analysis is None or analysis.numbers_added
+                                                            or analysis.numbers_removed or analysis.moved_tokens
+                                                            or analysis.critical_deletion):
+            wrong = _wrong_steps(_new_lines(response, item.reference))
+            if wrong:
+                wrong -= _wrong_steps(item.reference or "")
+                if wrong:
+                    expr, result = sorted(wrong)[0]
+                    decide(ErrorType.CORRECTNESS, "present", f"arithmetic step {expr} = {result} is wrong")
+
+        # 4. structural
+        if analysis is not None:
             if analysis.no_error:
                 for t in ALL_ERROR_TYPES:
                     decide(t, "absent", analysis.describe())
@@ -197,6 +223,14 @@ class ReferenceJudge(Judge):
             if found is not None:
                 return found.value
         return None
+
+
+def _new_lines(text: str, reference: str | None) -> str:
+    """The lines of ``text`` the reference does not hold verbatim (where a new wrong step can be)."""
+    if not reference:
+        return text
+    old = set(reference.split("\n"))
+    return "\n".join(line for line in text.split("\n") if line not in old)
 
 
 def _is_short_answer(answer: str) -> bool:

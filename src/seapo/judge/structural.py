@@ -7,7 +7,9 @@ the judge may say ``absent`` for all three types; every other edit is described 
 The edit is measured on normalized tokens (:func:`seapo.inject.verify.tokens`: lower-cased words
 and numbers; punctuation and white space dropped), as the verifier does. The common prefix and
 suffix are stripped first and ``difflib`` aligns only the middle (edits are local; this keeps the
-judge fast). The kinds, in the order they are tested:
+judge fast). With a confirmed rules record (``analyze(..., edits=...)``) the changed runs are the
+record's own edits and no alignment is needed (the restated-question test is then skipped: a rules
+negative is never one). The kinds, in the order they are tested:
 
 * ``identical``: the same tokens. No error.
 * ``truncation``: the response is a prefix of the reference (its last word may be cut). No error:
@@ -18,10 +20,11 @@ judge fast). The kinds, in the order they are tested:
   sentence or block) removes a negation, a comparison or quantifier word, a claim word or a number:
   "X is not Y" -> "X is Y", "only some" -> "some", "3 + 4 = 7" -> "3 = 7" flip or break a statement.
   Those stay ``unknown`` (a false "absent" would silently drop a real error).
-* ``restated_question``: the response is the question again: one contiguous run of the question's
-  tokens covers 80% of the response and half the question, and every other token is a stop word
-  that does not answer (yes/no, negations, true/false excluded). It asserts nothing, so it holds no
-  error (it is no answer either: that is the verifier's business, not an error type's).
+* ``restated_question``: the response is the question again: the question's tokens, in order,
+  cover 80% of the response and half the question, and at most one token in ten is not the
+  question's, none of them a number or a word that answers (yes/no, negations, true/false). It
+  asserts nothing, so it holds no error (it is no answer either: that is the verifier's business,
+  not an error type's).
 * ``rewording``: insertions and substitutions that change no number (by value: ``1,000`` =
   ``1000``), no number word, no named entity (a capitalized word of the response that the reference
   does not hold, at a sentence start too unless it is a common sentence opener), no negation or
@@ -30,12 +33,14 @@ judge fast). The kinds, in the order they are tested:
   or yes/no/not, removed in one place and added in another: steps reordered, an answer moved),
   inserts no new clause (a pure insertion of more than :data:`SHORT_INSERT` tokens, or a
   substitution adding :data:`LONG_INSERT` or more content tokens the reference does not hold: a
-  contradiction, an invented detail), and brings
-  in no new content word: every content word a substitution adds is in the stance-neutral lexicon
+  contradiction, an invented detail), and brings in no new content word: every content word a
+  substitution adds is in the stance-neutral lexicon
   (:data:`NEUTRAL_WORDS`: intensifiers, hedges, discourse words) or a variant of a word it replaced
   (same first five letters: create -> creating), and a pure insertion adds only those or words the
-  reference already holds. No error. This is deliberately narrow: "mammal" -> "reptile", or
-  "positive" -> "negative" when both are options in the question or the reference, substitutes a
+  reference already holds, and a substitution keeps the content words it removes (or a variant of
+  them) unless it only adds stop words: "The forests are destinations" -> "following" replaces
+  content, though "following" is neutral. No error. This is deliberately narrow: "mammal" ->
+  "reptile", or "positive" -> "negative" when both are options in the question or the reference, substitutes a
   content word, so it is ``unknown``, never a silent "absent". Negation is compared word by word
   (yes/no included): "does not" -> "does indeed" with "Yes" -> "No" is a flip, though the count of
   negation words is the same.
@@ -47,11 +52,11 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from typing import Any
 
-from seapo.answers import normalize_number
+from seapo.answers import number_key
 from seapo.inject.rules._lexicon import COMMON_STARTERS
 from seapo.inject.verify import STOPWORDS, tokens
 
@@ -100,7 +105,7 @@ NEUTRAL_WORDS = frozenset(
 _ANSWERING = frozenset("yes no not never true false correct incorrect right wrong".split()) | NEGATIONS
 _POLARITY = NEGATIONS | {"yes"}
 _CRITICAL = _POLARITY | COMPARISON_WORDS | CLAIM_WORDS | NUMBER_WORDS
-_CAPITALIZED = re.compile(r"(?<![\w'’])[A-Z][\w'’-]*")
+_CAPITALIZED = re.compile(r"(?<![\w'’])[A-Z][^\W_]*")
 _SENTENCE_END = re.compile(r"(?:^|[.!?:;]['\")\]]*)[ \t*#>\-•\d.)(]*$|\n[ \t*#>\-•\d.)(]*$")
 
 
@@ -124,6 +129,8 @@ class EditAnalysis:
     claim_words: list[str] = field(default_factory=list)
     number_words: list[str] = field(default_factory=list)
     new_words: list[str] = field(default_factory=list)
+    replaced_words: list[str] = field(default_factory=list)
+    """Substitutions whose removed content words the added side does not keep (``forests -> following``)."""
     inserted_runs: int = 0
     """Inserted runs of LONG_INSERT or more new content tokens (new sentences)."""
     moved_tokens: int = 0
@@ -169,10 +176,12 @@ class EditAnalysis:
             parts.append(f"order changed ({self.moved_tokens} content tokens moved)")
         if self.new_words:
             parts.append(f"new words ({_show(self.new_words)})")
+        if self.replaced_words:
+            parts.append(f"words replaced ({_show(self.replaced_words, 3)})")
         return "; ".join(parts) or "content changed"
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v or k == "kind"}
+        return {k: v for k, v in self.__dict__.items() if v or k == "kind"}
 
 
 def _show(words: list[str], limit: int = 6) -> str:
@@ -191,26 +200,54 @@ def _entities(text: str) -> set[str]:
         at_start = _SENTENCE_END.search(text, max(0, m.start() - 12), m.start()) is not None or m.start() == 0
         if at_start and word in COMMON_STARTERS:
             continue
-        out.update(tokens(m.group()))
+        out.add(word)
     return out
 
 
+def _mostly_in(words: list[str], text: str) -> bool:
+    """Nine in ten words occur in ``text`` as substrings (a cheap test before tokenizing the question)."""
+    allowed = len(words) // 10
+    for w in words:
+        if w not in text:
+            allowed -= 1
+            if allowed < 0:
+                return False
+    return True
+
+
 def _restates(response: list[str], question: list[str]) -> bool:
-    """The response is the question again: one contiguous run of the question covers 80% of the
-    response and half the question, and the response adds only stop words that do not answer
-    (a question that lists its options must not make "harder" -> "easier" a restatement)."""
+    """The response is the question again: the question's words in its order (matching blocks)
+    cover 80% of the response and half the question, at most one word in ten is not the question's,
+    and none of those is a number or a word that answers (yes/no, negations, true/false): a question
+    that lists its options must not make "harder" -> "easier" a restatement."""
     if len(response) < 3 or not question:
         return False
     q = set(question)
-    if not all(t in q or (t in STOPWORDS and t not in _ANSWERING) for t in response):
+    outside = [t for t in response if t not in q]
+    if len(outside) > 0.1 * len(response) or any(_is_number(t) or t in _ANSWERING for t in outside):
         return False
-    block = SequenceMatcher(None, response, question, autojunk=False).find_longest_match(
-        0, len(response), 0, len(question))
-    return block.size >= 0.8 * len(response) and block.size >= 0.5 * len(question)
+    matcher = SequenceMatcher(None, response, question, autojunk=False)
+    covered = sum(block.size for block in matcher.get_matching_blocks())
+    return covered >= 0.8 * len(response) and covered >= 0.5 * len(question)
 
 
-def analyze(reference: str, response: str, question: str | None = None) -> EditAnalysis:
-    """The edit from ``reference`` to ``response`` (see the module docstring)."""
+def analyze(reference: str, response: str, question: str | None = None,
+            edits: list[tuple[str, str]] | None = None) -> EditAnalysis:
+    """The edit from ``reference`` to ``response`` (see the module docstring).
+
+    ``edits``: the (original, replacement) texts of a record already confirmed to turn the
+    reference into the response exactly (rules evidence); the changed runs are then read from it
+    instead of aligned by ``difflib`` (the same verdicts, several times faster)."""
+    if edits is not None:
+        a = tokens(reference)
+        pairs = [(tokens(old), tokens(new)) for old, new in edits]
+        pairs = [(old, new) for old, new in pairs if old != new]
+        if not pairs:
+            return EditAnalysis("identical")
+        changed = sum(len(old) + len(new) for old, new in pairs)
+        if all(not new for _, new in pairs):
+            return _deletion([(old, False) for old, _ in pairs], changed)
+        return _content(pairs, set(a), response, changed)
     a, b = tokens(reference), tokens(response)
     if a == b:
         return EditAnalysis("identical")
@@ -236,26 +273,35 @@ def analyze(reference: str, response: str, question: str | None = None) -> EditA
     changed = sum((i2 - i1) + (j2 - j1) for _, i1, i2, j1, j2 in ops)
 
     if all(op[0] == "delete" for op in ops):
-        critical: list[str] = []
-        for _, i1, i2, _, _ in ops:
-            run = a_mid[i1:i2]
-            at_end = p + i2 == n
-            if len(run) <= SHORT_RUN and not at_end:
-                critical += [t for t in run if t in _CRITICAL or _is_number(t)]
-        if not critical:
-            return EditAnalysis("deletion", changed)
-        return EditAnalysis("content", changed, critical_deletion=critical)
+        return _deletion([(a_mid[i1:i2], p + i2 == n) for _, i1, i2, _, _ in ops], changed)
 
-    if question and _restates(b, tokens(question)):
+    if question and len(response) <= 2 * len(question) + 20 and _mostly_in(b, question.lower()) and \
+            _restates(b, tokens(question)):
         return EditAnalysis("restated_question", changed)
+    return _content([(a_mid[i1:i2], b_mid[j1:j2]) for _, i1, i2, j1, j2 in ops], set(a), response, changed)
 
+
+def _deletion(runs: list[tuple[list[str], bool]], changed: int) -> EditAnalysis:
+    """Deletion only: harmless unless a short run inside a sentence removed a meaning-bearing word.
+    ``runs``: (deleted tokens, the run ends the text)."""
+    critical: list[str] = []
+    for run, at_end in runs:
+        if len(run) <= SHORT_RUN and not at_end:
+            critical += [t for t in run if t in _CRITICAL or _is_number(t)]
+    if not critical:
+        return EditAnalysis("deletion", changed)
+    return EditAnalysis("content", changed, critical_deletion=critical)
+
+
+def _content(pairs: list[tuple[list[str], list[str]]], ref_set: set[str], response: str,
+             changed: int) -> EditAnalysis:
+    """Insertions and substitutions (``pairs`` of removed, added tokens): a rewording or content."""
     removed: list[str] = []
     added: list[str] = []
-    ref_set = set(a)
     new_words: list[str] = []
+    replaced: list[str] = []
     inserted_runs = 0
-    for _, i1, i2, j1, j2 in ops:
-        old, new = a_mid[i1:i2], b_mid[j1:j2]
+    for old, new in pairs:
         removed += old
         added += new
         old_content = [t for t in old if t not in STOPWORDS]
@@ -264,6 +310,12 @@ def analyze(reference: str, response: str, question: str | None = None) -> EditA
         if len(fresh) - len(old_content) >= LONG_INSERT or (not old and len(new) > SHORT_INSERT):
             inserted_runs += 1
         stems = {t[:5] for t in old_content if len(t) >= 5}
+        if old and new_content:
+            new_stems = {t[:5] for t in new_content if len(t) >= 5}
+            lost = [t for t in old_content if t not in NEUTRAL_WORDS and t not in new_content and not _is_number(t)
+                    and not (len(t) >= 5 and t[:5] in new_stems)]
+            if lost:
+                replaced.append(f"{' '.join(lost[:4])} -> {' '.join(new_content[:4])}")
         for t in new_content:
             if t in NEUTRAL_WORDS or _is_number(t) or t in _CRITICAL or (len(t) >= 5 and t[:5] in stems):
                 continue
@@ -271,25 +323,28 @@ def analyze(reference: str, response: str, question: str | None = None) -> EditA
                 continue  # a pure insertion repeating the reference's own words
             new_words.append(t)
 
-    out = EditAnalysis("content", changed, new_words=list(dict.fromkeys(new_words)), inserted_runs=inserted_runs)
-    nums_added = Counter(normalize_number(t) for t in added if _is_number(t))
-    nums_removed = Counter(normalize_number(t) for t in removed if _is_number(t))
-    out.numbers_added = sorted((nums_added - nums_removed).elements())
-    out.numbers_removed = sorted((nums_removed - nums_added).elements())
+    out = EditAnalysis("content", changed, new_words=list(dict.fromkeys(new_words)), inserted_runs=inserted_runs,
+                       replaced_words=replaced)
+    nums_a = [number_key(t) for t in added if _is_number(t)]
+    nums_r = [number_key(t) for t in removed if _is_number(t)]
+    if nums_a or nums_r:
+        nums_added, nums_removed = Counter(nums_a), Counter(nums_r)
+        out.numbers_added = sorted((nums_added - nums_removed).elements())
+        out.numbers_removed = sorted((nums_removed - nums_added).elements())
     added_c, removed_c = Counter(added), Counter(removed)
-    out.negation_changed = any(added_c[w] != removed_c[w] for w in _POLARITY)
-    diff_words = set((added_c - removed_c) | (removed_c - added_c))
+    words = added_c.keys() | removed_c.keys()
+    diff_words = {w for w in words if added_c[w] != removed_c[w]}
+    out.negation_changed = not diff_words.isdisjoint(_POLARITY)
     out.comparison_words = sorted(diff_words & COMPARISON_WORDS)
     out.claim_words = sorted(diff_words & CLAIM_WORDS)
     out.number_words = sorted(diff_words & NUMBER_WORDS)
-    moved = Counter(t for t in removed if t not in STOPWORDS or t in _POLARITY) & \
-        Counter(t for t in added if t not in STOPWORDS or t in _POLARITY)
-    out.moved_tokens = sum(moved.values()) if sum(moved.values()) >= MOVED_MIN else 0
-    if any(t[0].isalpha() for t in added):
-        added_set = set(added)
-        out.entities_added = sorted(e for e in _entities(response) - ref_set if e in added_set)
+    moved = sum(min(added_c[w], removed_c[w]) for w in words if w not in STOPWORDS or w in _POLARITY)
+    out.moved_tokens = moved if moved >= MOVED_MIN else 0
+    candidates = {t for t in added if t[0].isalpha() and t not in ref_set and t not in STOPWORDS}
+    if candidates:
+        out.entities_added = sorted(_entities(response) & candidates)
     if not (out.numbers_added or out.numbers_removed or out.entities_added or out.negation_changed
             or out.comparison_words or out.claim_words or out.number_words or out.new_words
-            or out.inserted_runs or out.moved_tokens):
+            or out.inserted_runs or out.moved_tokens or out.replaced_words):
         out.kind = "rewording"
     return out
