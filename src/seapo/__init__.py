@@ -62,6 +62,11 @@ _EXPORTS = {
     "inject": "seapo.inject.pipeline",
     "InjectConfig": "seapo.inject.pipeline",
     "InjectResult": "seapo.inject.pipeline",
+    # the LLM judge and the policy's error profile (seapo.profile.profile runs it)
+    "LLMJudge": "seapo.judge.llm",
+    "LLMJudgeConfig": "seapo.judge.llm",
+    "ProfileConfig": "seapo.profile.config",
+    "ProfileResult": "seapo.profile.run",
     # train
     "train": "seapo.train.trainer",
     "TrainConfig": "seapo.train.config",

@@ -27,6 +27,7 @@ def _root() -> None:
 
 STAGE_CLIS = (
     "seapo.data.cli",
+    "seapo.profile.cli",
     "seapo.inject.cli",
     "seapo.train.cli",
     "seapo.evaluate.cli",

@@ -60,6 +60,9 @@ class GenerationRequest:
     """Return the log-probability of every generated token."""
     seed: int = 0
     """Seed of sampling, so sampled runs repeat."""
+    json_schema: str | None = None
+    """A JSON schema (as JSON text) the completion must follow: constrained decoding. Only backends
+    with ``supports_json_schema`` honour it; the others fail such a request rather than pretend."""
 
     def __post_init__(self) -> None:
         if (self.messages is None) == (self.prompt is None):
@@ -74,7 +77,7 @@ class GenerationRequest:
     def decoding(self) -> tuple[Any, ...]:
         """The settings that requests must share to run in one batch."""
         return (self.max_new_tokens, self.temperature, self.top_p, self.n, tuple(self.stop), self.logprobs,
-                self.seed)
+                self.seed, self.json_schema)
 
 
 @dataclass
@@ -151,6 +154,8 @@ class GenerationBackend(ABC):
     config_class: ClassVar[type[BackendConfig]] = BackendConfig
     throughput_fields: ClassVar[frozenset[str]] = frozenset({"batch_size"})
     """Config fields that change speed, not outputs: left out of the fingerprint."""
+    supports_json_schema: ClassVar[bool] = False
+    """Whether it can constrain a completion to :attr:`GenerationRequest.json_schema`."""
 
     def __init__(self, config: BackendConfig | None = None) -> None:
         self.config = config if config is not None else self.config_class()
@@ -186,6 +191,14 @@ class GenerationBackend(ABC):
         self.load()
         if not requests:
             return []
+        if not self.supports_json_schema and any(r.json_schema is not None for r in requests):
+            # Never decode unconstrained while the caller believes the output follows the schema.
+            unsupported = f"backend '{self.name}' does not support constrained (JSON-schema) decoding"
+            rest = [r for r in requests if r.json_schema is None]
+            done = iter(self.generate(rest, progress) if rest else [])
+            if progress:
+                progress(len(requests) - len(rest))
+            return [Generation.failed(unsupported) if r.json_schema is not None else next(done) for r in requests]
         out = self._generate(list(requests), progress)
         if len(out) != len(requests):
             raise RuntimeError(f"backend '{self.name}' returned {len(out)} results for {len(requests)} requests")

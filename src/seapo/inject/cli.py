@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 from pathlib import Path
+from typing import Optional  # noqa: UP035 - typer needs real Optional[...] annotations
 
 import typer
 
@@ -20,6 +21,10 @@ PARAMS = [
     inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, annotation=Path,
                       default=typer.Option(..., "--out", "-o", help="Run directory for the outputs and the resume "
                                                                     "store.", show_default=False)),
+    inspect.Parameter("profile", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[Path],  # noqa: UP045
+                      default=typer.Option(None, "--profile", help="profile.json of `seapo profile`, for "
+                                           "--strategy profile or top (sets strategy_options.profile).",
+                                           show_default=False)),
 ]
 ALIASES = {
     "error_types": ["--error-types", "-t"],
@@ -29,8 +34,11 @@ ALIASES = {
 }
 
 
-def run_inject(config: InjectConfig, records: Path, out: Path) -> None:
+def run_inject(config: InjectConfig, records: Path, out: Path, profile: Path | None = None) -> None:
     from seapo.inject.pipeline import inject
+
+    if profile is not None:
+        config = config.updated({"strategy_options.profile": str(profile)})
 
     result = inject(records, out, config)
     summary = result.summary

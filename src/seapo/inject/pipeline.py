@@ -44,9 +44,12 @@ class InjectConfig(SeapoConfig):
 
     strategy: str = Field("mixed", description="Which error types each record gets: single (one named type), "
                           "all (a pair per type) or mixed (one type drawn per record, seeded; the paper's main "
-                          "strategy), or a registered third-party strategy.")
+                          "strategy), profile (one type drawn per record in proportion to the policy's measured "
+                          "error distribution: strategy_options.profile = a seapo profile.json, floor = least share), "
+                          "top (the profile's most common type), or a registered third-party strategy.")
     strategy_options: dict[str, Any] = Field(default_factory=dict, description="Keyword options of the strategy "
-                                             "(none for the built-ins).")
+                                             "(profile and top: 'profile', the path of a profile.json; profile "
+                                             "also 'floor', the least share of a type, default 0.05).")
     error_types: list[ErrorType] = Field(default_factory=lambda: list(ALL_ERROR_TYPES),
                                          description="Types to inject: correctness, logic, hallucination, or all "
                                                      "('single' needs exactly one).")
@@ -251,7 +254,9 @@ def _inject(records: str | Path | Sequence[Record], out_dir: Path, config: Injec
     started = time.time()
     records = _read_records(records, config.limit)
     unique = list({r.id: r for r in records}.values())  # the same record twice is injected once
-    plan: Plan = make_strategy(config.strategy, config.strategy_options).plan(unique, config.error_types, config.seed)
+    strategy = make_strategy(config.strategy, config.strategy_options)
+    plan: Plan = strategy.plan(unique, config.error_types, config.seed)
+    plan_summary = strategy.describe(plan)  # realised (and, for the profile strategies, target) distribution
     verifier = Verifier(config.verifier)
     primary = injector or _build_injector(config.injector, config)
     fallback = _build_injector("rules", config) if config.fallback == "rules" and primary.name != "rules" else None
@@ -292,7 +297,7 @@ def _inject(records: str | Path | Sequence[Record], out_dir: Path, config: Injec
     output_settings = {"settings_key": store.settings, "strategy": config.strategy,
                        "strategy_options": config.strategy_options, "seed": config.seed,
                        "error_types": [et.value for et in config.error_types],
-                       "records": stable_hash([r.id for r in records])}
+                       "records": stable_hash([r.id for r in records]), "plan": plan_summary}
     summary = write_outputs(out_dir, records, items, plan, config.error_types, config.strategy, {
         "injector": config.injector,
         "injector_fingerprint": fingerprint,
@@ -303,5 +308,6 @@ def _inject(records: str | Path | Sequence[Record], out_dir: Path, config: Injec
         "seed": config.seed,
         "wall_time_s": round(time.time() - started, 2),
         "resumed_items": sum(1 for r, et in planned if (r.id, et.value) in done),
+        "plan": plan_summary,
     }, settings=output_settings)
     return InjectResult(out_dir, summary)

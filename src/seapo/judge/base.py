@@ -127,5 +127,6 @@ class Judge(ABC):
         self.close()
 
 
-JUDGES: Registry[type[Judge]] = Registry("judge", "seapo.judges", builtin_modules=("seapo.judge.reference",))
+JUDGES: Registry[type[Judge]] = Registry("judge", "seapo.judges",
+                                       builtin_modules=("seapo.judge.reference", "seapo.judge.llm"))
 """Every judge by name (the built-ins register when their modules are imported)."""

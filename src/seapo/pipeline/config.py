@@ -1,7 +1,8 @@
 """``RunConfig``: one YAML file configures every stage of ``seapo run``.
 
 Each section is the stage's own config class (:class:`~seapo.data.prepare.PrepareConfig`,
-:class:`~seapo.inject.pipeline.InjectConfig`, :class:`~seapo.train.config.TrainConfig`,
+:class:`~seapo.profile.config.ProfileConfig` (optional), :class:`~seapo.inject.pipeline.InjectConfig`,
+:class:`~seapo.train.config.TrainConfig`,
 :class:`~seapo.evaluate.runner.EvalConfig`), so a section reads exactly like the stage's
 ``--config`` file. With no file, the packaged ``configs/demo.yaml`` is used: the embedded model,
 the packaged demo data set, all three error types with the ``mixed`` strategy, KTO with LoRA,
@@ -20,6 +21,7 @@ from seapo.config import SeapoConfig
 from seapo.data.prepare import PrepareConfig
 from seapo.evaluate.runner import EvalConfig
 from seapo.inject.pipeline import InjectConfig
+from seapo.profile.config import ProfileConfig
 from seapo.train.config import TrainConfig
 
 CONFIG_DIR = "configs"
@@ -35,6 +37,10 @@ class RunConfig(SeapoConfig):
                                            "or inputs, and every later stage; without it such a run stops and "
                                            "names what changed.")
     prepare: PrepareConfig = Field(default_factory=PrepareConfig, description="What data to read (seapo prepare).")
+    profile: ProfileConfig | None = Field(None, description="Profile the policy's own errors first (seapo profile) "
+                                          "and inject in proportion to them: inject then uses the profile "
+                                          "strategy (or top, if it says so) fed this run's profile.json; data "
+                                          "unset = the run's records. None skips it.")
     inject: InjectConfig = Field(default_factory=InjectConfig, description="How negatives are made (seapo inject).")
     train: TrainConfig = Field(default_factory=TrainConfig, description="Preference training (seapo train).")
     eval: EvalConfig | None = Field(None, description="Benchmark evaluation of the base and the trained model "

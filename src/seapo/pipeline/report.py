@@ -1,4 +1,4 @@
-"""``report.md`` of a ``seapo run``: config, data, injection, training, held-out accuracy, timings."""
+"""``report.md`` of a ``seapo run``: config, data, error profile, injection, training, held-out accuracy, timings."""
 
 from __future__ import annotations
 
@@ -32,6 +32,33 @@ def _heldout_table(before: dict[str, Any] | None, after: dict[str, Any] | None) 
     return lines
 
 
+def _interval(entry: dict[str, Any], value: str) -> str:
+    if entry.get(value) is None:
+        return "–"
+    return f"{entry[value]:.3f} [{_fmt(entry.get('low'))}, {_fmt(entry.get('high'))}]"
+
+
+def _profile_section(prof: dict[str, Any], run_dir: Path, inject: dict[str, Any] | None) -> list[str]:
+    """The policy's measured error distribution with its intervals, and the mix injection planned from it."""
+    p = prof["profile"]
+    plan = (inject or {}).get("summary", {}).get("plan", {})
+    lines = ["## Error profile of the policy", "",
+             f"Judge `{p['judge']['name']}` on {p['answers']} answers ({p['data_format']} `{p['data']}`): "
+             f"{p['judged_correct']} judged correct, {p['erroneous']} erroneous, {p['unknown']} unknown.", "",
+             f"Intervals ({int(100 * p['intervals']['confidence'])}%): share -- {p['intervals']['distribution']}; "
+             f"rate -- {p['intervals']['rates']}.", "",
+             "| error type | answers with it | share [95% CI] | rate [95% CI] | target mix | planned mix |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for et, d in p["distribution"].items():
+        lines.append(f"| {et} | {p['counts'][et]} | {_interval(d, 'share')} | {_interval(p['rates'][et], 'rate')} | "
+                     f"{_fmt(plan.get('target', {}).get(et))} | {_fmt(plan.get('realised', {}).get(et))} |")
+    for warning in p.get("warnings") or []:
+        lines += ["", f"Warning: {warning}."]
+    if prof.get("chart"):
+        lines += ["", f"![error profile]({os.path.relpath(prof['chart'], run_dir)})"]
+    return lines
+
+
 def write_report(run_dir: Path, config: RunConfig, stages: dict[str, Any]) -> Path:
     lines = ["# SeaPO run report", ""]
     lines += ["## Wall time per stage", "", "| stage | seconds |", "| --- | ---: |"]
@@ -41,6 +68,8 @@ def write_report(run_dir: Path, config: RunConfig, stages: dict[str, Any]) -> Pa
                   f"Source `{config.prepare.source}` (layout `{prep['format']}`): read {prep['read']}, "
                   f"kept {prep['kept']}, rejected {prep['rejected']}, filtered {prep['filtered']}, "
                   f"duplicates {prep['duplicates']}, prompts with several responses {prep['duplicate_prompts']}."]
+    if prof := stages.get("profile"):
+        lines += ["", *_profile_section(prof, run_dir, stages.get("inject"))]
     if inj := stages.get("inject"):
         summary = inj["summary"]
         lines += ["", "## Injection", "",

@@ -1,4 +1,4 @@
-"""``seapo run``: prepare -> inject -> train (+ held-out accuracy) -> [evaluate] -> report.md.
+"""``seapo run``: prepare -> [profile] -> inject -> train (+ held-out accuracy) -> [evaluate] -> report.md.
 
 Each stage writes into its own folder of the run directory, published as one output set
 (:mod:`seapo.outputs`), and a ``stages.json`` entry when done, with the key (a hash) of the
@@ -65,6 +65,7 @@ STARTED_FILE = "stages.started.json"
 
 NOT_IN_KEY: dict[str, set[str]] = {
     "prepare": {"progress", "cache_dir"},
+    "profile": {"show_progress", "chunk_size"},
     "inject": {"show_progress", "chunk_size"},
     "train": {"output_dir", "resume", "pairing"},
     "eval": {"out", "run_name", "threads", "chunk_size"},
@@ -155,6 +156,12 @@ class _Stages:
 def _models_to_resolve(config: RunConfig, names: set[str]) -> list[tuple[str, str]]:
     """(setting, model) of every model the stages in ``names`` load."""
     models = []
+    if "profile" in names and config.profile is not None:
+        if getattr(config.profile.policy, "name", None) == "transformers":
+            models.append(("profile.policy.model", str(config.profile.policy.model)))
+        judge_backend = config.profile.llm.backend
+        if config.profile.judge == "llm" and getattr(judge_backend, "name", None) == "transformers":
+            models.append(("profile.llm.backend.model", str(judge_backend.model)))
     backend = config.inject.llm.backend
     if "inject" in names and config.inject.injector == "llm" and getattr(backend, "name", None) == "transformers":
         models.append(("inject.llm.backend.model", str(backend.model)))
@@ -204,6 +211,9 @@ def _run(config: RunConfig, run_dir: Path) -> RunResult:
     data_dir, inject_dir, train_dir, eval_dir = (run_dir / n for n in ("data", "inject", "train", "eval"))
     records_path = data_dir / "records.jsonl"
     negatives_path = inject_dir / "negatives.jsonl"
+    profile_dir = run_dir / "profile"
+    profile_path = profile_dir / "profile.json"
+    sections = _sections(config, records_path, profile_path)
 
     def do_prepare(key: str) -> dict[str, Any]:
         output_set = OutputSet(data_dir, "prepare", key, fix=FIX)
@@ -214,8 +224,17 @@ def _run(config: RunConfig, run_dir: Path) -> RunResult:
                 "filtered": result.filtered, "duplicates": result.duplicates,
                 "duplicate_prompts": result.duplicate_prompts, "format": result.format}
 
+    def do_profile(key: str) -> dict[str, Any]:
+        from seapo.profile.run import profile
+
+        result = profile(profile_dir, sections["profile"])  # publishes its own output set
+        keep = ("answers", "judged_correct", "unknown", "erroneous", "counts", "distribution", "rates", "intervals",
+                "groups", "judge", "data", "data_format", "warnings")
+        return {"dir": str(profile_dir), "profile_path": str(profile_path), "chart": str(result.chart_path),
+                "profile": {k: result.profile[k] for k in keep}}
+
     def do_inject(key: str) -> dict[str, Any]:
-        result = inject(records_path, inject_dir, config.inject)  # publishes its own output set
+        result = inject(records_path, inject_dir, sections["inject"])  # publishes its own output set
         return {"dir": str(inject_dir), "summary": result.summary}
 
     def do_train(key: str) -> dict[str, Any]:
@@ -247,19 +266,27 @@ def _run(config: RunConfig, run_dir: Path) -> RunResult:
                               if p is not None and Path(p).exists())
         return {"metrics": metrics, "table": str(comparison.table_path), "chart": str(comparison.chart_path)}
 
-    order = [_Stage("prepare", data_dir, [], do_prepare), _Stage(INJECT, inject_dir, [records_path], do_inject),
-             _Stage("train", train_dir, [negatives_path], do_train)]
+    order = [_Stage("prepare", data_dir, [], do_prepare)]
+    if config.profile is not None:
+        profile_inputs = [records_path] if config.profile.data is None else []
+        order.append(_Stage("profile", profile_dir, profile_inputs, do_profile))
+    order += [_Stage(INJECT, inject_dir, [records_path] + ([profile_path] if config.profile is not None else []),
+                     do_inject),
+              _Stage("train", train_dir, [negatives_path], do_train)]
     if config.eval is not None:
         order.append(_Stage("eval", eval_dir, [], do_eval))
 
     def inputs_of(stage: _Stage, previous: str | None) -> dict[str, Any]:
-        section = getattr(config, stage.name).model_dump(mode="json", exclude=NOT_IN_KEY[stage.name])
+        section = sections[stage.name].model_dump(mode="json", exclude=NOT_IN_KEY[stage.name])
         settings = {stage.name: section}
         if stage.name == "eval":
             settings["train"] = {"model": config.train.model}  # the base model it scores
         files = {str(p.relative_to(run_dir)): file_digest(p) if p.is_file() else None for p in stage.inputs}
         if stage.name == "prepare" and Path(str(config.prepare.source)).is_file():
             files[str(config.prepare.source)] = file_digest(config.prepare.source)
+        if stage.name == "profile" and config.profile is not None and config.profile.data is not None \
+                and Path(config.profile.data).is_file():
+            files[config.profile.data] = file_digest(config.profile.data)
         return {"settings": settings, "files": files, "after": previous}
 
     first = _check(stages, order, inputs_of, run_dir, force=config.force)
@@ -288,10 +315,25 @@ def _run(config: RunConfig, run_dir: Path) -> RunResult:
 FIX = "rerun `seapo run` with --force to redo this stage, or choose another --out"
 
 
+def _sections(config: RunConfig, records_path: Path, profile_path: Path) -> dict[str, Any]:
+    """Each stage's config as the run uses it. With a ``profile`` section, profiling reads the run's
+    records unless it names its own data, and injection follows the run's profile.json (strategy
+    ``profile``, or ``top`` when the inject section says so)."""
+    sections: dict[str, Any] = {"prepare": config.prepare, "inject": config.inject, "train": config.train,
+                                "eval": config.eval}
+    if config.profile is not None:
+        sections["profile"] = config.profile if config.profile.data is not None else \
+            config.profile.updated(data=str(records_path), format="records")
+        strategy = config.inject.strategy if config.inject.strategy in ("profile", "top") else "profile"
+        sections["inject"] = config.inject.updated(
+            strategy=strategy, strategy_options={**config.inject.strategy_options, "profile": str(profile_path)})
+    return sections
+
+
 def _verify_outputs(stage: _Stage, key: str) -> list[str]:
     try:
-        if stage.name == "inject":  # inject keeps its own settings hash in its manifest
-            verify_set(stage.folder, stage="inject")
+        if stage.name in ("inject", "profile"):  # these keep their own settings hash in their manifest
+            verify_set(stage.folder, stage=stage.name)
         else:
             verify_set(stage.folder, stage=stage.name, settings=key)
     except InputError as exc:

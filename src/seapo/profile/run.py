@@ -1,0 +1,230 @@
+"""``seapo profile``: the policy answers each prompt, a judge labels each answer, and the counts
+become the policy's own error-type distribution (``profile.json``), which the ``profile`` and
+``top`` strategies of ``seapo inject`` follow.
+
+Prompts are processed in chunks: the policy answers a chunk (one ``generate`` call, batched by the
+backend), the judge labels it (one ``judge`` call), and both are committed to the SQLite store in
+one transaction (:mod:`seapo.profile.store`). A rerun with the same settings skips what the store
+holds; a rerun with another judge reuses the answers. The output files are one output set
+(:mod:`seapo.outputs`), written after the last chunk.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from seapo.backends import GenerationRequest, make_backend
+from seapo.errors import InputError
+from seapo.fingerprint import stable_hash
+from seapo.inject.error_types import ALL_ERROR_TYPES
+from seapo.io import write_json, write_jsonl
+from seapo.judge.base import Judge, Verdict, verdict
+from seapo.outputs import OutputSet, folder_lock
+from seapo.profile.config import PROMPTS, ProfileConfig
+from seapo.profile.data import ProfileItem, load_items
+from seapo.profile.stats import INTERVALS, summarize
+from seapo.profile.store import Answer, ProfileStore
+from seapo.progress import console, make_progress
+
+STAGE = "profile"
+STORE_FILE = "profile.sqlite"
+OUTPUT_FILES = {"profile": "profile.json", "verdicts": "verdicts.jsonl", "chart": "profile.png"}
+FORMAT = 1
+
+
+@dataclass
+class ProfileResult:
+    out_dir: Path
+    profile: dict[str, Any]
+
+    @property
+    def profile_path(self) -> Path:
+        return self.out_dir / OUTPUT_FILES["profile"]
+
+    @property
+    def verdicts_path(self) -> Path:
+        return self.out_dir / OUTPUT_FILES["verdicts"]
+
+    @property
+    def chart_path(self) -> Path:
+        return self.out_dir / OUTPUT_FILES["chart"]
+
+
+def build_judge(config: ProfileConfig) -> Judge:
+    """The judge ``config.judge`` names (:func:`seapo.judge.combined.make_judge`: ``llm`` is the
+    reference judge first, then the LLM judge of the ``llm`` section where it says unknown)."""
+    from seapo.judge.combined import make_judge
+    from seapo.judge.llm import LLMJudge
+
+    judge = make_judge(config.judge, llm=LLMJudge(config.llm) if config.judge == "llm" else None)
+    assert judge is not None  # "none" is not a profile judge
+    return judge
+
+
+def policy_request(item: ProfileItem, fmt: str, config: ProfileConfig) -> GenerationRequest:
+    template = config.prompt_template or PROMPTS.get(fmt)
+    messages = item.messages() if template is None else [{"role": "user",
+                                                          "content": template.format(question=item.question)}]
+    return GenerationRequest(messages=messages, max_new_tokens=config.max_new_tokens,
+                             temperature=config.temperature, seed=config.seed)
+
+
+def _unanswered(reason: str) -> dict[str, Any]:
+    """The verdict of an item the policy failed on: nothing to judge, every type unknown."""
+    v = verdict("none", f"not judged: the policy produced no answer ({reason})")
+    v.details = {"policy_error": reason}
+    return v.to_dict()
+
+
+def profile(out_dir: str | Path, config: ProfileConfig | None = None) -> ProfileResult:
+    """Profile ``config.policy`` on ``config.data`` into ``out_dir`` (resumable, one process per
+    folder: a second gets :class:`~seapo.outputs.FolderInUse`)."""
+    config = config or ProfileConfig()
+    if config.data is None:
+        raise InputError("no data to profile on: give --data (GSM8K JSONL, the TruthfulQA CSV or records JSONL)",
+                         field="data")
+    out_dir = Path(out_dir)
+    with folder_lock(out_dir, fix=f"wait for it to finish (or stop it), or choose another --out than {out_dir}"):
+        return _profile(out_dir, config)
+
+
+def _profile(out_dir: Path, config: ProfileConfig) -> ProfileResult:
+    started = time.time()
+    assert config.data is not None
+    items, fmt = load_items(config.data, config.format, config.limit)
+    if not items:
+        raise InputError("no prompts to profile", path=config.data)
+    warnings = []
+    if fmt == "records" and config.judge == "reference":
+        warnings.append("records carry no reference answers: the reference judge says 'unknown' for every answer "
+                        "that its structural checks cannot decide; use --judge llm")
+    for w in warnings:
+        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+    backend = make_backend(config.policy)
+    judge = build_judge(config)
+    template = config.prompt_template or PROMPTS.get(fmt)
+    gen_key = stable_hash([backend.fingerprint(), config.max_new_tokens, config.temperature, config.seed,
+                           template, fmt])
+    judge_key = judge.fingerprint()
+    store = ProfileStore(out_dir / STORE_FILE, gen_key, judge_key)
+    answers, verdicts = store.answers(), store.verdicts()
+    resumed = sum(1 for it in items if it.id in verdicts)
+    todo = [it for it in items if it.id not in verdicts]
+    try:
+        with make_progress(disable=None if config.show_progress is None else not config.show_progress) as bar:
+            task = bar.add_task("profile", total=len(items), completed=len(items) - len(todo))
+            for start in range(0, len(todo), config.chunk_size):
+                chunk = todo[start:start + config.chunk_size]
+                need = [it for it in chunk if it.id not in answers]
+                new: list[tuple[str, Answer]] = []
+                for it, out in zip(need, backend.generate([policy_request(it, fmt, config) for it in need]),
+                                   strict=True):
+                    answers[it.id] = Answer(out.text, out.finish_reason, out.num_tokens, out.error)
+                    new.append((it.id, answers[it.id]))
+                judged = [it for it in chunk if answers[it.id].error is None]
+                found: dict[str, dict[str, Any]] = {it.id: _unanswered(str(answers[it.id].error))
+                                                    for it in chunk if answers[it.id].error is not None}
+                for it, v in zip(judged, judge.judge([it.judge_item(answers[it.id].text) for it in judged]),
+                                 strict=True):
+                    found[it.id] = v.to_dict()
+                store.put(new, found.items())
+                verdicts.update(found)
+                bar.advance(task, len(chunk))
+    finally:
+        store.close()
+        backend.close()
+        judge.close()
+    figures = _write(out_dir, config, items, fmt, answers, verdicts, {
+        "policy": {"model": str(config.policy.model), "fingerprint": backend.fingerprint(), "generation_key": gen_key},
+        "judge": {"name": config.judge, "fingerprint": judge_key},
+        "warnings": warnings, "resumed_items": resumed, "wall_time_s": round(time.time() - started, 2)})
+    return ProfileResult(out_dir, figures)
+
+
+def _outcome(row: dict[str, Any]) -> tuple[frozenset, bool]:
+    v = Verdict.from_dict(row)
+    return v.errors, bool(v.unknown)
+
+
+def _write(out_dir: Path, config: ProfileConfig, items: list[ProfileItem], fmt: str, answers: dict[str, Answer],
+           verdicts: dict[str, dict[str, Any]], extra: dict[str, Any]) -> dict[str, Any]:
+    rows = []
+    for it in items:
+        v, a = verdicts[it.id], answers[it.id]
+        rows.append({"id": it.id, "group": it.group, "question": it.question, "reference": it.reference,
+                     "correct_answers": list(it.correct_answers), "answer": a.text, "finish_reason": a.finish_reason,
+                     "num_tokens": a.num_tokens, "policy_error": a.error, "findings": v["findings"],
+                     "errors": v["errors"], "rationale": v["rationale"], "judge": v["judge"], "raw": v.get("raw"),
+                     "details": v.get("details", {})})
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(row["group"], []).append(row)
+    figures = {
+        "format": FORMAT,
+        "data": config.data, "data_format": fmt, "items": len(items),
+        **summarize([_outcome(verdicts[it.id]) for it in items], config.seed),
+        "policy_errors": sum(1 for r in rows if r["policy_error"] is not None),
+        "truncated_answers": sum(1 for r in rows if r["finish_reason"] == "length"),
+        "intervals": INTERVALS,
+        "groups": {g: summarize([_outcome(verdicts[r["id"]]) for r in members], config.seed)
+                   for g, members in sorted(groups.items())},
+        "judge_failures": _judge_failures(rows),
+        "error_types": [t.value for t in ALL_ERROR_TYPES],
+        **extra,
+    }
+    settings = {"generation_key": extra["policy"]["generation_key"], "judge": extra["judge"]["fingerprint"],
+                "items": stable_hash([it.id for it in items]), "seed": config.seed}
+    output_set = OutputSet(out_dir, STAGE, settings,
+                           fix=f"rerun `seapo profile --data {config.data} --out {out_dir}` (it resumes)")
+    output_set.begin()
+    write_jsonl(out_dir / OUTPUT_FILES["verdicts"], rows)
+    write_json(out_dir / OUTPUT_FILES["profile"], figures)
+    plot_profile(figures, out_dir / OUTPUT_FILES["chart"])
+    output_set.commit(OUTPUT_FILES.values())
+    return figures
+
+
+def _judge_failures(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """The LLM judge's parse failures over every attempt, by kind (empty for model-free judges)."""
+    total: dict[str, int] = {}
+    for row in rows:
+        for kind, n in (row["details"].get("failures") or {}).items():
+            total[kind] = total.get(kind, 0) + n
+    return dict(sorted(total.items()))
+
+
+def plot_profile(figures: dict[str, Any], png_path: Path) -> Path:
+    """Bar chart of the distribution over the three types with its 95% intervals, written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display; must come before pyplot
+    import matplotlib.pyplot as plt
+
+    from seapo.io import atomic_open
+
+    names = [t.value for t in ALL_ERROR_TYPES]
+    dist = figures["distribution"]
+    shares = [dist[n]["share"] or 0.0 for n in names]
+    low = [max(0.0, s - (dist[n]["low"] if dist[n]["low"] is not None else s)) for s, n in zip(shares, names,
+                                                                                               strict=True)]
+    high = [max(0.0, (dist[n]["high"] if dist[n]["high"] is not None else s) - s) for s, n in zip(shares, names,
+                                                                                                  strict=True)]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.bar(names, shares, yerr=[low, high], capsize=6, color=["#c44e52", "#4c72b0", "#dd8452"])
+    for i, n in enumerate(names):
+        ax.text(i, shares[i] + high[i] + 0.02, str(figures["counts"][n]), ha="center")
+    ax.set_ylim(0, 1.1)
+    ax.set_ylabel("share of error findings")
+    ax.set_title(f"{figures['erroneous']} erroneous of {figures['answers']} answers "
+                 f"({figures['judged_correct']} correct, {figures['unknown']} unknown); 95% bootstrap CI",
+                 fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(png_path) as f:  # a text file object: the PNG goes to its binary buffer
+        fig.savefig(f.buffer, format="png", dpi=100)
+    plt.close(fig)
+    return png_path
