@@ -47,7 +47,8 @@ def test_failed_items_are_retried_and_the_rest_of_the_chunk_is_kept(shared_data,
     assert 0 < len(flaky) < len(records)
     llm = LLMInjectorConfig(backend={"name": "test-flaky"})
     result = inject(records, tmp_path / "retry", InjectConfig(strategy="single", error_types=["correctness"],
-                                                              llm=llm, fallback="none", max_attempts=2))
+                                                              llm=llm, fallback="none", max_attempts=2,
+                                                              judge={"name": "none"}))
     pairs = {p["record_id"]: p for p in map(json.loads, result.pairs_path.read_text().splitlines())}
     assert set(pairs) == {r.id for r in records}  # every item made it, the flaky ones on their retry
     for rid in flaky:
@@ -55,7 +56,7 @@ def test_failed_items_are_retried_and_the_rest_of_the_chunk_is_kept(shared_data,
     assert result.summary["per_type"]["correctness"]["failed_attempt_reasons"] == {"backend_error": len(flaky)}
 
     once = inject(records, tmp_path / "once", InjectConfig(strategy="single", error_types=["correctness"], llm=llm,
-                                                           fallback="none", max_attempts=1))
+                                                           fallback="none", max_attempts=1, judge={"name": "none"}))
     rejected = [json.loads(x) for x in (tmp_path / "once" / "rejected.jsonl").read_text().splitlines()]
     assert sorted(r["record_id"] for r in rejected) == sorted(flaky)
     assert all(r["reason"] == "backend_error" and r["attempts"][0]["error"] == "server said 503" for r in rejected)
