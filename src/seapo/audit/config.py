@@ -21,9 +21,9 @@ class AuditConfig(SeapoConfig):
                                   "pairs' instead of an accuracy.")
     bootstrap: int = Field(1000, ge=0, description="Bootstrap resamples of the test records for the 95% interval "
                            "(0: no interval).")
-    alpha: float = Field(1e-5, gt=0, description="L2 regularization of the logistic regression (SGDClassifier's "
+    sgd_alpha: float = Field(1e-5, gt=0, description="L2 regularization of the logistic regression (SGDClassifier's "
                          "alpha).")
-    epochs: int = Field(20, ge=1, description="Passes of the stochastic gradient descent over the training texts.")
+    sgd_epochs: int = Field(20, ge=1, description="Passes of the stochastic gradient descent over the training texts.")
     warn_above: float = Field(0.65, ge=0.5, le=1.0, description="Warn when a type's pairwise accuracy is above "
                               "this: the negatives carry a surface shortcut.")
     top_ngrams: int = Field(10, ge=0, le=100, description="Most predictive n-grams listed per direction.")
