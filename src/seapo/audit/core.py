@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     import numpy as np
     from scipy.sparse import csr_matrix
 
+TYPE_ORDER = ("correctness", "logic", "hallucination")
+"""seapo's error types (seapo.inject.error_types, not imported: the audit stays below inject), listed first."""
+
 OVERALL = "overall"
 """The key of the audit over every pair, whatever its type."""
 
@@ -198,7 +201,8 @@ def audit_pairs(pairs: Iterable[AuditPair | tuple[str, str, str] | tuple[str, st
     order = rng.permutation(len(groups))
     n_test = int(round(config.test_fraction * len(groups)))
     test_groups = {groups[i] for i in order[:n_test]}
-    types = list(dict.fromkeys(p.error_type for p in items if p.error_type is not None))
+    seen = dict.fromkeys(p.error_type for p in items if p.error_type is not None)
+    types = [t for t in TYPE_ORDER if t in seen] + [t for t in seen if t not in TYPE_ORDER]
     scopes: dict[str, list[int]] = {OVERALL: list(range(len(items)))}
     for et in types:
         scopes[et] = [i for i, p in enumerate(items) if p.error_type == et]
