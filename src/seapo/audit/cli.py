@@ -32,7 +32,7 @@ def rejects_path(out: Path) -> Path:
 
 def run_audit(config: AuditConfig, pairs: Path, out: Path | None, format: str) -> None:
     from seapo.audit.read import audit_file
-    from seapo.audit.render import rich_table
+    from seapo.audit.render import ngram_lines, rich_table
     from seapo.io import write_json, write_jsonl
 
     report, pairs_file = audit_file(pairs, config, format=format)
@@ -40,6 +40,8 @@ def run_audit(config: AuditConfig, pairs: Path, out: Path | None, format: str) -
             "unusable_rows": len(pairs_file.rejects), **report.to_dict()}
     console.print(rich_table(data, title=f"shortcut audit of {pairs_file.path} ({pairs_file.layout} layout, "
                                          f"{report.pairs} pairs, {report.records} records)"))
+    for line in ngram_lines(data):
+        console.print(line, highlight=False, markup=False)
     for warning in report.warnings:
         console.print(f"[bold red]warning[/]: {warning}", highlight=False)
     if pairs_file.rejects:

@@ -39,14 +39,22 @@ def markdown(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+SHORT_COLUMNS = 7
+"""The terminal table keeps the figures; the n-grams follow it as lines (they do not fit a column)."""
+
+
 def rich_table(report: dict[str, Any], title: str | None = None):
     from rich.table import Table
 
     table = Table(title=title)
-    for column in COLUMNS:
-        table.add_column(column, justify="left" if column in ("scope",) or "n-grams" in column else "right",
-                         overflow="fold")
+    for column in COLUMNS[:SHORT_COLUMNS]:
+        table.add_column(column, justify="left" if column == "scope" else "right")
     for row in rows(report):
-        style = "bold red" if row[3].endswith("(!)") else None
-        table.add_row(*row, style=style)
+        table.add_row(*row[:SHORT_COLUMNS], style="bold red" if row[3].endswith("(!)") else None)
     return table
+
+
+def ngram_lines(report: dict[str, Any], *, ngrams: int = 6) -> list[str]:
+    """Per scope, the most predictive n-grams of each side (for under the terminal table)."""
+    return [f"{row[0]}: negative {row[8]}; positive {row[9]}" for row in rows(report, ngrams=ngrams)
+            if row[8] != "-" or row[9] != "-"]
