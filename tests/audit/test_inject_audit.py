@@ -29,5 +29,5 @@ def test_tiny_runs_say_not_enough_and_the_audit_can_be_switched_off(shared_data,
     summary = inject(records, tmp_path / "a", InjectConfig(injector="rules", strategy="all")).summary
     assert {s["status"] for s in summary["shortcut_audit"]["per_type"].values()} == {"not enough pairs"}
     off = inject(records, tmp_path / "b", InjectConfig(injector="rules", strategy="all",
-                                                       audit=AuditConfig(enabled=False))).summary
+                                                       audit=AuditConfig(shortcut_audit=False))).summary
     assert "shortcut_audit" not in off

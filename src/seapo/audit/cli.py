@@ -58,7 +58,7 @@ def run_audit(config: AuditConfig, pairs: Path, out: Path | None, format: str) -
 
 
 audit_command = config_command(
-    AuditConfig, run_audit, params=PARAMS, exclude=("enabled",),
+    AuditConfig, run_audit, params=PARAMS, exclude=("shortcut_audit",),
     doc="Shortcut audit of a pairs file: can a word n-gram classifier tell negatives from positives?\n\n"
         "Per error type and overall: pairwise accuracy (0.5 = no surface cue) with a 95% interval, length "
         "statistics, the most predictive n-grams, a warning above --warn-above (docs/audit.md). Exit codes: "

@@ -10,7 +10,7 @@ from seapo.config import SeapoConfig
 class AuditConfig(SeapoConfig):
     """Settings of :func:`seapo.audit.audit_pairs`."""
 
-    enabled: bool = Field(True, description="Run the audit (in an injection run: summary.json's shortcut_audit; "
+    shortcut_audit: bool = Field(True, description="Run the audit (in an injection run: summary.json's shortcut_audit; "
                           "ignored by `seapo audit`, which always runs it).")
     ngram_max: int = Field(3, ge=1, le=5, description="Longest word n-gram the classifier sees (1 to this).")
     n_features: int = Field(1 << 20, ge=1 << 10, le=1 << 24, description="Hashed feature space of the n-grams "

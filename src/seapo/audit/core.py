@@ -271,7 +271,7 @@ def audit_pairs(pairs: Iterable[AuditPair | tuple[str, str, str] | tuple[str, st
     overall = results.pop(OVERALL)
     if overall.warning:  # listed like the tables: the types first, overall last
         warnings.append(warnings.pop(0))
-    settings = config.model_dump(exclude={"enabled"})
+    settings = config.model_dump(exclude={"shortcut_audit"})
     report = AuditReport(pairs=len(items), records=len(groups), per_type=results, overall=overall,
                          settings=settings, wall_time_s=round(time.perf_counter() - started, 3), warnings=warnings)
     report.method = report.method.format(n=config.ngram_max, test=config.test_fraction)

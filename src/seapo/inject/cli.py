@@ -25,7 +25,6 @@ ALIASES = {
     "error_types": ["--error-types", "-t"],
     "llm.backend.model": ["--model", "-m"],
     "llm.backend.name": ["--backend"],
-    "audit.enabled": ["--audit/--no-audit"],
 }
 
 

@@ -111,7 +111,7 @@ def write_outputs(out_dir: Path, records: Sequence[Record], items: dict[tuple[st
     Only planned (record, type) items count: the store may also hold items of an earlier run
     with another strategy, which the plan leaves out. ``settings``: what decided these outputs
     (its hash goes into the manifest; default: the summary without its timing). ``audit``: the
-    shortcut audit's settings (default: its defaults; ``enabled=False`` leaves it out of the summary).
+    shortcut audit's settings (default: its defaults; ``shortcut_audit=False`` leaves it out of the summary).
     """
     pairs, rejected = [], []
     seen: set[str] = set()
@@ -140,7 +140,7 @@ def write_outputs(out_dir: Path, records: Sequence[Record], items: dict[tuple[st
         **extra_summary,
     }
     audit = audit or AuditConfig()
-    if audit.enabled:
+    if audit.shortcut_audit:
         summary["shortcut_audit"] = shortcut_audit(pairs, audit)
     output_set = OutputSet(out_dir, STAGE, settings if settings is not None else
                            {k: v for k, v in summary.items()

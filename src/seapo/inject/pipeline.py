@@ -71,7 +71,8 @@ class InjectConfig(SeapoConfig):
                                    "the rules injector, else 128).")
     show_progress: bool | None = Field(None, description="Progress bars (default: when stderr is a terminal).")
     audit: AuditConfig = Field(default_factory=AuditConfig, description="The shortcut audit of the accepted pairs "
-                               "in summary.json (shortcut_audit; docs/audit.md): audit.enabled switches it off.")
+                               "in summary.json (shortcut_audit; docs/audit.md); --no-shortcut-audit switches it "
+                               "off.")
 
     @field_validator("error_types", mode="before")
     @classmethod
