@@ -110,3 +110,20 @@ def test_cli_bad_input_exits_2(tmp_path):
     path.write_text(json.dumps({"prompt": "Hi", "chosen": "Hello"}) + "\n")
     result = CliRunner().invoke(app, ["audit", str(path)])
     assert result.exit_code == 2 and "x.jsonl:1" in result.output and "rejected" in result.output
+
+
+def test_cues_learned_on_one_data_set_are_found_in_another(ultrafeedback, shared_data):
+    dpo = read_pairs(shared_data / "preference" / "dpo_en_demo.json")
+
+    def planted(pairs):
+        return [AuditPair(p.group, p.positive, p.positive + " (See Lindqvist et al., doi:10.1000/x.)",
+                          "hallucination") for p in pairs]
+
+    from seapo.audit import audit_transfer
+
+    result = audit_transfer(planted(ultrafeedback.pairs[:300]), planted(dpo.pairs))
+    assert result["hallucination"]["status"] == "ok" and result["hallucination"]["accuracy"] > 0.95
+    assert result["hallucination"]["warning"]
+    assert result["hallucination"]["test_records"] == len({p.group for p in dpo.pairs})  # 295 distinct prompts
+    few = audit_transfer(planted(ultrafeedback.pairs[:300]), planted(dpo.pairs[:10]))
+    assert few["hallucination"]["status"] == NOT_ENOUGH and few["overall"]["accuracy"] is None

@@ -9,8 +9,8 @@ cite a source) instead of avoiding the error. docs/audit.md says how to read the
 """
 
 from seapo.audit.config import AuditConfig
-from seapo.audit.core import NOT_ENOUGH, OVERALL, AuditPair, AuditReport, TypeAudit, audit_pairs
+from seapo.audit.core import NOT_ENOUGH, OVERALL, AuditPair, AuditReport, TypeAudit, audit_pairs, audit_transfer
 from seapo.audit.read import PairsFile, audit_file, read_pairs
 
 __all__ = ["NOT_ENOUGH", "OVERALL", "AuditConfig", "AuditPair", "AuditReport", "PairsFile", "TypeAudit",
-           "audit_file", "audit_pairs", "read_pairs"]
+           "audit_file", "audit_pairs", "audit_transfer", "read_pairs"]
