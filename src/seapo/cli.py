@@ -32,6 +32,7 @@ STAGE_CLIS = (
     "seapo.train.cli",
     "seapo.evaluate.cli",
     "seapo.pipeline.cli",
+    "seapo.audit.cli",
 )
 
 for _module in STAGE_CLIS:

@@ -53,8 +53,9 @@ def test_run_wires_every_stage_and_resumes(tmp_path, tiny_model):
     result = run(config)
     report = result.report.read_text()
     for heading in ("## Data", "## Injection", "## Training", "## Held-out preference accuracy",
-                    "## Wall time per stage", "## Resolved config"):
+                    "## Wall time per stage", "## Resolved config", "### Shortcut audit"):
         assert heading in report
+    assert "not enough pairs" in report  # 30 mixed pairs: about 3 test records per type
     stages = json.loads((tmp_path / "run" / "stages.json").read_text())
     assert list(stages) == ["prepare", "inject", "train"]
     assert stages["prepare"]["kept"] == 30

@@ -8,6 +8,7 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
+from seapo.audit.config import AuditConfig
 from seapo.data.schema import Record
 from seapo.inject.error_types import ErrorType
 from seapo.inject.store import ItemResult
@@ -100,15 +101,26 @@ def summarize(records: Sequence[Record], items: dict[tuple[str, str], ItemResult
     return per_type
 
 
+def shortcut_audit(pairs: Sequence[dict[str, Any]], config: AuditConfig) -> dict[str, Any]:
+    """summary.json's ``shortcut_audit``: :func:`seapo.audit.audit_pairs` over the accepted pairs, split
+    by record (a few pairs: every type 'not enough pairs', at once, nothing trained)."""
+    from seapo.audit import AuditPair, audit_pairs
+
+    report = audit_pairs([AuditPair(p["record_id"], p["chosen"]["content"], p["rejected"]["content"],
+                                    p["error_type"]) for p in pairs], config)
+    return report.to_dict()
+
+
 def write_outputs(out_dir: Path, records: Sequence[Record], items: dict[tuple[str, str], ItemResult], plan: Plan,
                   error_types: Sequence[ErrorType], strategy: str, extra_summary: dict[str, Any],
-                  settings: Any = None) -> dict[str, Any]:
+                  settings: Any = None, audit: AuditConfig | None = None) -> dict[str, Any]:
     """Write every output file from the store's contents and the plan, as one output set
     (:class:`seapo.outputs.OutputSet`: ``_complete.json`` written last); returns the summary.
 
     Only planned (record, type) items count: the store may also hold items of an earlier run
     with another strategy, which the plan leaves out. ``settings``: what decided these outputs
-    (its hash goes into the manifest; default: the summary without its timing).
+    (its hash goes into the manifest; default: the summary without its timing). ``audit``: the
+    shortcut audit's settings (default: its defaults; ``shortcut_audit=False`` leaves it out of the summary).
     """
     pairs, rejected = [], []
     seen: set[str] = set()
@@ -136,8 +148,12 @@ def write_outputs(out_dir: Path, records: Sequence[Record], items: dict[tuple[st
         "mean_difference": round(mean(p["difference"] for p in pairs), 4) if pairs else None,
         **extra_summary,
     }
+    audit = audit or AuditConfig()
+    if audit.shortcut_audit:
+        summary["shortcut_audit"] = shortcut_audit(pairs, audit)
     output_set = OutputSet(out_dir, STAGE, settings if settings is not None else
-                           {k: v for k, v in summary.items() if k not in ("wall_time_s", "resumed_items")},
+                           {k: v for k, v in summary.items()
+                            if k not in ("wall_time_s", "resumed_items", "shortcut_audit")},
                            fix=rerun_hint(out_dir))
     output_set.begin()  # from here until commit() readers refuse the folder: its files may mix two runs
     # Every accepted negative is planned, so negatives.jsonl and pairs.jsonl hold the same rows.

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from seapo.audit.config import AuditConfig
 from seapo.config import SeapoConfig
 from seapo.data.schema import Record, read_records
 from seapo.fingerprint import stable_hash
@@ -76,6 +77,9 @@ class InjectConfig(SeapoConfig):
                                    "lost to a crash. Independent of the backend's batch size (default: 512 for "
                                    "the rules injector, else 128).")
     show_progress: bool | None = Field(None, description="Progress bars (default: when stderr is a terminal).")
+    audit: AuditConfig = Field(default_factory=AuditConfig, description="The shortcut audit of the accepted pairs "
+                               "in summary.json (shortcut_audit; docs/audit.md); --no-shortcut-audit switches it "
+                               "off.")
 
     @field_validator("error_types", mode="before")
     @classmethod
@@ -309,5 +313,5 @@ def _inject(records: str | Path | Sequence[Record], out_dir: Path, config: Injec
         "wall_time_s": round(time.time() - started, 2),
         "resumed_items": sum(1 for r, et in planned if (r.id, et.value) in done),
         "plan": plan_summary,
-    }, settings=output_settings)
+    }, settings=output_settings, audit=config.audit)
     return InjectResult(out_dir, summary)

@@ -85,6 +85,13 @@ def write_report(run_dir: Path, config: RunConfig, stages: dict[str, Any]) -> Pa
             lines.append(f"| {et} | {c['attempted']} | {c['accepted']} | {c['fallen_back']} | {c['rejected']} | "
                          f"{c.get('judge_rejected', '–')} | {_fmt(c.get('judge_agreement'))} | "
                          f"{_fmt(c['mean_difference'])} |")
+        if audit := summary.get("shortcut_audit"):
+            from seapo.audit.render import markdown
+
+            lines += ["", "### Shortcut audit", "",
+                      "How often a word n-gram classifier, trained on other records' pairs, scores a negative above "
+                      "its own positive (0.5: no surface cue; docs/audit.md). Method: " + audit["method"] + ".", ""]
+            lines += markdown(audit)
     if tr := stages.get("train"):
         settings = tr.get("settings", {})
         lines += ["", "## Training", "",
