@@ -9,10 +9,21 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from random import Random
 
 from seapo.inject.error_types import ErrorType
 from seapo.inject.rules import _lexicon as lex
+from seapo.inject.rules._invent import (
+    count_words,
+    first_name,
+    institution,
+    person,
+    pick_by_length,
+    place,
+    surname,
+    year,
+)
 from seapo.inject.rules._text import (
     NUM,
     NUM_RE,
@@ -819,103 +830,371 @@ def make_code_condition(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] 
 
 
 # ----------------------------------------------------------------------------------------------
-# hallucination (always pure insertions: the positive stays a subsequence of the negative)
+# hallucination: an invented figure, date, source or name woven into a sentence already there,
+# replacing or extending its own words (never a new sentence; see _invent for why grammars)
 
-def _person(rng: Random) -> tuple[str, str]:
-    return rng.choice(lex.FIRST_NAMES), rng.choice(lex.LAST_NAMES)
-
-
-def _institute(rng: Random) -> str:
-    return f"{rng.choice(lex.INSTITUTE_ADJ)} {rng.choice(lex.INSTITUTE_KINDS)} {rng.choice(lex.INSTITUTE_FIELDS)}"
-
-
-def _insert(doc: Doc, rng: Random, taken: list[Edit], sentence: str, name: str) -> list[Edit] | None:
-    edit = insertion(doc, rng, sentence, name, taken, info={"inserted": sentence})
-    return [edit] if edit else None
-
-
-def make_invented_statistic(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
-    """An invented statistic from an invented survey."""
-    sentence = (f"According to a {rng.randint(1998, 2022)} {rng.choice(lex.SURVEY_KINDS)} by the "
-                f"{_institute(rng)}, {rng.randint(11, 89)}% of {rng.choice(lex.POPULATIONS)} "
-                f"{rng.choice(lex.EFFECT_VERBS)} {doc.topic}.")
-    return _insert(doc, rng, taken, sentence, "invented_statistic")
+def _prose_sites(doc: Doc, rx: re.Pattern[str], taken: list[Edit], group: int = 0) -> list[re.Match[str]]:
+    """Matches of ``rx`` in prose before the closing answer line, free of the edits taken (the
+    matches are found once per text: retries and combined edits ask again)."""
+    key = (rx.pattern, group)
+    found = doc.sites.get(key)
+    if found is None:
+        found = doc.sites[key] = [m for m in rx.finditer(doc.masked) if m.end(group) <= doc.tail_start
+                                  and doc.in_prose(m.start(group), m.end(group))]
+    return [m for m in found if _free(m.start(group), m.end(group), taken)] if taken else list(found)
 
 
-def make_invented_study(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
-    """An invented study with invented authors and journal."""
-    first, last = _person(rng)
-    change = rng.choice(("improves results", "reduces mistakes", "saves time", "lowers costs"))
-    sentence = (f"A {rng.randint(2003, 2022)} study published in the {rng.choice(lex.JOURNALS)} by "
-                f"{first} {last} and colleagues found that careful attention to {doc.topic} {change} "
-                f"by about {rng.randint(12, 64)}%.")
-    return _insert(doc, rng, taken, sentence, "invented_study")
+def _longer(rng: Random, p: float = 0.5) -> bool:
+    return rng.random() < p
 
 
-def make_invented_citation(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
-    """An invented reference with a DOI-like identifier."""
-    (_, last), (first2, last2) = _person(rng), _person(rng)
-    year = rng.randint(2001, 2022)
-    journal = rng.choice(lex.JOURNALS)
-    abbrev = "".join(w[0] for w in journal.split() if w[0].isupper()).lower()
-    title = (f"{rng.choice(('Revisiting', 'Measuring', 'Understanding', 'Rethinking'))} "
-             f"{doc.topic}: evidence from {rng.choice(lex.CITIES_FOR_PEOPLE)}")
-    sentence = (f"(See {last}, {rng.choice('ABCDEFGHJKLMNPRST')}. & {last2}, {first2[0]}. ({year}). "
-                f"{title}. {journal}, {rng.randint(3, 58)}({rng.randint(1, 12)}), "
-                f"{(p := rng.randint(10, 400))}-{p + rng.randint(8, 30)}. "
-                f"doi:10.{rng.randint(1000, 9999)}/{abbrev}.{year}.{rng.randint(100, 99999):05d}.)")
-    return _insert(doc, rng, taken, sentence, "invented_citation")
+def _capital_like(new: str, old: str) -> str:
+    return new[:1].upper() + new[1:] if old[:1].isupper() else new
 
 
-def make_invented_person(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
-    """An invented expert credited with a claim."""
-    first, last = _person(rng)
-    if rng.random() < 0.5:
-        sentence = (f"As the {rng.choice(lex.NATIONALITIES)} {rng.choice(lex.PROFESSIONS)} {first} {last} "
-                    f"pointed out in {rng.randint(1978, 2021)}, most people underestimate the role of "
-                    f"{doc.topic} here.")
+_PLURAL_NEXT = r"(?:[a-z]+s(?<!ss)(?<!ous)(?<!us)(?<!is)|people|children|men|women|data|media|staff|" \
+               r"species|criteria|phenomena|feet|teeth|mice)\b"
+_QUANT_RE = re.compile(
+    r"(?<!\bas )(?<!\bhow )(?<!\bso )(?<!\btoo )(?<!\bvery )(?<!\bnot )(?<!\bthe )(?<!\bat )"
+    r"\b((?i:many|several|numerous|various|countless|multiple|a few|a number of|a lot of|lots of|"
+    r"plenty of|a handful of|a variety of|a range of|a wide range of|dozens of|hundreds of|thousands of|"
+    r"a majority of|the majority of|most))(?= (?:of (?:the|them|these|those|us|our|their)\b|"
+    + _PLURAL_NEXT + "))")
+_QUANT_RANGE = {"a few": (3, 5), "a handful of": (3, 6), "several": (4, 9), "various": (4, 11),
+                "multiple": (3, 8), "dozens of": (24, 96), "hundreds of": (200, 950),
+                "thousands of": (1200, 9800)}
+_HEDGES = ("over", "nearly", "about", "some", "at least", "more than", "exactly", "roughly", "around",
+           "almost", "up to", "fully", "well over", "just under", "close to")
+_SHARES = ("{p}% of", "{p} percent of", "nearly {p}% of", "about {p}% of", "over {p}% of", "{w} in {n} of",
+           "two-thirds of", "three-quarters of", "four-fifths of", "{p}% of", "roughly {p}% of")
+
+
+def make_invented_figure(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """A vague quantity made an invented, precise figure: "many studies" -> "37 studies",
+    "most people" -> "81% of people"."""
+    sites = _prose_sites(doc, _QUANT_RE, taken, 1)
+    if not sites:
+        return None
+    m = rng.choice(sites)
+    old = m.group(1)
+    low = old.lower()
+    of_next = doc.text.startswith(" of ", m.end(1))
+    if low in ("most", "a majority of", "the majority of"):
+        p = rng.randint(52, 94)
+        options = [s.format(p=p, w=count_words(rng.randint(6, 9)), n="ten") for s in _SHARES]
+        if of_next:
+            options = [o[:-3] for o in options]  # "most of the" -> "81% of the"
     else:
-        sentence = (f"{first} {last}, a {rng.choice(lex.PROFESSIONS)} at {rng.choice(lex.UNIVERSITIES)}, "
-                    f"first described this approach to {doc.topic} in {rng.randint(1962, 2019)}.")
-    return _insert(doc, rng, taken, sentence, "invented_person")
+        lo, hi = _QUANT_RANGE.get(low, (12, 95))
+        n = rng.randint(lo, hi)
+        written = f"{n:,}" if n >= 1000 else str(n)
+        options = [written, count_words(n) if n < 100 else written]
+        if n >= 10:
+            options += [f"{rng.choice(_HEDGES)} {written}", f"{rng.choice(_HEDGES)} {count_words(n)}"
+                        if n < 100 else f"{rng.choice(_HEDGES)} {written}"]
+    new = _capital_like(pick_by_length(rng, options, old, _longer(rng, 0.45)), old)
+    if new[:1].isdigit() and m.start(1) == doc.text.rfind("\n", 0, m.start(1)) + 1:
+        new = _capital_like(rng.choice(("exactly ", "some ", "about ", "nearly ")) + new, "A")
+    return [Edit(m.start(1), m.end(1), new, "invented_figure", {"kind": "figure", "was": old})]
 
 
-def make_invented_detail(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
-    """An invented specific detail (place, date, number) presented as part of the answer."""
-    kind = rng.randrange(3)
+# vague time phrase -> invented date; {y} a year, {d} a decade, {k} a count, {M} a month
+_TIMES: dict[str, tuple[str, ...]] = {
+    "in recent years": ("since {y}", "since the {d}s", "over the last {k} years", "after {y}", "from {y} on"),
+    "in recent decades": ("since the {d}s", "since {y}", "after {y}"),
+    "nowadays": ("since {y}", "as of {y}", "after {y}"),
+    "these days": ("since {y}", "as of {y}"),
+    "in the past": ("before {y}", "until {y}", "in the {d}s", "until the {d}s"),
+    "for centuries": ("since {y}", "since the {d}s"),
+    "for decades": ("since {y}", "since the {d}s"),
+    "for years": ("since {y}", "for {k} years", "since {M} {y}"),
+    "for a long time": ("since {y}", "for {k} years", "since the {d}s"),
+    "over time": ("after {y}", "by {y}", "over {k} years", "by the {d}s"),
+    "at some point": ("in {y}", "around {y}", "in {M} {y}"),
+    "in the future": ("by {f}", "by {M} {f}", "after {f}"),
+    "recently,": ("in {y},", "in {M} {y},", "since {y},"),
+    "today,": ("as of {y},", "since {y},", "by {y},"),
+    "historically,": ("until {y},", "before {y},", "until the {d}s,", "before the {d}s,"),
+    "traditionally,": ("until the {d}s,", "before {y},", "from {y} on,"),
+    "in the beginning,": ("in {y},", "in {M} {y},", "at first, in {y},"),
+}
+_TIME_RE = re.compile(r"\b(" + "|".join(re.escape(k[:-1]) + r"(?=,)" if k.endswith(",") else re.escape(k)
+                                        for k in _TIMES) + r")\b", re.IGNORECASE)
+_YEAR_DETAIL_RE = re.compile(r"(?<![\w,] )\b(in|since|until|by|from)( )(1[6-9]\d\d|20[0-2]\d)\b(?![\w%]|[.,]\d)")
+_YEAR_DETAILS = ("{M}", "late", "early", "mid-", "the spring of", "the autumn of", "the summer of", "{M} of")
+
+
+def make_invented_date(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """A vague time made an invented date ("in recent years" -> "since 2011"), or an invented
+    month or season added to a stated year ("in 1889" -> "in March 1889")."""
+    times = _prose_sites(doc, _TIME_RE, taken, 1)
+    years = _prose_sites(doc, _YEAR_DETAIL_RE, taken, 2)
+    if not times and not years:
+        return None
+    if times and (not years or rng.random() < 0.7):
+        m = rng.choice(times)
+        old = m.group(1)
+        key = old.lower() + ("," if old.lower() + "," in _TIMES else "")
+        y = year(rng, 1935, 2019)
+        fill = {"y": y, "d": (y // 10) * 10, "k": rng.randint(6, 40), "M": rng.choice(lex.MONTHS),
+                "f": rng.randint(2030, 2060)}
+        options = [t.format(**fill).rstrip(",") for t in _TIMES[key]]
+        new = _capital_like(pick_by_length(rng, options, old, _longer(rng, 0.45)), old)
+        return [Edit(m.start(1), m.end(1), new, "invented_date", {"kind": "time", "was": old})]
+    m = rng.choice(years)
+    detail = rng.choice(_YEAR_DETAILS).format(M=rng.choice(lex.MONTHS))
+    if m.group(1).lower() != "in" and not detail[:1].isupper():
+        detail = rng.choice(lex.MONTHS)
+    sep = "" if detail.endswith("-") else " "
+    return [Edit(m.start(2), m.end(2), f" {detail}{sep}", "invented_date", {"kind": "year", "year": m.group(3)})]
+
+
+_AGENTS = ("researchers|scientists|experts|economists|historians|psychologists|doctors|physicians|"
+           "engineers|analysts|scholars|critics|archaeologists|biologists|astronomers|nutritionists|"
+           "officials|educators|teachers|specialists|statisticians|geologists|chemists|physicists|"
+           "sociologists|linguists|designers|developers|studies|surveys|reports|experiments|trials|research")
+_AGENT_RE = re.compile(rf"\b((?i:{_AGENTS}))\b(?! (?:at|from|in|of|by|led|such|like)\b)")
+_AGENT_VERB_RE = re.compile(
+    rf"\b((?i:{_AGENTS}))( (?:have|generally|often|now|also)?\s?)"
+    r"(say|believe|suggest|show|agree|think|argue|recommend|estimate|found|note|warn|claim|report|"
+    r"indicate|shown|found|noted|suggested|confirmed|confirm|predict|predicted)\b")
+_SINGULAR_VERB = {"say": "says", "believe": "believes", "suggest": "suggests", "show": "shows",
+                  "agree": "agrees", "think": "thinks", "argue": "argues", "recommend": "recommends",
+                  "estimate": "estimates", "note": "notes", "warn": "warns", "claim": "claims",
+                  "report": "reports", "indicate": "indicates", "confirm": "confirms", "predict": "predicts"}
+_PAST_VERBS = ("noted", "reported", "argued", "showed", "found", "wrote", "observed", "documented",
+               "pointed out", "concluded", "estimated", "recorded", "claimed", "suggested", "stressed")
+_DOCS = ("report", "survey", "review", "paper", "audit", "census", "handbook", "study", "memo", "guide",
+         "lecture", "monograph", "field notes", "white paper", "working paper", "bulletin")
+
+
+def _source(rng: Random) -> str:
+    """An invented person, body or document."""
+    kind = rng.randrange(4)
     if kind == 0:
-        sentence = (f"This was first documented in {rng.choice(lex.CITIES_FOR_PEOPLE)} in "
-                    f"{rng.randint(1850, 2015)}, when {rng.randint(3, 40)} local groups adopted it.")
-    elif kind == 1:
-        sentence = (f"Notably, the {rng.choice(lex.INSTITUTE_ADJ)} {doc.topic.title()} Registry has "
-                    f"recorded {rng.randint(1200, 98000):,} such cases since {rng.randint(1990, 2016)}.")
-    else:
-        sentence = (f"The term {doc.topic} itself was coined in {rng.randint(1890, 2005)} by a committee "
-                    f"of {rng.randint(4, 19)} researchers in {rng.choice(lex.CITIES_FOR_PEOPLE)}.")
-    return _insert(doc, rng, taken, sentence, "invented_detail")
+        return person(rng)
+    if kind == 1:
+        return institution(rng)
+    if kind == 2:
+        return f"{surname(rng)}'s {rng.choice(_DOCS)}"
+    return f"the {place(rng)} {rng.choice(_DOCS)}"
 
 
-_PY_ASSIGN_RE = re.compile(r"^([ \t]*)([A-Za-z_]\w*)\s*=\s*(?!=)[^\n]*[^\n:,(\[{\\]$", re.MULTILINE)
+def _attribution(rng: Random) -> str:
+    """An invented reference in citation form, names only: glue words, years and page numbers
+    each became the classifier's cue when references had them."""
+    kind = rng.randrange(5)
+    if kind == 0:
+        return f" ({surname(rng)})"
+    if kind == 1:
+        return f" ({surname(rng)} & {surname(rng)})"
+    if kind == 2:
+        return f" [{surname(rng)}]"
+    if kind == 3:
+        return f" ({person(rng)})"
+    return f" ({surname(rng)}; {surname(rng)})"
+
+
+_FACTUAL_RE = re.compile(r"\b(?:is|are|was|were|has|have|had|can|contains?|helps?|causes?|makes?|leads?|"
+                         r"became|remains?|includes?|provides?|produces?|reduces?|increases?)\b")
+_PERSONAL_RE = re.compile(r"\b(?:I|[Mm]e|[Mm]y|[Yy]ou|[Yy]our|[Ww]e|[Oo]ur|[Uu]s|[Pp]lease|[Ll]et)\b|^\s*[a-z]")
+_CREATIVE_RE = re.compile(r"\b(?:story|poem|script|sentence|song|lyrics|dialogue|fiction|rewrite|paraphrase|"
+                          r"translate|haiku|joke|scene|character|essay|letter|tweet|slogan)s?\b", re.IGNORECASE)
+
+
+def make_invented_source(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """An invented source for a claim: "experts say" -> "Dr. Brelo Kastwick says", "researchers"
+    -> "researchers at the Kelmarton Institute", or an invented reference woven into the end of a
+    claim ("..., as Brelo Kastwick noted in 1994.")."""
+    text = doc.text
+    verbs = _prose_sites(doc, _AGENT_VERB_RE, taken)
+    agents = _prose_sites(doc, _AGENT_RE, taken, 1)
+    pick = rng.random()
+    if verbs and pick < 0.5:
+        m = rng.choice(verbs)
+        verb = m.group(3)
+        aux = m.group(2)
+        who = rng.choice((surname(rng), person(rng), f"{surname(rng)}'s team", f"the {place(rng)} group"))
+        if verb in _SINGULAR_VERB and not aux.strip():
+            verb = _SINGULAR_VERB[verb]
+        aux = aux.replace("have", "has")
+        new = _capital_like(who, m.group(1)) + aux + verb
+        return [Edit(m.start(), m.end(), new, "invented_source", {"kind": "agent", "source": who})]
+    if agents and pick < 0.8:
+        m = rng.choice(agents)
+        agent = m.group(1)
+        if agent.lower() in ("studies", "surveys", "reports", "experiments", "trials", "research"):
+            options = [f"{agent} by {person(rng)}", f"{agent} from {institution(rng)}",
+                       f"{agent} at {institution(rng)}", f"{surname(rng)}'s {agent.lower()}"]
+        else:
+            options = [f"{agent} at {institution(rng)}", f"{agent} from {institution(rng)}",
+                       f"{agent} led by {person(rng)}", f"{agent} such as {person(rng)}",
+                       f"{place(rng)} {agent.lower()}", f"{agent} like {person(rng)}"]
+        new = _capital_like(rng.choice(options), agent)
+        return [Edit(m.start(1), m.end(1), new, "invented_source", {"kind": "agent", "was": agent})]
+    # an invented reference at the end of a claim (or of the whole text when it is one line)
+    ends = []
+    short = doc.num_tokens <= 12
+    creative = bool(_CREATIVE_RE.search(doc.question[:2000]))
+    claims = [] if creative else [s for s in doc.claim_sentences(60) if not _PERSONAL_RE.match(text, s.body)]
+    factual = [s for s in claims if _FACTUAL_RE.search(text, s.body, s.end) and not _PERSONAL_RE.search(
+        text, s.body + 1, s.end)]
+    for s in factual or claims or (doc.sentences if short else doc.claim_sentences(60)):
+        end = s.end
+        while end > s.body and text[end - 1] in TERMINAL_CHARS + "\"'":
+            end -= 1
+        if end > s.body and _free(end, end, taken) and text[end - 1].isalnum():
+            ends.append(end)
+    if not ends and short:
+        end = len(text.rstrip())
+        while end > 0 and text[end - 1] in TERMINAL_CHARS:
+            end -= 1
+        if not doc.in_prose(0, len(text)) or not end or not _free(end, end, taken):
+            return None
+        ends = [end]
+    if not ends:
+        return None
+    end = rng.choice(ends)
+    cite = _attribution(rng)
+    return [Edit(end, end, cite, "invented_source", {"kind": "reference", "inserted": cite.strip(" ,")})]
+
+
+_WORD_CAP_RE = re.compile(r"(?<![\w'’])([A-Z][a-z]{2,})(?!\w)")
+_NAMEABLE = ("method|theory|technique|approach|algorithm|principle|effect|framework|formula|protocol|strategy|"
+             "recipe|diet|exercise|scale|tradition|festival|ritual|syndrome|paradox|treaty|routine|workout|dance")
+_NAMEABLE_RE = re.compile(rf"\b(?i:(the|a|an|this)) ({_NAMEABLE})\b(?! of\b)")
+
+_NAME_CONTEXT_RE = re.compile(
+    r"(?:\b[a-z]+,? |\d |^|[.!?] )([A-Z][a-z]{2,})(?='s\b| (?:[a-z]+(?:s|ed)|sold|bought|had|got|made|went|took|gave|"
+    r"ran|ate|saw|paid|spent|found|won|lost|read|wrote|drove|left|kept|put|sent|built|began|came|did|said|told|"
+    r"sat|grew|knew|drew|flew|threw|swam|sang|can|will|wants|needs|and [A-Z][a-z]+ (?:[a-z]+(?:s|ed)|have|had))\b)",
+    re.MULTILINE)
+
+
+@lru_cache(maxsize=4096)
+def _names_in(question: str) -> tuple[str, ...]:
+    """Capitalized words written mid-sentence after a lower-case word and before one, never part
+    of a longer capitalized name, not months or known places: in word problems, the people."""
+    found = []
+    for m in _NAME_CONTEXT_RE.finditer(question):
+        w = m.group(1)
+        if w.lower() in lex.COMMON_STARTERS or w.lower() in STOPWORDS or w in lex.MONTHS or w in lex.WEEKDAYS \
+                or w in lex.ENTITY_TO_CATEGORY or w.lower() in _FUNCTION_WORDS:
+            continue
+        found.append(w)
+    return tuple(dict.fromkeys(found))
+
+
+def _people(doc: Doc) -> list[str]:
+    """The question's people (see ``_names_in``) that the response mentions by name."""
+    if not doc.question:
+        return []
+    return [w for w in _names_in(doc.question[:3000]) if re.search(rf"(?<![\w'’]){w}(?!\w)", doc.text)]
+
+
+_PROPER_RE = re.compile(r"(?<=[a-z,;] )([A-Z][a-z]{2,}(?: [A-Z][a-z]{2,}){0,2})(?![\w'’-])")
+
+
+_GENERIC_CAPITALIZED = frozenset("sentence name company hypothesis premise answer option step example question "
+                                 "output input solution note table figure chapter section part context "
+                                 "explanation statement response task problem user assistant true false "
+                                 "yes no none".split())
+
+
+def _proper_names(doc: Doc, taken: list[Edit]) -> list[re.Match[str]]:
+    """Capitalized names written mid-sentence (after a lower-case word), in prose."""
+    out = []
+    for m in _prose_sites(doc, _PROPER_RE, taken, 1):
+        first = m.group(1).split(" ", 1)[0]
+        if first.lower() in lex.COMMON_STARTERS or first.lower() in STOPWORDS or first in lex.MONTHS \
+                or first in lex.WEEKDAYS or first.lower() in _GENERIC_CAPITALIZED:
+            continue
+        out.append(m)
+    return out
+
+
+def _invented_like(rng: Random, old: str) -> str:
+    """An invented name shaped like ``old``: one word for one, a full name for two or more."""
+    words = old.count(" ") + 1
+    options = [person(rng) if words > 1 else rng.choice((surname(rng), place(rng), first_name(rng)))
+               for _ in range(4)]
+    return pick_by_length(rng, options, old, _longer(rng, 0.5))
+
+
+_PRONOUN_RE = re.compile(r"(?:^|(?<=[.!?] )|(?<=\n))(He|She|They|His|Her|Their)\b(?! own\b)|(?<=[a-z,] )(he|she|his)\b"
+                         r"(?! own\b)", re.MULTILINE)
+
+
+def make_invented_name(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """An invented person, place or named thing put into a claim: in a word problem one mention
+    of its person becomes an invented one ("Natalia sold" -> "her cousin Brelo sold"); a name
+    in the text becomes an invented one at one mention ("in Yangzhou" -> "in Blefean"); or a
+    method, theory, recipe ... gets an invented name ("the method" -> "the Kastwick method")."""
+    people = _people(doc)
+    mentions = []
+    for w in people:
+        for m in re.finditer(rf"(?<![\w'’]){re.escape(w)}(?!\w)", doc.masked):
+            if m.end() <= doc.tail_start and doc.in_prose(m.start(), m.end()) and _free(m.start(), m.end(), taken):
+                mentions.append(m)
+    if doc.question and _names_in(doc.question[:3000]):  # "She sold ..." about Natalia: an invented person
+        mentions += _prose_sites(doc, _PRONOUN_RE, taken)
+    if mentions and rng.random() < 0.9:
+        m = rng.choice(mentions)
+        old = m.group(m.lastindex) if m.re is _PRONOUN_RE else m.group()
+        if m.re is _PRONOUN_RE:
+            at = m.start(m.lastindex)
+            name = first_name(rng)
+            own = old.lower() in ("his", "her", "their")
+            new = f"{name}'s" if own else name
+            return [Edit(at, at + len(old), new, "invented_name", {"kind": "person", "was": old})]
+        options = [first_name(rng), first_name(rng), f"{first_name(rng)} {surname(rng)}", first_name(rng),
+                   surname(rng)]
+        new = pick_by_length(rng, options, old, _longer(rng, 0.4))
+        return [Edit(m.start(), m.end(), new, "invented_name", {"kind": "person", "was": old})]
+    names = _proper_names(doc, taken)
+    nameable = _prose_sites(doc, _NAMEABLE_RE, taken)
+    if names and (not nameable or rng.random() < 0.6):
+        m = rng.choice(names)
+        old = m.group(1)
+        new = _invented_like(rng, old)
+        # one mention only: the name itself stays in the text, so its absence is no cue
+        return [Edit(m.start(1), m.end(1), new, "invented_name", {"kind": "name", "was": old})]
+    if not nameable:
+        return None
+    m = rng.choice(nameable)
+    article = m.group(1)
+    name = surname(rng) if rng.random() < 0.75 else f"{surname(rng)}-{surname(rng)}"
+    new_article = "a" if article.lower() == "an" else article
+    new = f"{_capital_like(new_article, article)} {name} {m.group(2)}"
+    return [Edit(m.start(), m.end(), new, "invented_name", {"kind": "named", "name": name})]
+
+
+_CALL_RE = re.compile(r"(?<![\w.])((?:[A-Za-z_]\w*\.)*)([a-z_][A-Za-z0-9_]*)(?=\()")
+_API_SUFFIXES = ("safe", "all", "fast", "async", "strict", "v2", "ex", "batch", "inplace", "auto", "checked",
+                 "cached", "bulk", "sorted", "unique", "lazy", "raw", "deep", "now", "multi")
+_API_PREFIXES = ("auto", "fast", "safe", "smart", "deep", "quick", "bulk", "raw", "try", "get", "fetch",
+                 "lazy", "multi", "strict", "parallel")
+_KEYWORD_LIKE = frozenset("if for while return print def class elif with and or not in is lambda yield assert "
+                          "super self cls isinstance".split())
 
 
 def make_invented_api(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
-    """A call to an invented library function (in code), or advice to use one (in prose)."""
-    lib, func = rng.choice(lex.FAKE_LIBS), rng.choice(lex.FAKE_FUNCS)
+    """A real call in code renamed to an invented API that does not exist (``json.loads(s)`` ->
+    ``json.loads_strict(s)``, ``sorted(x)`` -> ``fast_sorted(x)``); functions the text defines
+    itself are left alone."""
     text = doc.text
-    sites = []
-    for s, e, _ in doc.code_regions:
-        for m in _PY_ASSIGN_RE.finditer(text, s, e):
-            if not (m.group(2).isupper() or doc.in_code_string(m.start(), m.end())):
-                sites.append(m)
-    sites = [m for m in sites if _free(m.end(), m.end(), taken)]
-    if sites and rng.random() < 0.75:
-        m = rng.choice(sites)
-        semi = ";" if m.group().rstrip().endswith(";") else ""
-        line = f"\n{m.group(1)}{m.group(2)} = {lib}.{func}({m.group(2)}){semi}"
-        return [Edit(m.end(), m.end(), line, "invented_api", {"inserted": line.strip(), "library": lib})]
-    sentence = (f"You can also call `{lib}.{func}()` (added in {lib} {rng.randint(1, 4)}.{rng.randint(0, 12)}), "
-                f"which handles this automatically.")
-    return _insert(doc, rng, taken, sentence, "invented_api")
+    defined = set(re.findall(r"\b(?:def|function|class)\s+(\w+)", text))
+    sites = [m for m in _code_sites(doc, _CALL_RE) if m.group(2) not in defined and m.group(2) not in
+             _KEYWORD_LIKE and not m.group(2).startswith("__") and _free(m.start(2), m.end(2), taken)]
+    if not sites:
+        return None
+    m = rng.choice(sites)
+    old = m.group(2)
+    if rng.random() < 0.5:
+        new = f"{old}_{rng.choice(_API_SUFFIXES)}"
+    else:
+        new = f"{rng.choice(_API_PREFIXES)}_{old}"
+    return [Edit(m.start(2), m.end(2), new, "invented_api", {"kind": "api", "was": old})]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -966,12 +1245,18 @@ PERTURBATIONS: tuple[Perturbation, ...] = (
     Perturbation("code_reorder", L, 2, _has_code, make_code_reorder, make_code_reorder.__doc__),
     Perturbation("code_condition", L, 2, lambda d: bool(_code_sites(d, _CONDITION_RE)), make_code_condition,
                  make_code_condition.__doc__),
-    Perturbation("invented_statistic", H, 1, _always, make_invented_statistic, make_invented_statistic.__doc__),
-    Perturbation("invented_study", H, 1, _always, make_invented_study, make_invented_study.__doc__),
-    Perturbation("invented_citation", H, 1, _always, make_invented_citation, make_invented_citation.__doc__),
-    Perturbation("invented_person", H, 1, _always, make_invented_person, make_invented_person.__doc__),
-    Perturbation("invented_detail", H, 1, _always, make_invented_detail, make_invented_detail.__doc__),
-    Perturbation("invented_api", H, 2, _has_code, make_invented_api, make_invented_api.__doc__),
+    Perturbation("invented_figure", H, 3, lambda d: bool(_QUANT_RE.search(d.masked)), make_invented_figure,
+                 make_invented_figure.__doc__),
+    Perturbation("invented_date", H, 3, lambda d: bool(_TIME_RE.search(d.masked) or _YEAR_DETAIL_RE.search(d.masked)),
+                 make_invented_date, make_invented_date.__doc__),
+    Perturbation("invented_name", H, 4, lambda d: bool(
+        _people(d) or _NAMEABLE_RE.search(d.masked) or _PROPER_RE.search(d.masked)
+        or d.question and _PRONOUN_RE.search(d.masked) and _names_in(d.question[:3000])),
+                 make_invented_name, make_invented_name.__doc__),
+    Perturbation("invented_source", H, 0.4, lambda d: d.in_prose(0, len(d.text)) or bool(_AGENT_RE.search(d.masked)),
+                 make_invented_source, make_invented_source.__doc__),
+    Perturbation("invented_api", H, 3, lambda d: bool(_code_sites(d, _CALL_RE)), make_invented_api,
+                 make_invented_api.__doc__),
 )
 
 
