@@ -178,7 +178,7 @@ class RulesInjector(Injector):
         rng = _SplitMix(_seed(cfg.seed, key, error_type.value, attempt))
         at = order.index(primary)
         # retry the first at another place, then the others (each checks its own precondition)
-        queue = [primary] * 3 + order[at + 1:] + order[:at]
+        queue = [primary] * 3 + (order[at + 1:] + order[:at]) * 2
 
         edits: list[Edit] = []
         used: list[str] = []

@@ -150,22 +150,38 @@ def insertion(doc: Doc, rng: Random, sentence: str, name: str, taken: list[Edit]
 
 
 # ----------------------------------------------------------------------------------------------
-# negation (shared by correctness "negation" and logic "contradiction"/"reversed_conclusion")
+# negation (shared by correctness "negation" and logic "reversed_conclusion"): written out in
+# full ("is" -> "is not", never "isn't": contractions were the first generation's cue), taken
+# away as often as added, and never added to a sentence that already holds a negation (no
+# double negatives) or to a question, a quotation or fiction.
 
 _AUX = frozenset("is are was were can will would should could has have must".split())
 _DO = frozenset(("does", "do", "did"))
 _WORD_RE = re.compile(r"[A-Za-z]+(?:['’]t)?")
 _NEXT_WORD_RE = re.compile(r"[ \t]+([A-Za-z]+)")
 _NOUN_BEFORE_AUX = re.compile(r"\b(?:a|the|free|good|ill|last|tin|your|my)\s+$", re.IGNORECASE)
+_NEGATED_RE = re.compile(r"\b(?:not|no|never|none|nothing|nobody|neither|nor|cannot|without|hardly|"
+                         r"[A-Za-z]+n['’]t)\b", re.IGNORECASE)
+_QUOTED_RE = re.compile(r"[\"“”«»]")
 # cheap precondition: any word the negation can act on
 _NEGATABLE_RE = re.compile(r"\b(?:is|are|was|were|can|will|would|should|could|has|have|must|cannot|"
                            r"always|never|more|less|true|false|all|not|[a-z]+n't)\b", re.IGNORECASE)
+_FULL_NEGATION = {"isn't": "is", "aren't": "are", "wasn't": "was", "weren't": "were", "can't": "can",
+                  "cannot": "can", "won't": "will", "wouldn't": "would", "shouldn't": "should",
+                  "couldn't": "could", "hasn't": "has", "haven't": "have", "doesn't": "does", "don't": "do",
+                  "didn't": "did", "mustn't": "must"}
+_ADD_NEGATION = {"can": "cannot"}
 
 
 def negation_sites(doc: Doc, start: int, end: int) -> list[tuple[int, int, str]]:
-    """(start, end, replacement) of every place in text[start:end] whose change negates it.
-    One pass over the words with dictionary look-ups (a big alternation regex is slower)."""
+    """(start, end, replacement) of every place in text[start:end] whose change negates it:
+    ``is`` -> ``is not``, ``is not`` / ``isn't`` -> ``is``, ``never`` -> ``always``, a word for
+    its opposite. One pass over the words with dictionary look-ups."""
     text = doc.text
+    chunk = text[start:end]
+    if _QUOTED_RE.search(chunk) or chunk.rstrip().endswith("?"):
+        return []
+    negated = bool(_NEGATED_RE.search(chunk))
     sites = []
     for m in _WORD_RE.finditer(text, start, end):
         word = m.group()
@@ -175,12 +191,12 @@ def negation_sites(doc: Doc, start: int, end: int) -> list[tuple[int, int, str]]
             if not nxt:
                 continue
             if nxt.group(1).lower() == "not":
-                # "is not" -> "is indeed": dropping "not" alone changes only stop words
-                sites.append((m.start(), nxt.end(), f"{word} indeed"))
-            elif low in _AUX and not _NOUN_BEFORE_AUX.search(text, max(0, m.start() - 8), m.start()):
-                sites.append((m.start(), m.end(), _case_like(lex.AUXILIARY_NEGATION[low], word)))
-        elif low in lex.NEGATION_REMOVAL:
-            sites.append((m.start(), m.end(), _case_like(lex.NEGATION_REMOVAL[low], word)))
+                sites.append((m.start(), nxt.end(), word))  # "is not" -> "is"
+            elif low in _AUX and not negated and not _NOUN_BEFORE_AUX.search(text, max(0, m.start() - 8),
+                                                                            m.start()):
+                sites.append((m.start(), m.end(), _case_like(_ADD_NEGATION.get(low, f"{low} not"), word)))
+        elif low in _FULL_NEGATION:
+            sites.append((m.start(), m.end(), _case_like(_FULL_NEGATION[low], word)))
         elif low in lex.OPPOSITES:
             sites.append((m.start(), m.end(), _case_like(lex.OPPOSITES[low], word)))
     return sites
@@ -595,76 +611,15 @@ def make_false_fact(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | No
 
 
 # ----------------------------------------------------------------------------------------------
-# logic
-
-_LEADING_CONNECTIVE = re.compile(r"^(?i:so|then|thus|therefore|hence|and|but|also|finally|next)\b,?\s+")
-_CONNECTIVES = ("However,", "At the same time,", "That said,", "On the other hand,", "Yet in fact,")
-
-
-def make_contradiction(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
-    """A later sentence that denies an earlier claim, so the text asserts both."""
-    # long run-on sentences count too, but not questions, headings ("... function:") or one word
-    claims = doc.claim_sentences(40) or [
-        s for s in doc.sentences if s.end <= doc.tail_start and doc.text[s.end - 1] not in "?:"
-        and doc.text.count(" ", s.body, s.end) >= 2]
-    if not claims and doc.code_regions:
-        return _code_contradiction(doc, rng, taken)
-    if claims:
-        s = rng.choice(claims)
-        negated = negate_sentence(doc, s, rng)
-        body = strip_annotations(_sentence_text(doc, s)).rstrip(TERMINAL_CHARS + " ")
-        # "So he sneezed 40 times." is quoted without its "So"
-        body = _LEADING_CONNECTIVE.sub("", body, count=1) or body
-        if negated is not None:
-            negated = _LEADING_CONNECTIVE.sub("", negated, count=1) or negated
-        if negated is None:
-            sentence = f"{rng.choice(_CONNECTIVES)} it is not true that {lower_first(body, doc.text)}."
-        else:
-            negated = negated.rstrip(TERMINAL_CHARS + " ")
-            sentence = f"{rng.choice(_CONNECTIVES)} {lower_first(negated, doc.text)}."
-        edit = insertion(doc, rng, sentence, "contradiction", taken, min_pos=s.end, near=True,
-                         info={"contradicts": [s.body, s.end], "inserted": sentence})
-        return [edit] if edit else None
-    core = _core(doc)
-    if tokens(core) and len(core.split()) <= 12 and not core.endswith("?"):
-        sentence = f"{rng.choice(_CONNECTIVES)} the answer cannot be {core}."
-    else:  # a question or one long run-on: deny it as a whole
-        sentence = f"{rng.choice(_CONNECTIVES)} the opposite of all this is equally true."
-    edit = insertion(doc, rng, sentence, "contradiction", taken, info={"inserted": sentence})
-    return [edit] if edit else None
-
-
-_RETURN_RE = re.compile(r"^([ \t]*)return\s+([^\n#]+)$", re.MULTILINE)
-_ASSIGN_RE = re.compile(r"^([ \t]*)([A-Za-z_]\w*)\s*=\s*[^=\n][^\n]*$", re.MULTILINE)
-
-
-def _code_contradiction(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
-    text = doc.text
-    sites = []
-    for s, e, lang in doc.code_regions:
-        prefix = _comment_prefix(lang, doc)
-        for m in _RETURN_RE.finditer(text, s, e):
-            if doc.in_code_string(m.start(), m.end()):
-                continue
-            value = m.group(2).strip().rstrip(";")
-            value = value if len(value) <= 50 else "anything"
-            sites.append((m.start(), f"{m.group(1)}{prefix} At this point the function never returns "
-                                     f"{value}.\n"))
-        for m in _ASSIGN_RE.finditer(text, s, e):
-            if doc.in_code_string(m.start(), m.end()):
-                continue
-            sites.append((m.start(), f"{m.group(1)}{prefix} Note: {m.group(2)} is never assigned in this "
-                                     f"function.\n"))
-    sites = [x for x in sites if _free(x[0], x[0], taken)]
-    if not sites:
-        return None
-    pos, comment = rng.choice(sites)
-    return [Edit(pos, pos, comment, "contradiction", {"inserted": comment.strip()})]
-
+# logic: a real dependency broken -- a step moved before the one it uses, a premise removed, a
+# cause and its effect swapped, a conclusion that no longer follows. No inserted sentences.
 
 _CONCLUSION_RE = re.compile(
     r"(?:^|\b)(therefore|thus|hence|so|consequently|as a result|in conclusion|in summary|overall|"
     r"to conclude|this means|this shows|in short|the answer is|answer:)\b", re.IGNORECASE)
+_CONCLUSION_START_RE = re.compile(
+    r"(?:So|Thus|Therefore|Hence|Consequently|As a result|This means|This shows|That is why|That's why|"
+    r"Because of this|For this reason|It follows that|In total|Altogether)\b")
 
 
 def _conclusions(doc: Doc) -> list[Span]:
@@ -672,136 +627,306 @@ def _conclusions(doc: Doc) -> list[Span]:
                                                                                           s.end)]
 
 
+def _creative(doc: Doc) -> bool:
+    return bool(_CREATIVE_RE.search(doc.question[:2000]))
+
+
 def make_reversed_conclusion(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
-    """The conclusion turned around: "therefore X" -> "therefore not X", or another answer."""
+    """The conclusion turned around so it no longer follows: "therefore X" -> "therefore not
+    X" (or "not X" -> "X"), or the concluded label flipped."""
     text = doc.text
+    if _creative(doc):
+        return None
     spans = [s for s in _conclusions(doc) if _free(s.body, s.end, taken)]
     if not spans:
         return None
-    s = spans[-1] if rng.random() < 0.6 else rng.choice(spans)
-    marker = _CONCLUSION_RE.search(text, s.body, s.end)
-    labels = [x for x in _answer_sites(doc) if s.body <= x[0] < s.end and x[0] >= marker.end()]
-    if labels:
-        a, b, rep = labels[-1]
-        if len(rep) == 1:
-            rep = rng.choice([o for o in "ABCD" if o != text[a:b]])
-        return [Edit(a, b, rep, "reversed_conclusion", {"conclusion": [s.body, s.end]})]
-    sites = negation_sites(doc, marker.end(), s.end)
-    if sites:
-        a, b, rep = rng.choice(sites)
-        return [Edit(a, b, rep, "reversed_conclusion", {"conclusion": [s.body, s.end]})]
-    rest_start = marker.end()
-    while rest_start < s.end and text[rest_start] in " ,:":
-        rest_start += 1
-    if rest_start >= s.end - 1:
-        return None
-    return [Edit(rest_start, rest_start, "it does not follow that ", "reversed_conclusion",
-                 {"conclusion": [s.body, s.end]})]
+    rng.shuffle(spans)
+    for s in spans[:4]:
+        marker = _CONCLUSION_RE.search(text, s.body, s.end)
+        labels = [x for x in _answer_sites(doc) if s.body <= x[0] < s.end and x[0] >= marker.end()]
+        if labels:
+            a, b, rep = labels[-1]
+            if len(rep) == 1:
+                rep = rng.choice([o for o in "ABCD" if o != text[a:b]])
+            return [Edit(a, b, rep, "reversed_conclusion", {"conclusion": [s.body, s.end]})]
+        sites = negation_sites(doc, marker.end(), s.end) if doc.final_answer is None else []
+        removals = [x for x in sites if len(x[2]) < x[1] - x[0]]
+        if sites:  # taking a negation away when there is one: "not" must not mark the negatives
+            a, b, rep = rng.choice(removals or sites)
+            return [Edit(a, b, rep, "reversed_conclusion", {"conclusion": [s.body, s.end]})]
+    return None
 
 
-def _swappable_lines(doc: Doc) -> list[tuple[Span, Span]]:
+def _line_steps(doc: Doc, line: Span) -> list:
+    return [st for st in doc.steps if line.start <= st.start and st.end <= line.end + 1]
+
+
+def _results(doc: Doc, line: Span) -> set[str]:
+    return {number_key(st.result_text) for st in _line_steps(doc, line)}
+
+
+def _uses(doc: Doc, line: Span) -> set[str]:
+    """Numbers a line works with: its steps' operands and, in prose, every number it mentions."""
     text = doc.text
-    lines = [ln for ln in doc.lines if ln.end <= doc.tail_start and not text[ln.body:ln.end].endswith(":")
-             and not text[ln.start:ln.end].lstrip().startswith("#")]
+    used = {number_key(text[s:e]) for st in _line_steps(doc, line) for s, e in st.operands}
+    used |= {number_key(text[s:e]) for s, e in doc.prose_numbers if line.start <= s < line.end}
+    return used
+
+
+def _step_lines(doc: Doc) -> list[Span]:
+    text = doc.text
+    return [ln for ln in doc.lines if ln.end <= doc.tail_start and not text[ln.body:ln.end].endswith(":")
+            and not text[ln.start:ln.end].lstrip().startswith("#")]
+
+
+def _dependent_lines(doc: Doc) -> list[tuple[Span, Span]]:
+    """Adjacent lines (a, b) where b uses a number that a computes: b moved first uses it before
+    it is derived. Independent lines (list items, facts) are never paired."""
+    text = doc.text
+    lines = _step_lines(doc)
     pairs = []
     for a, b in zip(lines, lines[1:], strict=False):
         gap = text[a.end:b.start]
-        if gap.strip() or gap.count("\n") > 2:
+        if gap.strip() or gap.count("\n") > 2 or (a.body > a.start) != (b.body > b.start):
             continue
-        if (a.body > a.start) != (b.body > b.start):
-            continue  # a list item and a plain line are not two steps of one sequence
-        if strip_annotations(text[a.body:a.end]) == strip_annotations(text[b.body:b.end]):
-            continue
-        pairs.append((a, b))
+        produced = _results(doc, a) - {"0", "1", "2"}
+        if produced and produced & _uses(doc, b) and not _results(doc, b) & _uses(doc, a):
+            pairs.append((a, b))
     return pairs
 
 
-def _swappable_sentences(doc: Doc) -> list[tuple[Span, Span]]:
+def _dependent_sentences(doc: Doc) -> list[tuple[Span, Span]]:
+    """Adjacent sentences of one paragraph where the second draws a conclusion from the first
+    ("So ...", "Therefore ...", "This means ...")."""
     text = doc.text
     sents = [s for s in doc.sentences if s.end <= doc.tail_start]
     pairs = []
     for a, b in zip(sents, sents[1:], strict=False):
         gap = text[a.end:b.start]
-        if "\n" in gap or gap.strip() or text[a.end - 1] not in TERMINAL_CHARS:
+        if "\n" in gap or gap.strip() or text[a.end - 1] not in TERMINAL_CHARS or text[b.end - 1] not in \
+                TERMINAL_CHARS or a.body != a.start and a.start < b.start and text[a.start:a.body].strip():
             continue
-        if text[b.end - 1] not in TERMINAL_CHARS + "\"')]" or text[a.start:a.end] == text[b.start:b.end]:
-            continue
-        pairs.append((a, b))
+        if _CONCLUSION_START_RE.match(text, b.body) and not _CONCLUSION_START_RE.match(text, a.body) \
+                and text.count(" ", a.body, a.end) >= 3:
+            pairs.append((a, b))
     return pairs
 
 
 def make_reordered_steps(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
-    """Two adjacent steps (lines, list items or sentences) swapped, so one is used before it is
-    established. List markers stay in place."""
+    """A step moved before the step it depends on: a line that uses a number computed by the
+    line above it now comes first, or a conclusion ("So ...") now comes before its premise.
+    List markers stay in place."""
     text = doc.text
-    pairs = [(a, b, "lines") for a, b in _swappable_lines(doc)] * 2 + \
-            [(a, b, "sentences") for a, b in _swappable_sentences(doc)]
+    pairs = [(a, b, "lines") for a, b in _dependent_lines(doc)] + \
+            [(a, b, "sentences") for a, b in _dependent_sentences(doc)]
     pairs = [p for p in pairs if _free(p[0].body, p[1].end, taken)]
     if not pairs:
         return None
     a, b, unit = rng.choice(pairs)
     first, second = text[a.body:a.end], text[b.body:b.end]
     replacement = second + text[a.end:b.body] + first
-    return [Edit(a.body, b.end, replacement, "reordered_steps",
-                 {"unit": unit, "segments": [first, second]})]
+    return [Edit(a.body, b.end, replacement, "reordered_steps", {"unit": unit, "segments": [first, second]})]
 
 
-_BECAUSE_RE = re.compile(r"(,?\s+)(because|since|as)\s+", re.IGNORECASE)
-_CIRCULAR_TEMPLATES = ("This is true because {s}", "We can be sure of this, since {s}",
-                       "This follows from the fact that {s}", "The reason is simply that {s}",
-                       "We know this because, as stated, {s}")
-
-
-def make_circular(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
-    """A claim justified by itself ("X, because X.")."""
+def _premises(doc: Doc) -> list[tuple[int, int, str]]:
+    """(start, end, unit) of a line whose computed number a later line uses, or of the sentence
+    right before a conclusion drawn from it; removed, the conclusion is unsupported."""
     text = doc.text
-    claims = doc.claim_sentences(45)
-    because = []
-    for s in claims:
-        m = _BECAUSE_RE.search(text, s.body + 12, s.end)
-        if m and m.group(2).lower() != "as" and _free(m.end(), s.end - 1, taken):
-            because.append((s, m))
-    if because and rng.random() < 0.5:
-        s, m = rng.choice(because)
-        main = strip_annotations(text[s.body:m.start()]).rstrip(" ,")
-        return [Edit(m.end(), s.end - 1, lower_first(main, doc.text), "circular", {"claim": main})]
-    if claims:
-        s = rng.choice(claims)
-        body = strip_annotations(text[s.body:s.end]).rstrip(TERMINAL_CHARS + " ")
-        sentence = rng.choice(_CIRCULAR_TEMPLATES).format(s=lower_first(body, doc.text)) + "."
-        # a line without a full stop ("Ben collected 12 shells") gets one before the restatement
-        lead = " " if text[s.end - 1] in TERMINAL_CHARS else ". "
-        if _free(s.end, s.end, taken):
-            return [Edit(s.end, s.end, lead + sentence, "circular", {"claim": body, "inserted": sentence})]
+    out = []
+    lines = _step_lines(doc)
+    for i, a in enumerate(lines[:-1]):
+        produced = _results(doc, a) - {"0", "1", "2"}
+        if produced and any(produced & _uses(doc, b) for b in lines[i + 1:]) and a.body == a.start:
+            end = a.end + 1 if text[a.end:a.end + 1] == "\n" else a.end
+            out.append((a.start, end, "line"))
+    for a, b in _dependent_sentences(doc):
+        out.append((a.start, b.start, "sentence"))
+    return out
+
+
+def make_premise_removed(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """A premise removed: the line that computes a number a later line uses, or the sentence a
+    "So ..." / "Therefore ..." conclusion is drawn from, so the conclusion is left unsupported."""
+    sites = [x for x in _premises(doc) if _free(x[0], x[1], taken)]
+    if not sites:
         return None
-    core = _core(doc)
-    if not core or len(core.split()) > 12 or "\n" in core or doc.code_regions:
+    s, e, unit = rng.choice(sites)
+    return [Edit(s, e, "", "premise_removed", {"unit": unit, "removed": doc.text[s:e].strip()})]
+
+
+_CAUSE_PATTERNS = (
+    ("because", re.compile(r"^(?P<x>[^;:()\"“”]{10,}?),? because (?!of\b)(?P<y>[^,;:()\"“”]{8,})$")),
+    ("since", re.compile(r"^(?P<m>Since|Because|As) (?P<y>[^,;()\"“”]{8,}?), (?P<x>[^;()\"“”]{8,})$")),
+    ("if", re.compile(r"^(?P<m>If|When) (?P<y>[^,;()\"“”]{6,}?), (?P<t>then )?(?P<x>[^;()\"“”]{6,})$")),
+    ("so", re.compile(r"^(?P<y>[^;()\"“”]{10,}?), (?P<c>so|therefore|thus|hence) (?P<x>[^,;()\"“”]{8,})$")),
+)
+
+
+def _cap(s: str) -> str:
+    return s[:1].upper() + s[1:]
+
+
+def _cause_sites(doc: Doc) -> list[tuple[int, int, str, str]]:
+    text = doc.text
+    if _creative(doc):
+        return []
+    out = []
+    for s in doc.claim_sentences(45):
+        end = s.end
+        while end > s.body and text[end - 1] in TERMINAL_CHARS:
+            end -= 1
+        chunk = text[s.body:end]
+        if "<<" in chunk or "because" not in chunk and "ince " not in chunk and "f " not in chunk and \
+                "hen " not in chunk and " so " not in chunk and "thus" not in chunk and "hence" not in chunk \
+                and "therefore" not in chunk:
+            continue
+        for kind, rx in _CAUSE_PATTERNS:
+            m = rx.match(chunk)
+            if not m:
+                continue
+            x, y = m.group("x").strip(), m.group("y").strip()
+            if kind == "because":
+                new = f"{_cap(y)} because {lower_first(x, text)}"
+            elif kind == "since":
+                new = f"{m.group('m')} {lower_first(x, text)}, {y}"
+            elif kind == "if":
+                new = f"{m.group('m')} {lower_first(x, text)}, {m.group('t') or ''}{y}"
+            else:
+                new = f"{_cap(x)}, {m.group('c')} {lower_first(y, text)}"
+            if new != chunk:
+                out.append((s.body, end, new, kind))
+            break
+    return out
+
+
+def make_reversed_cause(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """Cause and effect (or condition and consequence) swapped: "X because Y" -> "Y because X",
+    "If A, then B" -> "If B, then A", "Since A, B" -> "Since B, A" -- the same words, but the
+    inference now runs the wrong way."""
+    sites = [x for x in _cause_sites(doc) if _free(x[0], x[1], taken)]
+    if not sites:
         return None
-    sentence = f"It is {core} because the answer is {core}."
-    edit = insertion(doc, rng, sentence, "circular", taken, info={"claim": core, "inserted": sentence})
-    return [edit] if edit else None
+    s, e, new, kind = rng.choice(sites)
+    return [Edit(s, e, new, "reversed_cause", {"kind": kind})]
+
+
+_CONNECTIVE_SWAP = {"therefore": "however", "however": "therefore", "so": "but", "but": "so",
+                    "because": "although", "although": "because", "thus": "still", "still": "thus",
+                    "consequently": "nevertheless", "nevertheless": "consequently", "as a result": "in contrast",
+                    "in contrast": "as a result", "hence": "yet", "yet": "hence", "which means": "even though",
+                    "even though": "which means", "this means": "even so", "even so": "this means"}
+_CONNECTIVE_RE = re.compile(
+    r"(?:^|(?<=[.!?] )|(?<=\n))(Therefore|However|Thus|Still|Consequently|Nevertheless|As a result|In contrast|"
+    r"Hence|Yet|This means|Even so)(?=, )|(?<=, )(so|but|because|although|which means|even though|hence|yet)"
+    r"(?= (?!of\b)[a-z])|(?<=[a-z] )(because|although|even though)(?= (?!of\b)[a-z])", re.MULTILINE)
+
+
+def _connective_sites(doc: Doc) -> list[re.Match[str]]:
+    if _creative(doc):
+        return []
+    return [m for m in _CONNECTIVE_RE.finditer(doc.masked) if m.end() <= doc.tail_start
+            and doc.in_prose(m.start(), m.end())
+            and not _QUOTED_RE.search(doc.text, doc.text.rfind("\n", 0, m.start()) + 1, m.start())]
+
+
+def make_swapped_connective(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """A reason made a contrast or a contrast a reason ("X, so Y" <-> "X, but Y", "because" <->
+    "although", "Therefore," <-> "However,"): the stated inference no longer holds between the
+    two claims. Both directions, so neither kind of word marks the negatives."""
+    sites = [m for m in _connective_sites(doc) if _free(m.start(), m.end(), taken)]
+    if not sites:
+        return None
+    m = rng.choice(sites)
+    old = m.group()
+    return [Edit(m.start(), m.end(), _capital_like(_CONNECTIVE_SWAP[old.lower()], old), "swapped_connective",
+                 {"was": old})]
+
+
+_TRAILING_CONDITION_RE = re.compile(
+    r",? (?:only )?(?:if|unless|as long as|provided that|when|whenever|in case|assuming) (?!so\b|not\b|any\b|"
+    r"possible\b|necessary\b|needed\b|applicable\b|available\b|desired\b|required\b)[^,;:()\"“”.!?]{6,}$")
+_LEADING_CONDITION_RE = re.compile(
+    r"^(?:If|Unless|As long as|Provided that|When|Whenever|Assuming) [^,;:()\"“”.!?]{6,}?, (?:then )?(?=[a-z])")
+
+
+def _condition_sites(doc: Doc) -> list[tuple[int, int, int]]:
+    """(start, end, where the kept claim starts) of a condition a claim depends on."""
+    text = doc.text
+    if _creative(doc):
+        return []
+    out = []
+    for s in doc.claim_sentences(50):
+        end = s.end
+        while end > s.body and text[end - 1] in TERMINAL_CHARS:
+            end -= 1
+        chunk = text[s.body:end]
+        if "<<" in chunk or ("if " not in chunk and "nless " not in chunk and "hen " not in chunk
+                             and "as long as" not in chunk and "rovided" not in chunk and "ssuming" not in chunk):
+            continue
+        m = _LEADING_CONDITION_RE.match(chunk)
+        if m:
+            out.append((s.body, s.body + m.end(), 1))
+            continue
+        m = _TRAILING_CONDITION_RE.search(chunk)
+        if m and m.start() >= 12:
+            out.append((s.body + m.start(), end, 0))
+    return out
+
+
+def make_dropped_condition(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """The condition a claim depends on removed ("X if Y." -> "X."; "If Y, X." -> "X."): the
+    claim is now asserted without the premise that made it true. Shorter than the positive."""
+    sites = [x for x in _condition_sites(doc) if _free(x[0], x[1], taken)]
+    if not sites:
+        return None
+    s, e, leading = rng.choice(sites)
+    edits = [Edit(s, e, "", "dropped_condition", {"removed": doc.text[s:e].strip(" ,")})]
+    if leading:  # the kept claim now starts the sentence
+        edits = [Edit(s, e + 1, doc.text[e].upper(), "dropped_condition",
+                      {"removed": doc.text[s:e].strip(" ,")})]
+    return edits
+
+
+def make_wrong_conclusion(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """The stated final answer replaced by an intermediate result of the working: the conclusion
+    no longer follows from the last step (a whole number stays a whole number)."""
+    fa = doc.final_answer
+    if fa is None or not _free(fa[0], fa[1], taken):
+        return None
+    final = number_key(doc.text[fa[0]:fa[1]])
+    whole = final.isdigit()
+    options = [st.result_text for st in doc.steps if st.end <= fa[0] and number_key(st.result_text) != final
+               and (not whole or number_key(st.result_text).isdigit())]
+    if not options:
+        return None
+    return [Edit(fa[0], fa[1], rng.choice(options), "wrong_conclusion", {"was": doc.text[fa[0]:fa[1]]})]
 
 
 _SIMPLE_STMT = re.compile(r"^([ \t]*)(?!(?:def|class|if|elif|else|for|while|try|except|finally|with|"
                           r"return|yield|break|continue|pass|import|from|@|#|//|\}|\{))\S[^\n]*[^:{\n]$")
+_ASSIGNED_RE = re.compile(r"^[ \t]*(?:(?:const|let|var|int|float|double|auto|String)\s+)?([A-Za-z_]\w*)\s*"
+                          r"(?:[+\-*/]?=)(?!=)")
 
 
 def make_code_reorder(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
-    """Two adjacent statements of a code block swapped (a value used before it is computed)."""
+    """Two adjacent statements of a code block swapped where the second uses the variable the
+    first assigns: a value used before it is computed."""
     text = doc.text
     pairs = []
     for s, e, _ in doc.code_regions:
         lines = list(re.finditer(r"[^\n]*", text[s:e]))
         lines = [(s + m.start(), s + m.end()) for m in lines if m.end() > m.start()]
         for (a0, a1), (b0, b1) in zip(lines, lines[1:], strict=False):
-            if b0 != a1 + 1:
-                continue
-            if doc.in_code_string(a0, b1):
+            if b0 != a1 + 1 or doc.in_code_string(a0, b1):
                 continue
             ma, mb = _SIMPLE_STMT.match(text, a0, a1), _SIMPLE_STMT.match(text, b0, b1)
             if not ma or not mb or ma.group(1) != mb.group(1) or text[a0:a1] == text[b0:b1]:
                 continue
             if text[a0:a1].rstrip().endswith((",", "(", "[", "\\")) or text[b0:b1].strip() in (")", "]"):
+                continue
+            assigned = _ASSIGNED_RE.match(text, a0, a1)
+            if not assigned or not re.search(rf"\b{re.escape(assigned.group(1))}\b",
+                                             text[b0:b1][len(mb.group(1)):]):
                 continue
             pairs.append((a0, a1, b0, b1))
     pairs = [p for p in pairs if _free(p[0], p[3], taken)]
@@ -1236,12 +1361,20 @@ PERTURBATIONS: tuple[Perturbation, ...] = (
     Perturbation("code_constant", C, 2, _has_code, make_code_constant, make_code_constant.__doc__),
     Perturbation("code_operator", C, 3, _has_code, make_code_operator, make_code_operator.__doc__),
     Perturbation("false_fact", C, 0.3, _always, make_false_fact, make_false_fact.__doc__),
-    Perturbation("contradiction", L, 1, _always, make_contradiction, make_contradiction.__doc__),
-    Perturbation("reversed_conclusion", L, 2, lambda d: bool(_conclusions(d)), make_reversed_conclusion,
-                 make_reversed_conclusion.__doc__),
-    Perturbation("reordered_steps", L, 2, lambda d: bool(_swappable_lines(d) or _swappable_sentences(d)),
+    Perturbation("reordered_steps", L, 3, lambda d: bool(_dependent_lines(d) or _dependent_sentences(d)),
                  make_reordered_steps, make_reordered_steps.__doc__),
-    Perturbation("circular", L, 1, _always, make_circular, make_circular.__doc__),
+    Perturbation("premise_removed", L, 2, lambda d: bool(_premises(d)), make_premise_removed,
+                 make_premise_removed.__doc__),
+    Perturbation("reversed_cause", L, 3, lambda d: bool(_cause_sites(d)), make_reversed_cause,
+                 make_reversed_cause.__doc__),
+    Perturbation("reversed_conclusion", L, 1.5, lambda d: bool(_conclusions(d)), make_reversed_conclusion,
+                 make_reversed_conclusion.__doc__),
+    Perturbation("dropped_condition", L, 2.5, lambda d: bool(_condition_sites(d)), make_dropped_condition,
+                 make_dropped_condition.__doc__),
+    Perturbation("swapped_connective", L, 1, lambda d: bool(_connective_sites(d)), make_swapped_connective,
+                 make_swapped_connective.__doc__),
+    Perturbation("wrong_conclusion", L, 1, lambda d: d.final_answer is not None and len(d.steps) > 1,
+                 make_wrong_conclusion, make_wrong_conclusion.__doc__),
     Perturbation("code_reorder", L, 2, _has_code, make_code_reorder, make_code_reorder.__doc__),
     Perturbation("code_condition", L, 2, lambda d: bool(_code_sites(d, _CONDITION_RE)), make_code_condition,
                  make_code_condition.__doc__),
