@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -79,6 +80,8 @@ class RulesInjectorConfig(SeapoConfig):
 
 
 _MASK = (1 << 64) - 1
+_WHOLE = re.compile(r"\d[\d,]*")
+_SIGNED = re.compile(r"-?[\d,]*\.?\d+")
 
 
 class _SplitMix(random.Random):
@@ -224,7 +227,12 @@ class RulesInjector(Injector):
 
     @staticmethod
     def _acceptable(doc: Doc, edits: list[Edit]) -> bool:
-        """The verifier would reject refusal-like starts ("I can" -> "I cannot") and meta text."""
+        """The verifier would reject refusal-like starts ("I can" -> "I cannot") and meta text;
+        a whole non-negative number (a count, a GSM8K answer) must stay one."""
+        for e in edits:
+            old = doc.text[e.start:e.end]
+            if _WHOLE.fullmatch(old) and _SIGNED.fullmatch(e.replacement) and not _WHOLE.fullmatch(e.replacement):
+                return False  # "12" -> "-3" or "12" -> "7.5"
         first = min(e.start for e in edits)
         if first < 40:
             head = apply_edits(doc.text, [e for e in edits if e.start < 40])[:80]

@@ -429,14 +429,60 @@ def make_entity(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
 
 
 def make_negation(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
-    """A stated fact negated (is -> isn't, can -> cannot, always -> never, not X -> indeed X)."""
+    """A stated fact negated or turned into its opposite (is -> is not, is not -> is, can ->
+    cannot, always -> never, more -> less); a negation is taken away as often as one is added,
+    so neither "not" nor its absence marks the negatives."""
+    if _creative(doc) or doc.final_answer is not None:
+        return None  # worked solutions get number errors: a "not" there would be the cue
     claims = doc.claim_sentences()
-    for i in rng.sample(range(len(claims)), min(len(claims), 6)):  # a few sentences, not all
-        sites = [x for x in negation_sites(doc, claims[i].body, claims[i].end) if _free(x[0], x[1], taken)]
-        if sites:
-            s, e, rep = rng.choice(sites)
-            return [Edit(s, e, rep, "negation")]
-    return None
+    found: list[tuple[int, int, str]] = []
+    for i in rng.sample(range(len(claims)), min(len(claims), 8)):  # a few sentences, not all
+        found += [x for x in negation_sites(doc, claims[i].body, claims[i].end) if _free(x[0], x[1], taken)]
+    removals = [x for x in found if "not" not in x[2].split() and x[2].lower() != "cannot"
+                and (x[1] - x[0] > len(x[2]) or doc.text[x[0]:x[1]].lower() in _FULL_NEGATION)]
+    opposites = [x for x in found if doc.text[x[0]:x[1]].lower() in lex.OPPOSITES]
+    # a negation is taken away where the text has one, added only now and then otherwise, so
+    # that about as many negatives lose a "not" as gain one
+    pool = removals or opposites or (found if rng.random() < 0.35 else [])
+    if not pool:
+        return None
+    s, e, rep = rng.choice(pool)
+    return [Edit(s, e, rep, "negation")]
+
+
+_SWAP_NUMBER_RE = re.compile(rf"(?<![\w.,/\-^$])({NUM})(?![\w/^%]|[.,]\d)")
+
+
+def _swap_sites(doc: Doc) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """Two different names (or two different numbers) in one claim sentence."""
+    text = doc.text
+    out = []
+    if doc.final_answer is not None or _creative(doc):
+        return out  # worked solutions have their own number errors
+    for s in doc.claim_sentences(50):
+        names = [(m.start(1), m.end(1)) for m in _PROPER_RE.finditer(text, s.body, s.end)
+                 if text[m.start(1):m.end(1)].split(" ", 1)[0].lower() not in _GENERIC_CAPITALIZED]
+        nums = [(m.start(1), m.end(1)) for m in _SWAP_NUMBER_RE.finditer(doc.masked, s.body, s.end)]
+        for group in (names, nums):
+            for i, a in enumerate(group):
+                for b in group[i + 1:i + 3]:
+                    x, y = text[a[0]:a[1]], text[b[0]:b[1]]
+                    if x != y and (group is names or number_key(x) != number_key(y)):
+                        out.append((a, b))
+    return out
+
+
+def make_swapped_facts(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """Two names or two figures of one sentence swapped ("Paris is the capital of France" ->
+    "France is the capital of Paris", "born in 1879, died in 1955" -> "born in 1955, died in
+    1879"): the same words, a false statement."""
+    pairs = [p for p in _swap_sites(doc) if _free(p[0][0], p[0][1], taken) and _free(p[1][0], p[1][1], taken)]
+    if not pairs:
+        return None
+    a, b = rng.choice(pairs)
+    text = doc.text
+    return [Edit(a[0], a[1], text[b[0]:b[1]], "swapped_facts", {"with": text[b[0]:b[1]]}),
+            Edit(b[0], b[1], text[a[0]:a[1]], "swapped_facts", {"with": text[a[0]:a[1]]})]
 
 
 # A label after a key word ("the answer is (B)", "Output: Yes", "A: neutral") ...
@@ -453,6 +499,12 @@ _ROMAN_NEXT = {"I": "II", "II": "I", "III": "II", "IV": "III", "V": "IV"}
 _OPTION_RE = re.compile(r"(?:\(([A-H])\)|\b([A-H])\))")
 
 
+def _restated(label: str) -> str:
+    """A one-word answer flipped between stop words ("Yes" -> "No") changes no content word the
+    verifier counts, so the flipped label is restated with the question's own sense."""
+    return ", that is right" if label.lower() == "yes" else ", that is wrong"
+
+
 def _answer_sites(doc: Doc) -> list[tuple[int, int, str]]:
     text = doc.text
     sites = []
@@ -466,7 +518,7 @@ def _answer_sites(doc: Doc) -> list[tuple[int, int, str]]:
         if low in lex.ANSWER_FLIP:
             rep = _case_like(lex.ANSWER_FLIP[low], word)
             if m.start(1) == 0 and doc.num_tokens <= 2 and rep.lower() in STOPWORDS:
-                rep += ", definitely" if rep.lower() == "yes" else ", definitely not"
+                rep += _restated(rep)
             sites.append((m.start(1), m.end(1), rep))
         elif len(word) == 1 and word in "ABCDEFGH" and m.re is _LABEL_RE and m.start(1) > 0:
             others = [o for o in options if o != word]
@@ -581,33 +633,6 @@ def make_code_operator(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] |
     m = rng.choice(pick)
     swap = _CODE_WORD_SWAP if pick is words else _CODE_OP_SWAP
     return [Edit(m.start(1), m.end(1), swap[m.group(1)], "code_operator")]
-
-
-def make_false_fact(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
-    """A wrong factual claim stated as fact (fallback for text with nothing to alter)."""
-    kind = rng.randrange(6)
-    if kind == 0:
-        country = rng.choice(list(lex.CAPITALS))
-        wrong = rng.choice([c for c in (*lex.CAPITALS.values(), *lex.CITIES) if c != lex.CAPITALS[country]])
-        fact = f"the capital of {country} is {wrong}."
-    elif kind == 1:
-        element, (_, number) = rng.choice(list(lex.ELEMENTS.items()))
-        fact = f"{element.lower()} has the atomic number {number + rng.choice((1, 2, 3, 5))}."
-    elif kind == 2:
-        idx = rng.randrange(len(lex.PLANETS))
-        wrong = rng.choice([i for i in range(1, 9) if i != idx + 1])
-        fact = f"{lex.PLANETS[idx]} is the {_ordinal(wrong)} planet from the Sun."
-    elif kind == 3:
-        fact = f"water boils at {rng.choice((70, 80, 90, 110, 120))} degrees Celsius at sea level."
-    elif kind == 4:
-        fact = f"there are {rng.choice((5, 6, 8, 9))} continents on Earth."
-    else:
-        element, (symbol, _) = rng.choice(list(lex.ELEMENTS.items()))
-        wrong = rng.choice([s for s, _ in lex.ELEMENTS.values() if s != symbol])
-        fact = f"the chemical symbol for {element.lower()} is {wrong}."
-    lead = rng.choice(("Note that", "Keep in mind that", "For reference,", "Recall that"))
-    edit = insertion(doc, rng, f"{lead} {fact}", "false_fact", taken, info={"inserted": f"{lead} {fact}"})
-    return [edit] if edit else None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1353,14 +1378,15 @@ PERTURBATIONS: tuple[Perturbation, ...] = (
     Perturbation("unit", C, 2, lambda d: bool(_UNIT_RE.search(d.masked)), make_unit, make_unit.__doc__),
     Perturbation("entity", C, 3, lambda d: bool(_ENTITY_RE.search(d.text) and _entity_sites(d)), make_entity,
                  make_entity.__doc__),
-    Perturbation("negation", C, 1.5, lambda d: bool(_NEGATABLE_RE.search(d.text)), make_negation,
+    Perturbation("swapped_facts", C, 3, lambda d: bool(_swap_sites(d)), make_swapped_facts,
+                 make_swapped_facts.__doc__),
+    Perturbation("negation", C, 1, lambda d: bool(_NEGATABLE_RE.search(d.text)), make_negation,
                  make_negation.__doc__),
     Perturbation("answer_choice", C, 4, lambda d: bool(_answer_sites(d)), make_answer_choice,
                  make_answer_choice.__doc__),
     Perturbation("answer_swap", C, 3, _short, make_answer_swap, make_answer_swap.__doc__),
     Perturbation("code_constant", C, 2, _has_code, make_code_constant, make_code_constant.__doc__),
     Perturbation("code_operator", C, 3, _has_code, make_code_operator, make_code_operator.__doc__),
-    Perturbation("false_fact", C, 0.3, _always, make_false_fact, make_false_fact.__doc__),
     Perturbation("reordered_steps", L, 3, lambda d: bool(_dependent_lines(d) or _dependent_sentences(d)),
                  make_reordered_steps, make_reordered_steps.__doc__),
     Perturbation("premise_removed", L, 2, lambda d: bool(_premises(d)), make_premise_removed,
