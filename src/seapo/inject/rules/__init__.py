@@ -25,11 +25,11 @@ from seapo.inject.base import INJECTORS, Injection, Injector
 from seapo.inject.error_types import ErrorType
 from seapo.inject.rules._perturb import BY_NAME, BY_TYPE, PERTURBATIONS, Perturbation, make_final_answer
 from seapo.inject.rules._text import Doc, Edit, apply_edits, overlaps
-from seapo.inject.verify import _META, _REFUSAL, VerifierConfig
+from seapo.inject.verify import _META, _REFUSAL, VerifierConfig, measure_difference
 
 __all__ = ["PERTURBATIONS", "RulesInjector", "RulesInjectorConfig", "perturbation_names"]
 
-VERSION = 1
+VERSION = 2
 """Bumped whenever a rule changes what it writes (part of the fingerprint)."""
 
 
@@ -49,15 +49,13 @@ class RulesInjectorConfig(SeapoConfig):
     seed: int = Field(0, description="Seed of every random choice; the output is a pure function of (seed, "
                                      "record id, error type, attempt) and the text.")
     correctness: tuple[str, ...] | None = _perturbation_field(
-        ErrorType.CORRECTNESS, "calculation, operand, final_answer, number, date, unit, entity, negation, "
-        "answer_choice, answer_swap, code_constant, code_operator, false_fact (false_fact is the fallback for "
-        "text with nothing to alter; leave it in)")
+        ErrorType.CORRECTNESS, "calculation, operand, final_answer, number, date, unit, entity, swapped_facts, "
+        "negation, answer_choice, answer_swap, code_constant, code_operator")
     logic: tuple[str, ...] | None = _perturbation_field(
-        ErrorType.LOGIC, "contradiction, reversed_conclusion, reordered_steps, circular, code_reorder, "
-        "code_condition")
+        ErrorType.LOGIC, "reordered_steps, premise_removed, reversed_cause, reversed_conclusion, "
+        "dropped_condition, swapped_connective, wrong_conclusion, code_reorder, code_condition")
     hallucination: tuple[str, ...] | None = _perturbation_field(
-        ErrorType.HALLUCINATION, "invented_statistic, invented_study, invented_citation, invented_person, "
-        "invented_detail, invented_api")
+        ErrorType.HALLUCINATION, "invented_figure, invented_date, invented_name, invented_source, invented_api")
     max_edits: int = Field(6, ge=1, description="Most perturbations combined in one negative when single ones "
                                                 "change too little.")
     margin: float = Field(1.25, ge=1.0, description="Aim for margin x the verifier's minimum difference, since "
@@ -79,6 +77,7 @@ class RulesInjectorConfig(SeapoConfig):
         return chosen
 
 
+_MOVES = frozenset(("swapped_facts", "reordered_steps", "reversed_cause", "code_reorder", "code_condition"))
 _MASK = (1 << 64) - 1
 _WHOLE = re.compile(r"\d[\d,]*")
 _SIGNED = re.compile(r"-?[\d,]*\.?\d+")
@@ -216,7 +215,12 @@ class RulesInjector(Injector):
 
     # -- checks ---------------------------------------------------------------------------------
     def _enough(self, doc: Doc, edits: list[Edit]) -> bool:
-        diff, changed = doc.estimate(edits)
+        if any(e.perturbation in _MOVES for e in edits):
+            # words moved rather than changed: the local estimate over-counts, measure for real
+            measured = measure_difference(doc.text, apply_edits(doc.text, edits))
+            diff, changed = measured.difference, measured.changed_tokens
+        else:
+            diff, changed = doc.estimate(edits)
         t = self.verifier
         return diff >= t.min_difference * self.config.margin and changed >= t.min_changed_tokens
 

@@ -462,7 +462,9 @@ def _swap_sites(doc: Doc) -> list[tuple[tuple[int, int], tuple[int, int]]]:
     for s in doc.claim_sentences(50):
         names = [(m.start(1), m.end(1)) for m in _PROPER_RE.finditer(text, s.body, s.end)
                  if text[m.start(1):m.end(1)].split(" ", 1)[0].lower() not in _GENERIC_CAPITALIZED]
-        nums = [(m.start(1), m.end(1)) for m in _SWAP_NUMBER_RE.finditer(doc.masked, s.body, s.end)]
+        steps = [(st.start, st.end) for st in doc.steps]
+        nums = [(m.start(1), m.end(1)) for m in _SWAP_NUMBER_RE.finditer(doc.masked, s.body, s.end)
+                if not any(a <= m.start(1) < b for a, b in steps)]  # a worked step has its own errors
         for group in (names, nums):
             for i, a in enumerate(group):
                 for b in group[i + 1:i + 3]:
