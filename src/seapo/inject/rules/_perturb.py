@@ -717,9 +717,25 @@ def _dependent_lines(doc: Doc) -> list[tuple[Span, Span]]:
         if gap.strip() or gap.count("\n") > 2 or (a.body > a.start) != (b.body > b.start):
             continue
         produced = _results(doc, a) - {"0", "1", "2"}
-        if produced and produced & _uses(doc, b) and not _results(doc, b) & _uses(doc, a):
+        if produced and produced & _uses(doc, b) and not _results(doc, b) & _uses(doc, a) \
+                or not doc.steps and _follows_from(text[a.body:a.end], text[b.body:b.end]):
             pairs.append((a, b))
     return pairs
+
+
+_SEQUEL_RE = re.compile(r"^(?:Then|Next|After (?:that|this)|Afterwards|Once (?:it|this|that|the|they|you)|"
+                        r"Finally|Now|When (?:it|this|that|the|they) (?:is|are|has|have)|Use (?:it|this|the)|"
+                        r"Add (?:it|this|the)|Pour (?:it|this|the)|Place (?:it|this|the)|Remove (?:it|the))\b")
+_CONTENT_WORD_RE = re.compile(r"[a-z]{5,}")
+
+
+def _follows_from(first: str, second: str) -> bool:
+    """The second step builds on the first: it opens with a sequel ("Then", "Once the ...",
+    "Add the ...") and works on something the first one names (a shared content word)."""
+    if not _SEQUEL_RE.match(second):
+        return False
+    shared = set(_CONTENT_WORD_RE.findall(first.lower())) & set(_CONTENT_WORD_RE.findall(second.lower()))
+    return bool(shared - _FUNCTION_WORDS)
 
 
 def _dependent_sentences(doc: Doc) -> list[tuple[Span, Span]]:
@@ -789,6 +805,12 @@ _CAUSE_PATTERNS = (
 )
 
 
+_CLAUSE_START_RE = re.compile(
+    r"(?:[Tt]he|[Aa]n?|[Ii]t|[Tt]his|[Tt]hat|[Tt]hese|[Tt]hose|[Tt]hey|[Ww]e|[Yy]ou|[Hh]e|[Ss]he|[Tt]here|[Ii]ts|"
+    r"[Tt]heir|[Yy]our|[Oo]ur|[Hh]is|[Hh]er|[Ee]ach|[Ee]very|[Aa]ll|[Ss]ome|[Mm]any|[Mm]ost|[A-Z][a-z]+)\b "
+    r"(?!please\b)")
+
+
 def _cap(s: str) -> str:
     return s[:1].upper() + s[1:]
 
@@ -812,6 +834,8 @@ def _cause_sites(doc: Doc) -> list[tuple[int, int, str, str]]:
             if not m:
                 continue
             x, y = m.group("x").strip(), m.group("y").strip()
+            if not _CLAUSE_START_RE.match(x) or not _CLAUSE_START_RE.match(y):
+                break  # "If you have questions, please ask": an imperative has no converse
             if kind == "because":
                 new = f"{_cap(y)} because {lower_first(x, text)}"
             elif kind == "since":
@@ -837,15 +861,16 @@ def make_reversed_cause(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] 
     return [Edit(s, e, new, "reversed_cause", {"kind": kind})]
 
 
-_CONNECTIVE_SWAP = {"therefore": "however", "however": "therefore", "so": "but", "but": "so",
-                    "because": "although", "although": "because", "thus": "still", "still": "thus",
+# pairs whose two sides are both common, so that neither marks the negatives ("because" ->
+# "although" and "however" <-> "therefore" were left out: positives hold far more of the first,
+# and the second became the cue)
+_CONNECTIVE_SWAP = {"so": "but", "but": "so",
                     "consequently": "nevertheless", "nevertheless": "consequently", "as a result": "in contrast",
-                    "in contrast": "as a result", "hence": "yet", "yet": "hence", "which means": "even though",
-                    "even though": "which means", "this means": "even so", "even so": "this means"}
+                    "in contrast": "as a result", "which means": "even though", "even though": "which means",
+                    "this means": "even so", "even so": "this means"}
 _CONNECTIVE_RE = re.compile(
-    r"(?:^|(?<=[.!?] )|(?<=\n))(Therefore|However|Thus|Still|Consequently|Nevertheless|As a result|In contrast|"
-    r"Hence|Yet|This means|Even so)(?=, )|(?<=, )(so|but|because|although|which means|even though|hence|yet)"
-    r"(?= (?!of\b)[a-z])|(?<=[a-z] )(because|although|even though)(?= (?!of\b)[a-z])", re.MULTILINE)
+    r"(?:^|(?<=[.!?] )|(?<=\n))(Consequently|Nevertheless|As a result|In contrast|"
+    r"This means|Even so)(?=, )|(?<=, )(so|but|which means|even though)(?= [a-z])", re.MULTILINE)
 
 
 def _connective_sites(doc: Doc) -> list[re.Match[str]]:
