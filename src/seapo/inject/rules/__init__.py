@@ -204,7 +204,7 @@ class RulesInjector(Injector):
                 break
         if needs_answer and edits and not self._answer_changed(doc, edits):
             extra = make_final_answer(doc, rng, edits)
-            if extra:
+            if extra and self._acceptable(doc, edits + extra):
                 edits += extra
                 used.append("final_answer")
         if not edits or not self._enough(doc, edits):

@@ -243,8 +243,11 @@ def _carry(doc: Doc, after: int, mapping: dict[str, str], edits: dict[tuple[int,
         if s < after or (s, e) in edits or any(a <= s < b for a, b in regions):
             continue
         key = number_key(text[s:e])
-        if key in mapping:
-            edits[(s, e)] = Edit(s, e, mapping[key], name, {"carried": True})
+        if key in mapping:  # written the way this mention was ("990", not the step's "990.00")
+            new = mapping[key]
+            if "." not in text[s:e] and float(number_key(new)).is_integer():
+                new = format_like(float(number_key(new)), text[s:e])
+            edits[(s, e)] = Edit(s, e, new, name, {"carried": True})
 
 
 def _step_error(doc: Doc, rng: Random, taken: list[Edit], index: int, name: str) -> list[Edit] | None:
