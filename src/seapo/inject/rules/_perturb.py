@@ -437,7 +437,7 @@ def make_negation(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None
     so neither "not" nor its absence marks the negatives."""
     if _creative(doc) or doc.final_answer is not None:
         return None  # worked solutions get number errors: a "not" there would be the cue
-    claims = doc.claim_sentences()
+    claims = [c for c in doc.claim_sentences() if not _REQUEST_RE.search(doc.text, c.body, c.end)]
     found: list[tuple[int, int, str]] = []
     for i in rng.sample(range(len(claims)), min(len(claims), 8)):  # a few sentences, not all
         found += [x for x in negation_sites(doc, claims[i].body, claims[i].end) if _free(x[0], x[1], taken)]
@@ -453,6 +453,7 @@ def make_negation(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None
     return [Edit(s, e, rep, "negation")]
 
 
+_ENUMERATION_GAP_RE = re.compile(r"\s*(?:,|and|or|/|&|-|–|to|,\s*and|,\s*or)?\s*(?:the\s+)?")
 _SWAP_NUMBER_RE = re.compile(rf"(?<![\w.,/\-^$])({NUM})(?![\w/^%]|[.,]\d)")
 
 
@@ -472,6 +473,11 @@ def _swap_sites(doc: Doc) -> list[tuple[tuple[int, int], tuple[int, int]]]:
             for i, a in enumerate(group):
                 for b in group[i + 1:i + 3]:
                     x, y = text[a[0]:a[1]], text[b[0]:b[1]]
+                    gap = text[a[1]:b[0]]
+                    if _ENUMERATION_GAP_RE.fullmatch(gap) or group is names and x.count(" ") != y.count(" "):
+                        continue  # items of one list, or names of different shapes: no fact changes
+                    if group is nums and _COUNTER_BEFORE_RE.search(text, max(0, a[0] - 14), a[0]):
+                        continue
                     if x != y and (group is names or number_key(x) != number_key(y)):
                         out.append((a, b))
     return out
@@ -727,7 +733,7 @@ def _dependent_lines(doc: Doc) -> list[tuple[Span, Span]]:
 
 
 _SEQUEL_RE = re.compile(r"^(?:Then|Next|After (?:that|this)|Afterwards|Once (?:it|this|that|the|they|you)|"
-                        r"Finally|Now|When (?:it|this|that|the|they) (?:is|are|has|have)|Use (?:it|this|the)|"
+                        r"When (?:it|this|that|the|they) (?:is|are|has|have)|Use (?:it|this|the)|"
                         r"Add (?:it|this|the)|Pour (?:it|this|the)|Place (?:it|this|the)|Remove (?:it|the))\b")
 _CONTENT_WORD_RE = re.compile(r"[a-z]{5,}")
 
@@ -837,9 +843,17 @@ def _cause_sites(doc: Doc) -> list[tuple[int, int, str, str]]:
             if not m:
                 continue
             x, y = m.group("x").strip(), m.group("y").strip()
-            if not _CLAUSE_START_RE.match(x) or not _CLAUSE_START_RE.match(y):
+            lead = ""
+            if kind == "because":  # "In 1922, X because Y" -> "In 1922, Y because X"
+                opener = re.match(r"^[^,]{2,25}, (?=[a-z])", x)
+                if opener and opener.group().count(" ") <= 3:
+                    lead, x = opener.group(), x[opener.end():]
+            if not _CLAUSE_START_RE.match(x) or not _CLAUSE_START_RE.match(y) or \
+                    x.rsplit(" ", 1)[-1].lower() in STOPWORDS or y.rsplit(" ", 1)[-1].lower() in STOPWORDS:
                 break  # "If you have questions, please ask": an imperative has no converse
-            if kind == "because":
+            if kind == "because" and lead:
+                new = f"{lead}{lower_first(y, text)} because {lower_first(x, text)}"
+            elif kind == "because":
                 new = f"{_cap(y)} because {lower_first(x, text)}"
             elif kind == "since":
                 new = f"{m.group('m')} {lower_first(x, text)}, {y}"
@@ -897,6 +911,8 @@ def make_swapped_connective(doc: Doc, rng: Random, taken: list[Edit]) -> list[Ed
                  {"was": old})]
 
 
+_REQUEST_RE = re.compile(r"\b(?:please|let me|let us|I am not sure|I'm not sure|I will|I'll|see if|especially|"
+                         r"feel free|hesitate)\b", re.IGNORECASE)
 _TRAILING_CONDITION_RE = re.compile(
     r",? (?:only )?(?:if|unless|as long as|provided that|when|whenever|in case|assuming) (?!so\b|not\b|any\b|"
     r"possible\b|necessary\b|needed\b|applicable\b|available\b|desired\b|required\b)[^,;:()\"“”.!?]{6,}$")
@@ -915,6 +931,8 @@ def _condition_sites(doc: Doc) -> list[tuple[int, int, int]]:
         while end > s.body and text[end - 1] in TERMINAL_CHARS:
             end -= 1
         chunk = text[s.body:end]
+        if _REQUEST_RE.search(chunk):
+            continue  # "let me know if ...", "I am not sure when ...": no claim rests on it
         if "<<" in chunk or ("if " not in chunk and "nless " not in chunk and "hen " not in chunk
                              and "as long as" not in chunk and "rovided" not in chunk and "ssuming" not in chunk):
             continue
@@ -1214,24 +1232,17 @@ def make_invented_source(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit]
         return [Edit(m.start(1), m.end(1), new, "invented_source", {"kind": "agent", "was": agent})]
     # an invented reference at the end of a claim (or of the whole text when it is one line)
     ends = []
-    short = doc.num_tokens <= 12
     creative = bool(_CREATIVE_RE.search(doc.question[:2000]))
     claims = [] if creative else [s for s in doc.claim_sentences(60) if not _PERSONAL_RE.match(text, s.body)]
-    factual = [s for s in claims if _FACTUAL_RE.search(text, s.body, s.end) and not _PERSONAL_RE.search(
-        text, s.body + 1, s.end)]
-    for s in factual or claims or (doc.sentences if short else doc.claim_sentences(60)):
+    # in a worked solution every step states a fact; elsewhere, a sentence with a stative verb
+    factual = [s for s in claims if (doc.final_answer is not None or _FACTUAL_RE.search(text, s.body, s.end))
+               and not _PERSONAL_RE.search(text, s.body + 1, s.end)]
+    for s in factual:  # a source backs a claim: not a one-word label, a request or a line of fiction
         end = s.end
         while end > s.body and text[end - 1] in TERMINAL_CHARS + "\"'":
             end -= 1
         if end > s.body and _free(end, end, taken) and text[end - 1].isalnum():
             ends.append(end)
-    if not ends and short:
-        end = len(text.rstrip())
-        while end > 0 and text[end - 1] in TERMINAL_CHARS:
-            end -= 1
-        if not doc.in_prose(0, len(text)) or not end or not _free(end, end, taken):
-            return None
-        ends = [end]
     if not ends:
         return None
     end = rng.choice(ends)
@@ -1251,6 +1262,12 @@ _NAME_CONTEXT_RE = re.compile(
     re.MULTILINE)
 
 
+_IMPERATIVES = frozenset("help let make write find give tell take use consider imagine suppose assume create provide "
+                        "explain describe list generate translate read answer show compare name identify choose "
+                        "select classify summarize rewrite detect determine calculate given based include keep "
+                        "ask think look check add remove turn".split())
+
+
 @lru_cache(maxsize=4096)
 def _names_in(question: str) -> tuple[str, ...]:
     """Capitalized words written mid-sentence after a lower-case word and before one, never part
@@ -1258,6 +1275,10 @@ def _names_in(question: str) -> tuple[str, ...]:
     found = []
     for m in _NAME_CONTEXT_RE.finditer(question):
         w = m.group(1)
+        start = m.start(1)
+        if (start == 0 or question[start - 2:start].strip() in TERMINAL_CHARS or question[start - 1] == "\n") \
+                and w.lower() in _IMPERATIVES:
+            continue  # "Help us ..." opens a sentence: a verb, not a person
         if w.lower() in lex.COMMON_STARTERS or w.lower() in STOPWORDS or w in lex.MONTHS or w in lex.WEEKDAYS \
                 or w in lex.ENTITY_TO_CATEGORY or w.lower() in _FUNCTION_WORDS:
             continue
@@ -1281,11 +1302,20 @@ _GENERIC_CAPITALIZED = frozenset("sentence name company hypothesis premise answe
                                  "yes no none".split())
 
 
+_LOWER_WORD_BEFORE_RE = re.compile(r"(?:^|\s)[a-z]+[,;]? $")
+
+
 def _proper_names(doc: Doc, taken: list[Edit]) -> list[re.Match[str]]:
     """Capitalized names written mid-sentence (after a lower-case word), in prose."""
     out = []
+    text = doc.text
     for m in _prose_sites(doc, _PROPER_RE, taken, 1):
         first = m.group(1).split(" ", 1)[0]
+        line_start = text.rfind("\n", 0, m.start(1)) + 1
+        head = text[line_start:m.start(1)]
+        if not _LOWER_WORD_BEFORE_RE.search(head) or "[" in head and "]" not in head or \
+                head.count('"') % 2 or head.lstrip().startswith(("#", "**", "|")):
+            continue  # a title, a heading, a [placeholder] or a quotation: not a claim's name
         if first.lower() in lex.COMMON_STARTERS or first.lower() in STOPWORDS or first in lex.MONTHS \
                 or first in lex.WEEKDAYS or first.lower() in _GENERIC_CAPITALIZED:
             continue
@@ -1449,6 +1479,10 @@ PERTURBATIONS: tuple[Perturbation, ...] = (
 )
 
 
+_COUNTER_BEFORE_RE = re.compile(r"(?:[Cc]onfidence(?: level)?:?|[Vv]erse|[Cc]hapter|[Ss]tep|[Pp]art|[Ss]ection|"
+                                r"[Pp]hase|[Ll]evel|[Rr]ound|[Qq]uestion|[Oo]ption|[Vv]ersion|No\.|#|[Vv])\s*\(?$")
+
+
 def _prose_numbers(doc: Doc) -> list[tuple[int, int]]:
     """Numbers in prose that are not a list marker, a worked step or the final answer."""
     text = doc.text
@@ -1461,6 +1495,8 @@ def _prose_numbers(doc: Doc) -> list[tuple[int, int]]:
         line_start = text.rfind("\n", 0, s) + 1
         if not text[line_start:s].strip(" \t(") and text[e:e + 1] in (".", ")"):
             continue  # "1. " list marker
+        if _COUNTER_BEFORE_RE.search(text, max(0, s - 14), s) or text.startswith("-on-", e):
+            continue  # "Confidence: 95%", "Verse 2", "Step 3": a label, not a stated fact
         out.append((s, e))
     return out
 
