@@ -32,7 +32,7 @@ def _clip(text: str, limit: int = 260) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shared", default=str(REPO.parent / "shared" / "data"))
-    parser.add_argument("--seed", type=int, default=2026, help="draws the records (not used in development)")
+    parser.add_argument("--seed", type=int, default=9001, help="draws the records (not used in development)")
     parser.add_argument("--n", type=int, default=40)
     parser.add_argument("--out", default=str(REPO / "docs" / "rules_samples.md"))
     args = parser.parse_args()
