@@ -166,6 +166,9 @@ _QUOTED_RE = re.compile(r"[\"“”«»]")
 # cheap precondition: any word the negation can act on
 _NEGATABLE_RE = re.compile(r"\b(?:is|are|was|were|can|will|would|should|could|has|have|must|cannot|"
                            r"always|never|more|less|true|false|all|not|[a-z]+n't)\b", re.IGNORECASE)
+# "all preferences" -> "none preferences", "different clients" -> "same clients", "better
+# understand" -> "worse understand", "first-hand" -> "last-hand": swaps that break the grammar
+_UNSAFE_OPPOSITES = frozenset(("all", "none", "same", "different", "first", "last", "better", "worse"))
 _FULL_NEGATION = {"isn't": "is", "aren't": "are", "wasn't": "was", "weren't": "were", "can't": "can",
                   "cannot": "can", "won't": "will", "wouldn't": "would", "shouldn't": "should",
                   "couldn't": "could", "hasn't": "has", "haven't": "have", "doesn't": "does", "don't": "do",
@@ -197,7 +200,7 @@ def negation_sites(doc: Doc, start: int, end: int) -> list[tuple[int, int, str]]
                 sites.append((m.start(), m.end(), _case_like(_ADD_NEGATION.get(low, f"{low} not"), word)))
         elif low in _FULL_NEGATION:
             sites.append((m.start(), m.end(), _case_like(_FULL_NEGATION[low], word)))
-        elif low in lex.OPPOSITES:
+        elif low in lex.OPPOSITES and low not in _UNSAFE_OPPOSITES and not text.startswith("-", m.end()):
             sites.append((m.start(), m.end(), _case_like(lex.OPPOSITES[low], word)))
     return sites
 
@@ -457,6 +460,17 @@ _ENUMERATION_GAP_RE = re.compile(r"\s*(?:,|and|or|/|&|-|–|to|,\s*and|,\s*or)?\
 _SWAP_NUMBER_RE = re.compile(rf"(?<![\w.,/\-^$])({NUM})(?![\w/^%]|[.,]\d)")
 
 
+def _same_kind(x: str, y: str, gap: str) -> bool:
+    """Two names that can trade places: of one built-in category, or two single-word names (not
+    adjectives like "Moroccan") with a few words between them."""
+    cx, cy = lex.ENTITY_TO_CATEGORY.get(x), lex.ENTITY_TO_CATEGORY.get(y)
+    if cx or cy:
+        return cx == cy
+    adjective = ("an", "ese", "ish", "ic", "ian", "ean")
+    return " " not in x and " " not in y and not x.endswith(adjective) and not y.endswith(adjective) \
+        and gap.count(" ") >= 3
+
+
 def _swap_sites(doc: Doc) -> list[tuple[tuple[int, int], tuple[int, int]]]:
     """Two different names (or two different numbers) in one claim sentence."""
     text = doc.text
@@ -474,8 +488,8 @@ def _swap_sites(doc: Doc) -> list[tuple[tuple[int, int], tuple[int, int]]]:
                 for b in group[i + 1:i + 3]:
                     x, y = text[a[0]:a[1]], text[b[0]:b[1]]
                     gap = text[a[1]:b[0]]
-                    if _ENUMERATION_GAP_RE.fullmatch(gap) or group is names and x.count(" ") != y.count(" "):
-                        continue  # items of one list, or names of different shapes: no fact changes
+                    if _ENUMERATION_GAP_RE.fullmatch(gap) or group is names and not _same_kind(x, y, gap):
+                        continue  # items of one list, or names of different kinds: no fact changes
                     if group is nums and _COUNTER_BEFORE_RE.search(text, max(0, a[0] - 14), a[0]):
                         continue
                     if x != y and (group is names or number_key(x) != number_key(y)):
@@ -913,11 +927,16 @@ def make_swapped_connective(doc: Doc, rng: Random, taken: list[Edit]) -> list[Ed
 
 _REQUEST_RE = re.compile(r"\b(?:please|let me|let us|I am not sure|I'm not sure|I will|I'll|see if|especially|"
                          r"feel free|hesitate)\b", re.IGNORECASE)
+# "when ..." clauses mostly set a scene the claim does not need, and "determine if ..." is an
+# object, not a condition (hand-read samples): only real conditions, after a claim's verb
 _TRAILING_CONDITION_RE = re.compile(
-    r",? (?:only )?(?:if|unless|as long as|provided that|when|whenever|in case|assuming) (?!so\b|not\b|any\b|"
-    r"possible\b|necessary\b|needed\b|applicable\b|available\b|desired\b|required\b)[^,;:()\"“”.!?]{6,}$")
+    r"(?<!determine)(?<!\bsee)(?<!know)(?<!check)(?<!\bask)(?<!wonder)(?<!decide)(?<!\btell)(?<!sure)"
+    r",? (?:only )?(?:if|unless|as long as|provided that) (?!so\b|not\b|any\b|possible\b|necessary\b|needed\b|"
+    r"applicable\b|available\b|desired\b|required\b|you haven|you have not|you want|you like|you need)"
+    r"[^,;:()\"“”.!?]{6,}$")
 _LEADING_CONDITION_RE = re.compile(
-    r"^(?:If|Unless|As long as|Provided that|When|Whenever|Assuming) [^,;:()\"“”.!?]{6,}?, (?:then )?(?=[a-z])")
+    r"^(?:If|Unless|As long as|Provided that) [^,;:()\"“”.!?]{6,}?, (?:then )?(?=[a-z])")
+_IMPERATIVE_START_RE = re.compile(r"^(?:Don't|Do|Be|Make|Try|Use|Consider|Remember|Always|Never|Keep|Follow)\b")
 
 
 def _condition_sites(doc: Doc) -> list[tuple[int, int, int]]:
@@ -931,10 +950,10 @@ def _condition_sites(doc: Doc) -> list[tuple[int, int, int]]:
         while end > s.body and text[end - 1] in TERMINAL_CHARS:
             end -= 1
         chunk = text[s.body:end]
-        if _REQUEST_RE.search(chunk):
-            continue  # "let me know if ...", "I am not sure when ...": no claim rests on it
-        if "<<" in chunk or ("if " not in chunk and "nless " not in chunk and "hen " not in chunk
-                             and "as long as" not in chunk and "rovided" not in chunk and "ssuming" not in chunk):
+        if _REQUEST_RE.search(chunk) or _IMPERATIVE_START_RE.match(chunk):
+            continue  # "let me know if ...", "Don't be hard on yourself if ...": no claim rests on it
+        if "<<" in chunk or ("if " not in chunk and "nless " not in chunk and "If " not in chunk
+                             and "as long as" not in chunk and "rovided" not in chunk):
             continue
         m = _LEADING_CONDITION_RE.match(chunk)
         if m:
@@ -1070,7 +1089,8 @@ _SHARES = ("{p}% of", "{p} percent of", "nearly {p}% of", "about {p}% of", "over
 def make_invented_figure(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
     """A vague quantity made an invented, precise figure: "many studies" -> "37 studies",
     "most people" -> "81% of people"."""
-    sites = _prose_sites(doc, _QUANT_RE, taken, 1)
+    sites = [m for m in _prose_sites(doc, _QUANT_RE, taken, 1) if not _creative(doc) and doc.text.count(
+        '"', doc.text.rfind("\n", 0, m.start(1)) + 1, m.start(1)) % 2 == 0]  # not in a quoted hypothesis
     if not sites:
         return None
     m = rng.choice(sites)
@@ -1302,6 +1322,7 @@ _GENERIC_CAPITALIZED = frozenset("sentence name company hypothesis premise answe
                                  "yes no none".split())
 
 
+_LIST_TITLE_RE = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+[^.!?]{0,40}$")
 _LOWER_WORD_BEFORE_RE = re.compile(r"(?:^|\s)[a-z]+[,;]? $")
 
 
@@ -1313,9 +1334,12 @@ def _proper_names(doc: Doc, taken: list[Edit]) -> list[re.Match[str]]:
         first = m.group(1).split(" ", 1)[0]
         line_start = text.rfind("\n", 0, m.start(1)) + 1
         head = text[line_start:m.start(1)]
+        tail = text[m.end(1):text.find("\n", m.end(1)) if "\n" in text[m.end(1):] else len(text)]
         if not _LOWER_WORD_BEFORE_RE.search(head) or "[" in head and "]" not in head or \
-                head.count('"') % 2 or head.lstrip().startswith(("#", "**", "|")):
-            continue  # a title, a heading, a [placeholder] or a quotation: not a claim's name
+                head.count('"') % 2 or head.lstrip().startswith(("#", "**", "|")) or \
+                ":" in tail[:40] and not re.search(r"[.!?]", tail[:tail.find(":")]) or \
+                _LIST_TITLE_RE.match(head):
+            continue  # a title, a heading, a label, a [placeholder] or a quotation: not a claim's name
         if first.lower() in lex.COMMON_STARTERS or first.lower() in STOPWORDS or first in lex.MONTHS \
                 or first in lex.WEEKDAYS or first.lower() in _GENERIC_CAPITALIZED:
             continue
@@ -1361,6 +1385,8 @@ def make_invented_name(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] |
                    surname(rng)]
         new = pick_by_length(rng, options, old, _longer(rng, 0.4))
         return [Edit(m.start(), m.end(), new, "invented_name", {"kind": "person", "was": old})]
+    if _creative(doc):
+        return None  # an invented name in a story is no hallucination
     names = _proper_names(doc, taken)
     nameable = _prose_sites(doc, _NAMEABLE_RE, taken)
     if names and (not nameable or rng.random() < 0.6):
