@@ -1118,15 +1118,15 @@ def make_invented_figure(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit]
 
 # vague time phrase -> invented date; {y} a year, {d} a decade, {k} a count, {M} a month
 _TIMES: dict[str, tuple[str, ...]] = {
-    "in recent years": ("since {y}", "since the {d}s", "over the last {k} years", "after {y}", "from {y} on"),
+    "in recent years": ("since {y}", "in the {d}s", "after {y}", "from {y} on", "in {y}"),
     "in recent decades": ("since the {d}s", "since {y}", "after {y}"),
-    "nowadays": ("since {y}", "as of {y}", "after {y}"),
-    "these days": ("since {y}", "as of {y}"),
+    "nowadays": ("in {y}", "as of {y}", "after {y}"),
+    "these days": ("in {y}", "as of {y}"),
     "in the past": ("before {y}", "until {y}", "in the {d}s", "until the {d}s"),
     "for centuries": ("since {y}", "since the {d}s"),
     "for decades": ("since {y}", "since the {d}s"),
-    "for years": ("since {y}", "for {k} years", "since {M} {y}"),
-    "for a long time": ("since {y}", "for {k} years", "since the {d}s"),
+    "for years": ("since {y}", "for {k} years", "from {y} on"),
+    "for a long time": ("for {k} years", "from {y} on", "since the {d}s"),
     "over time": ("after {y}", "by {y}", "over {k} years", "by the {d}s"),
     "at some point": ("in {y}", "around {y}", "in {M} {y}"),
     "in the future": ("by {f}", "by {M} {f}", "after {f}"),
@@ -1241,13 +1241,9 @@ def make_invented_source(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit]
     if agents and pick < 0.8:
         m = rng.choice(agents)
         agent = m.group(1)
-        if agent.lower() in ("studies", "surveys", "reports", "experiments", "trials", "research"):
-            options = [f"{agent} by {person(rng)}", f"{agent} from {institution(rng)}",
-                       f"{agent} at {institution(rng)}", f"{surname(rng)}'s {agent.lower()}"]
-        else:
-            options = [f"{agent} at {institution(rng)}", f"{agent} from {institution(rng)}",
-                       f"{agent} led by {person(rng)}", f"{agent} such as {person(rng)}",
-                       f"{place(rng)} {agent.lower()}", f"{agent} like {person(rng)}"]
+        # the invented name only, no glue ("researchers at ...", "research by ..." became cues)
+        options = [f"{place(rng)} {agent.lower()}", f"{surname(rng)}'s {agent.lower()}",
+                   f"{place(rng)} {agent.lower()}", f"{surname(rng)} {agent.lower()}"]
         new = _capital_like(rng.choice(options), agent)
         return [Edit(m.start(1), m.end(1), new, "invented_source", {"kind": "agent", "was": agent})]
     # an invented reference at the end of a claim (or of the whole text when it is one line)
