@@ -1,8 +1,8 @@
 """Write docs/rules_samples.md: 40 rules negatives per error type from the UltraFeedback sample,
 drawn with a fixed seed, each as positive span -> negative span with its perturbation, and the
-hand judgement recorded for it in bench/rules_samples_judged.json (when there is one).
+hand judgement recorded for it in bench/rules_samples_judged_SEED.json (when there is one).
 
-    python bench/rules_samples.py [--shared ../shared/data] [--seed 2026] [--n 40]
+    python bench/rules_samples.py [--shared ../shared/data] [--seed 31337] [--n 40]
 
 Records are drawn in a seeded order and the first 40 that get a negative of the type are kept
 (a record without, for example, any reasoning to break gets no logic negative and is skipped,
@@ -21,7 +21,7 @@ from seapo.inject.error_types import ErrorType
 from seapo.inject.rules import VERSION, RulesInjector
 
 REPO = Path(__file__).resolve().parents[1]
-JUDGED = REPO / "bench" / "rules_samples_judged.json"
+JUDGED = REPO / "bench" / "rules_samples_judged_{seed}.json"
 
 
 def _clip(text: str, limit: int = 260) -> str:
@@ -32,7 +32,7 @@ def _clip(text: str, limit: int = 260) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shared", default=str(REPO.parent / "shared" / "data"))
-    parser.add_argument("--seed", type=int, default=9001, help="draws the records (not used in development)")
+    parser.add_argument("--seed", type=int, default=31337, help="draws the records (not used in development)")
     parser.add_argument("--n", type=int, default=40)
     parser.add_argument("--out", default=str(REPO / "docs" / "rules_samples.md"))
     args = parser.parse_args()
@@ -42,7 +42,8 @@ def main() -> None:
     rows = [r for r in rows if r["chosen"].strip()]
     order = list(range(len(rows)))
     random.Random(args.seed).shuffle(order)
-    judged = json.loads(JUDGED.read_text(encoding="utf-8")) if JUDGED.exists() else {}
+    judged_path = Path(str(JUDGED).format(seed=args.seed))
+    judged = json.loads(judged_path.read_text(encoding="utf-8")) if judged_path.exists() else {}
     injector = RulesInjector()
     out = [f"# Rules injector samples (v{VERSION})", "",
            f"{args.n} negatives per error type from the UltraFeedback 1k sample "
