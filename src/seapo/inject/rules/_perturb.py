@@ -707,20 +707,26 @@ def make_reversed_conclusion(doc: Doc, rng: Random, taken: list[Edit]) -> list[E
     return None
 
 
-def _line_steps(doc: Doc, line: Span) -> list:
-    return [st for st in doc.steps if line.start <= st.start and st.end <= line.end + 1]
+def _line_facts(doc: Doc, line: Span) -> tuple[set[str], set[str]]:
+    """(numbers the line computes, numbers it works with: its steps' operands and every number it
+    mentions), found once per line."""
+    key = ("line", line.start)
+    found = doc.sites.get(key)
+    if found is None:
+        text = doc.text
+        steps = [st for st in doc.steps if line.start <= st.start and st.end <= line.end + 1]
+        used = {number_key(text[s:e]) for st in steps for s, e in st.operands}
+        used |= {number_key(text[s:e]) for s, e in doc.prose_numbers if line.start <= s < line.end}
+        found = doc.sites[key] = ({number_key(st.result_text) for st in steps}, used)
+    return found
 
 
 def _results(doc: Doc, line: Span) -> set[str]:
-    return {number_key(st.result_text) for st in _line_steps(doc, line)}
+    return _line_facts(doc, line)[0]
 
 
 def _uses(doc: Doc, line: Span) -> set[str]:
-    """Numbers a line works with: its steps' operands and, in prose, every number it mentions."""
-    text = doc.text
-    used = {number_key(text[s:e]) for st in _line_steps(doc, line) for s, e in st.operands}
-    used |= {number_key(text[s:e]) for s, e in doc.prose_numbers if line.start <= s < line.end}
-    return used
+    return _line_facts(doc, line)[1]
 
 
 def _step_lines(doc: Doc) -> list[Span]:
