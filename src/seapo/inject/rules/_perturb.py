@@ -36,7 +36,6 @@ from seapo.inject.rules._text import (
     number_key,
     overlaps,
     safe_eval,
-    strip_annotations,
 )
 from seapo.inject.verify import STOPWORDS, tokens
 
@@ -97,58 +96,6 @@ def _all_free(edits: list[Edit], taken: list[Edit]) -> bool:
     return all(not overlaps(e, taken) for e in edits)
 
 
-def _comment_prefix(lang: str, doc: Doc) -> str:
-    if lang in {"js", "javascript", "ts", "typescript", "java", "c", "cpp", "c++", "csharp", "cs", "go",
-                "rust", "swift", "kotlin", "scala", "php", "dart"}:
-        return "//"
-    if lang in {"sql", "lua", "haskell"}:
-        return "--"
-    if not lang and ";" in doc.text and "def " not in doc.text:
-        return "//"
-    return "#"
-
-
-def _sentence_text(doc: Doc, s: Span) -> str:
-    return doc.text[s.body:s.end]
-
-
-def _core(doc: Doc) -> str:
-    """A short response as a phrase: ``Yes.`` -> ``yes``."""
-    core = doc.text.strip().rstrip(TERMINAL_CHARS).strip()
-    return lower_first(core) if core else core
-
-
-def insertion(doc: Doc, rng: Random, sentence: str, name: str, taken: list[Edit], *,
-              min_pos: int = 0, near: bool = False, info: dict | None = None) -> Edit | None:
-    """Insert a whole sentence at a sentence boundary (>= ``min_pos``; the first few when
-    ``near``). Code-only text gets it as a comment line; text without a boundary gets it as a
-    new paragraph before the closing answer line."""
-    text = doc.text
-    points = [p for p in doc.insert_points if p >= min_pos and _free(p, p, taken)]
-    if points:
-        point = points[0] if near and rng.random() < 0.5 else rng.choice(points[:3] if near else points)
-        return Edit(point, point, " " + sentence, name, info)
-    if doc.code_regions and doc.code_regions[0][:2] == (0, len(text)):
-        lines = [m.end() for m in re.finditer(r"[^\n]+", text) if m.end() >= min_pos
-                 and not m.group().rstrip().endswith("\\") and not doc.in_code_string(m.end() - 1, m.end())]
-        if not lines:
-            return None
-        point = rng.choice(lines)
-        line_start = text.rfind("\n", 0, point) + 1
-        indent = re.match(r"[ \t]*", text[line_start:point]).group()
-        if text[line_start:point].rstrip().endswith((":", "{")):
-            indent += "    "
-        prefix = _comment_prefix("", doc)
-        edit = Edit(point, point, f"\n{indent}{prefix} {sentence}", name, info)
-        return edit if _free(point, point, taken) else None
-    point = doc.tail_start
-    if point < len(text):
-        return Edit(point, point, sentence + "\n", name, info) if _free(point, point, taken) else None
-    end = len(text.rstrip())
-    sep = " " if end and text[end - 1] in TERMINAL_CHARS and "\n" not in text.strip() else "\n\n"
-    return Edit(end, end, sep + sentence, name, info) if _free(end, end, taken) else None
-
-
 # ----------------------------------------------------------------------------------------------
 # negation (shared by correctness "negation" and logic "reversed_conclusion"): written out in
 # full ("is" -> "is not", never "isn't": contractions were the first generation's cue), taken
@@ -203,16 +150,6 @@ def negation_sites(doc: Doc, start: int, end: int) -> list[tuple[int, int, str]]
         elif low in lex.OPPOSITES and low not in _UNSAFE_OPPOSITES and not text.startswith("-", m.end()):
             sites.append((m.start(), m.end(), _case_like(lex.OPPOSITES[low], word)))
     return sites
-
-
-def negate_sentence(doc: Doc, s: Span, rng: Random) -> str | None:
-    """The sentence with one negation applied (annotations removed), or None."""
-    sites = negation_sites(doc, s.body, s.end)
-    if not sites:
-        return None
-    a, b, rep = rng.choice(sites[:3])
-    text = doc.text
-    return strip_annotations(text[s.body:a] + rep + text[b:s.end])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -608,10 +545,6 @@ def make_answer_swap(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | N
     return [Edit(start, start + len(body), new, "answer_swap")]
 
 
-def _code_spans(doc: Doc) -> list[tuple[int, int, str]]:
-    return doc.code_regions
-
-
 _CODE_NUM_RE = re.compile(r"(?<![\w.\"'])(\d+(?:\.\d+)?)(?![\w.\"'])")
 _CODE_WORD_SWAP = {"True": "False", "False": "True", "true": "false", "false": "true", "min": "max",
                    "max": "min", "any": "all", "all": "any", "floor": "ceil", "ceil": "floor",
@@ -919,9 +852,9 @@ def _connective_sites(doc: Doc) -> list[re.Match[str]]:
 
 
 def make_swapped_connective(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
-    """A reason made a contrast or a contrast a reason ("X, so Y" <-> "X, but Y", "because" <->
-    "although", "Therefore," <-> "However,"): the stated inference no longer holds between the
-    two claims. Both directions, so neither kind of word marks the negatives."""
+    """A reason made a contrast or a contrast a reason ("X, so Y" <-> "X, but Y", "which means"
+    <-> "even though", "As a result," <-> "In contrast,"): the stated inference no longer holds
+    between the two claims. Both directions, so neither kind of word marks the negatives."""
     sites = [m for m in _connective_sites(doc) if _free(m.start(), m.end(), taken)]
     if not sites:
         return None
@@ -1149,7 +1082,7 @@ _YEAR_DETAILS = ("{M}", "late", "early", "mid-", "the spring of", "the autumn of
 
 
 def make_invented_date(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
-    """A vague time made an invented date ("in recent years" -> "since 2011"), or an invented
+    """A vague time made an invented date ("in recent years" -> "in 2011"), or an invented
     month or season added to a stated year ("in 1889" -> "in March 1889")."""
     times = _prose_sites(doc, _TIME_RE, taken, 1)
     years = _prose_sites(doc, _YEAR_DETAIL_RE, taken, 2)
@@ -1227,9 +1160,9 @@ _CREATIVE_RE = re.compile(r"\b(?:story|poem|script|sentence|song|lyrics|dialogue
 
 
 def make_invented_source(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
-    """An invented source for a claim: "experts say" -> "Dr. Brelo Kastwick says", "researchers"
-    -> "researchers at the Kelmarton Institute", or an invented reference woven into the end of a
-    claim ("..., as Brelo Kastwick noted in 1994.")."""
+    """An invented source for a claim: "experts say" -> "Kastwick says", "researchers" ->
+    "Kelmarton researchers", or an invented reference at the end of a factual claim ("... (Kastwick
+    & Brelo)."). Never on a one-word answer, a request or fiction."""
     text = doc.text
     verbs = _prose_sites(doc, _AGENT_VERB_RE, taken)
     agents = _prose_sites(doc, _AGENT_RE, taken, 1)
@@ -1363,7 +1296,7 @@ _PRONOUN_RE = re.compile(r"(?:^|(?<=[.!?] )|(?<=\n))(He|She|They|His|Her|Their)\
 
 def make_invented_name(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
     """An invented person, place or named thing put into a claim: in a word problem one mention
-    of its person becomes an invented one ("Natalia sold" -> "her cousin Brelo sold"); a name
+    of its person becomes an invented one ("She sold" -> "Brelo sold"); a name
     in the text becomes an invented one at one mention ("in Yangzhou" -> "in Blefean"); or a
     method, theory, recipe ... gets an invented name ("the method" -> "the Kastwick method")."""
     people = _people(doc)
@@ -1440,10 +1373,6 @@ def make_invented_api(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | 
 
 def _has_code(doc: Doc) -> bool:
     return bool(doc.code_regions)
-
-
-def _always(doc: Doc) -> bool:
-    return bool(doc.text.strip())
 
 
 def _short(doc: Doc) -> bool:
