@@ -90,17 +90,30 @@ def check_details(positive: str, inj) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# every negative passes the verifier
+# every negative passes the verifier; a text without the structure a type needs gets none
+
+NO_SITE = {"no applicable perturbation", "no perturbation could be applied", "change too small"}
+# share of records that get a negative at attempt 0 (logic needs a dependency to break: many
+# open-domain answers have none, and then no honest logic negative exists)
+COVERAGE = {"gsm8k": {ErrorType.CORRECTNESS: 0.98, ErrorType.LOGIC: 0.95, ErrorType.HALLUCINATION: 0.98},
+            "dpo": {ErrorType.CORRECTNESS: 0.75, ErrorType.LOGIC: 0.28, ErrorType.HALLUCINATION: 0.65}}
+
 
 @pytest.mark.parametrize("error_type", TYPES)
 def test_gsm8k_negatives_pass_verifier_and_details_are_exact(gsm, injector, error_type):
     outs = injector.inject(gsm, error_type)
     assert len(outs) == len(gsm)
+    made = 0
     for record, inj in zip(gsm, outs, strict=True):
         assert inj.injector == "rules" and inj.error_type is error_type
+        if inj.text is None:
+            assert inj.details["reason"] in NO_SITE
+            continue
+        made += 1
         check = VERIFIER.check(record.response, inj.text)
         assert check.passed, (check, record.response, inj.text)
         check_details(record.response, inj)
+    assert made >= COVERAGE["gsm8k"][error_type] * len(gsm)
 
 
 @pytest.mark.parametrize("error_type", TYPES)
@@ -110,10 +123,16 @@ def test_dpo_negatives_pass_verifier(dpo, injector, error_type):
     usable = [r for r in dpo if not _REFUSAL.search(r.response)]
     assert len(usable) >= 290
     outs = injector.inject(usable, error_type)
+    made = 0
     for record, inj in zip(usable, outs, strict=True):
+        if inj.text is None:
+            assert inj.details["reason"] in NO_SITE
+            continue
+        made += 1
         check = VERIFIER.check(record.response, inj.text)
         assert check.passed, (check, inj.details, record.response[:300])
         check_details(record.response, inj)
+    assert made >= COVERAGE["dpo"][error_type] * len(usable)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -123,6 +142,8 @@ def test_gsm8k_correctness_changes_the_final_answer(gsm, injector):
     outs = injector.inject(gsm, ErrorType.CORRECTNESS)
     kinds = set()
     for record, inj in zip(gsm, outs, strict=True):
+        if inj.text is None:
+            continue
         assert final_answer(inj.text) != final_answer(record.response), inj.details
         assert inj.text.count("####") == record.response.count("####")
         kinds.add(inj.details["perturbation"])
@@ -136,7 +157,7 @@ def test_gsm8k_calculation_error_is_carried_to_the_answer(gsm):
     for record in gsm[:60]:
         inj = injector.inject_text(record.response, ErrorType.CORRECTNESS, key=record.id)
         if inj.text is None:  # algebra without an "a op b = c" step: nothing to miscalculate
-            assert inj.details["reason"] == "no applicable perturbation"
+            assert inj.details["reason"] in NO_SITE
             continue
         first = inj.details["edits"][0]
         assert first["perturbation"] in {"calculation", "final_answer"}
@@ -149,11 +170,17 @@ def test_gsm8k_calculation_error_is_carried_to_the_answer(gsm):
     assert carried >= 30  # most solutions use a step's result later on
 
 
+def _words(text: str) -> list[str]:
+    return sorted(re.findall(r"[a-z0-9]+", text.lower()))
+
+
 def test_logic_negatives_show_their_flaw(gsm, dpo, injector):
     records = gsm + [r for r in dpo if not _REFUSAL.search(r.response)]
     seen = set()
     for record in records:
         inj = injector.inject_text(record.response, ErrorType.LOGIC, key=record.id, question=record.question)
+        if inj.text is None:
+            continue
         pos, neg = record.response, inj.text
         for edit in inj.details["edits"]:
             kind = edit["perturbation"]
@@ -162,62 +189,74 @@ def test_logic_negatives_show_their_flaw(gsm, dpo, injector):
                 first, second = edit["segments"]
                 assert edit["original"].startswith(first) and edit["original"].endswith(second)
                 assert edit["replacement"].startswith(second) and edit["replacement"].endswith(first)
-                if edit["unit"] == "lines" and len(inj.details["edits"]) == 1 and \
-                        not re.search(r"^\s*(\d+[.)]|[-*])", pos, re.MULTILINE):
-                    # same multiset of lines (trailing blanks stay in place), different order
-                    assert sorted(x.rstrip() for x in pos.splitlines()) == \
-                        sorted(x.rstrip() for x in neg.splitlines())
-                    assert pos.splitlines() != neg.splitlines()
-            elif kind == "contradiction":
-                assert edit["inserted"] in neg and edit["original"] == ""
-                if all(e["original"] == "" for e in inj.details["edits"]):
-                    assert is_subsequence(pos, neg)
-            elif kind == "circular":
-                claim = edit["claim"]
-                plain = re.sub(r"<<[^>]*>>", "", neg).lower()  # the restated claim drops annotations
-                # the claim, then its restatement as its own reason (another edit may alter the first)
-                assert plain.count(claim[1:].lower()) >= (2 if len(inj.details["edits"]) == 1 else 1)
+            elif kind in {"premise_removed", "dropped_condition"}:
+                assert len(edit["replacement"]) < len(edit["original"])  # a premise is gone
+                assert edit["removed"] and edit["removed"] in pos
+            elif kind == "reversed_cause":  # the same words, the inference the other way round
+                assert _words(edit["original"]) == _words(edit["replacement"]) and edit["original"] != \
+                    edit["replacement"]
+            elif kind == "swapped_connective":
+                assert edit["replacement"].lower() != edit["original"].lower()
             elif kind == "reversed_conclusion":
                 lo, hi = edit["conclusion"]
                 assert lo <= edit["span"][0] <= hi
                 assert edit["original"] != edit["replacement"]
+            elif kind == "wrong_conclusion":  # the answer is a number the working produced earlier
+                assert edit["replacement"] in pos[:edit["span"][0]]
+                assert final_answer(neg) != final_answer(pos)
             elif kind == "code_condition":
                 assert sorted(edit["original"].split()) == sorted(edit["replacement"].split())
-    assert {"reordered_steps", "contradiction", "circular", "reversed_conclusion"} <= seen
+        assert "it is not true that" not in neg.lower() or "it is not true that" in pos.lower()
+    assert {"reordered_steps", "premise_removed", "reversed_cause", "reversed_conclusion", "wrong_conclusion",
+            "dropped_condition", "swapped_connective"} <= seen
 
 
-def test_gsm8k_reordered_steps_keep_lines(gsm):
+def test_gsm8k_reordered_steps_move_a_line_before_the_one_it_uses(gsm):
     injector = RulesInjector(RulesInjectorConfig(logic=("reordered_steps",)))
+    made = 0
     for record in gsm[:80]:
         inj = injector.inject_text(record.response, ErrorType.LOGIC, key=record.id)
+        if inj.text is None:
+            continue
+        made += 1
         assert sorted(record.response.splitlines()) == sorted(inj.text.splitlines())
         assert record.response.splitlines() != inj.text.splitlines()
         assert final_answer(inj.text) == final_answer(record.response)  # the tail stays last
         assert inj.text.splitlines()[-1] == record.response.splitlines()[-1]
+        first, second = inj.details["edits"][0]["segments"]
+        if inj.details["edits"][0]["unit"] == "lines":  # the moved line uses a result of the other
+            results = {float(n) for n in re.findall(r"=\s*\$?(\d*\.?\d+)", first)}
+            assert results & {float(n) for n in re.findall(r"\d*\.?\d+", second)}, (first, second)
+    assert made >= 40
 
 
-def test_hallucination_only_adds_invented_text(gsm, dpo, injector):
-    invented_markers = set(lex.LAST_NAMES) | set(lex.FAKE_LIBS) | set(lex.CITIES_FOR_PEOPLE) | {
-        "Registry", "doi:", "%"}
+def test_hallucination_is_woven_into_existing_sentences(gsm, dpo, injector):
+    """No appended sentence, no fixed template: each edit replaces or extends a few words in
+    place with invented material that is not in the positive."""
+    made = 0
     for record in gsm + dpo[:150]:
         inj = injector.inject_text(record.response, ErrorType.HALLUCINATION, key=record.id,
                                    question=record.question)
-        if _REFUSAL.search(record.response):
+        if inj.text is None:
             continue
-        assert is_subsequence(record.response, inj.text)
+        made += 1
         for edit in inj.details["edits"]:
-            assert edit["original"] == ""  # pure insertion
-            assert edit["inserted"] in inj.text
-            assert any(m in edit["inserted"] for m in invented_markers), edit["inserted"]
-        assert len(inj.text) > len(record.response)
+            assert edit["perturbation"].startswith("invented_")
+            added = edit["replacement"]
+            assert len(added) - len(edit["original"]) <= 80, edit
+            assert not re.search(r"[a-z]{2}[.!?]\s+[A-Z]", added), edit  # no new sentence
+            new_words = set(re.findall(r"[A-Z][a-z]+", added)) - set(re.findall(r"[A-Z][a-z]+", record.response))
+            if edit["kind"] in {"name", "person", "named", "reference"}:
+                assert new_words, edit  # an invented name
+    assert made >= 0.8 * (len(gsm) + 150)
 
 
-def test_hallucinations_vary(gsm, injector):
-    texts = {injector.inject_text(r.response, ErrorType.HALLUCINATION, key=r.id).details["edits"][0]["inserted"]
-             for r in gsm[:50]}
-    assert len(texts) == 50
-    kinds = {injector.inject_text(r.response, ErrorType.HALLUCINATION, key=r.id).details["perturbation"]
-             for r in gsm[:50]}
+def test_hallucinations_vary(gsm, dpo, injector):
+    edits = [injector.inject_text(r.response, ErrorType.HALLUCINATION, key=r.id, question=r.question)
+             for r in gsm[:50] + dpo[:100]]
+    replacements = [i.details["edits"][0]["replacement"] for i in edits if i.text is not None]
+    assert len(set(replacements)) >= 0.9 * len(replacements)  # figures ("12") may repeat
+    kinds = {i.details["perturbation"] for i in edits if i.text is not None}
     assert len(kinds) >= 4
 
 
@@ -261,14 +300,17 @@ def test_unit_entity_date_negation_changes(dpo):
         if e["kind"] == "year":
             assert e["replacement"].isdigit() and len(e["replacement"]) == 4
     negations = list(_applied(_only(c, "negation"), dpo, c, "negation"))
-    assert len(negations) >= 200
+    assert len(negations) >= 50
+    removed = added = 0
     for _, inj in negations:
         e = _edit(inj, "negation")
-        low = e["original"].lower()
-        assert (lex.AUXILIARY_NEGATION.get(low) == e["replacement"].lower()
-                or lex.OPPOSITES.get(low) == e["replacement"].lower()
-                or lex.NEGATION_REMOVAL.get(low) == e["replacement"].lower()
-                or e["replacement"].lower().endswith(" indeed"))
+        low, rep = e["original"].lower(), e["replacement"].lower()
+        assert "'" not in rep and "’" not in rep  # written out: contractions were a cue
+        assert (lex.OPPOSITES.get(low) == rep or rep in (f"{low} not", "cannot")
+                or low.split()[-1] in ("not", "cannot") or low.endswith("n't") or low.endswith("n’t"))
+        removed += rep not in (f"{low} not", "cannot") and low not in lex.OPPOSITES
+        added += rep in (f"{low} not", "cannot")
+    assert removed >= added / 2  # taken away about as often as added
 
 
 def test_arithmetic_in_prose_gets_a_wrong_result(dpo):
@@ -290,15 +332,17 @@ def test_same_seed_same_output_and_attempts_differ(gsm, dpo):
         b = RulesInjector(RulesInjectorConfig(seed=7)).inject(records, et)
         assert [x.text for x in a] == [x.text for x in b]
         assert [x.details for x in a] == [x.details for x in b]
+        made = [i for i, x in enumerate(a) if x.text is not None]
+        assert len(made) >= 0.5 * len(records)
         other_seed = RulesInjector(RulesInjectorConfig(seed=8)).inject(records, et)
-        assert sum(x.text != y.text for x, y in zip(a, other_seed, strict=True)) >= 0.7 * len(records)
+        # (a text with one site, e.g. one pair of dependent steps, has one negative whatever the seed)
+        assert sum(a[i].text != other_seed[i].text for i in made) >= 0.6 * len(made)
         retry = RulesInjector(RulesInjectorConfig(seed=7)).inject(records, et, attempt=1)
-        assert sum(x.text != y.text for x, y in zip(a, retry, strict=True)) >= 0.9 * len(records)
+        assert sum(a[i].text != retry[i].text for i in made) >= 0.8 * len(made)
         # a retry tries another perturbation when more than one applies
-        assert sum(x.details["perturbation"] != y.details["perturbation"] for x, y in zip(a, retry, strict=True)) \
-            >= 0.5 * len(records)
+        assert sum(a[i].details["perturbation"] != retry[i].details["perturbation"] for i in made) >= 0.3 * len(made)
         for record, inj in zip(records, retry, strict=True):
-            if not _REFUSAL.search(record.response):
+            if not _REFUSAL.search(record.response) and inj.text is not None:
                 assert VERIFIER.check(record.response, inj.text).passed
 
 
@@ -329,7 +373,7 @@ def test_fingerprint_and_batch_interface(gsm):
     inj = RulesInjector()
     assert inj.fingerprint() == RulesInjector().fingerprint()
     assert inj.fingerprint() != RulesInjector(RulesInjectorConfig(seed=1)).fingerprint()
-    assert inj.fingerprint() != RulesInjector(RulesInjectorConfig(logic=("circular",))).fingerprint()
+    assert inj.fingerprint() != RulesInjector(RulesInjectorConfig(logic=("reversed_cause",))).fingerprint()
     done = []
     outs = inj.inject(gsm[:300], ErrorType.LOGIC, progress=done.append)
     assert sum(done) == len(outs) == len(gsm[:300])
@@ -341,30 +385,45 @@ def test_config_rejects_unknown_perturbations():
         RulesInjectorConfig(correctness=("negation", "made_up"))
     with pytest.raises(ValueError, match="logic"):
         RulesInjectorConfig(logic=())
-    assert RulesInjectorConfig(logic="circular,contradiction").logic == ("circular", "contradiction")
+    assert RulesInjectorConfig(logic="reversed_cause,premise_removed").logic == ("reversed_cause", "premise_removed")
 
 
 def test_restricted_config_uses_only_chosen_perturbations(gsm):
     inj = _only(ErrorType.CORRECTNESS, "final_answer")
+    made = 0
     for record in gsm[:50]:
         out = inj.inject_text(record.response, ErrorType.CORRECTNESS, key=record.id)
+        if out.text is None:  # every wrong value it tried left a whole-number answer non-whole
+            continue
+        made += 1
         assert out.details["perturbations"] == ["final_answer"]
         assert final_answer(out.text) != final_answer(record.response)
+    assert made >= 45
 
 
 # ---------------------------------------------------------------------------------------------
 # edge cases
 
+EDGE_TEXTS = ["Yes.", "yes", "No", "63", "False", "Paris", "...",
+              "Die Hauptstadt von Frankreich ist Paris. Sie hat viele Museen und liegt an der Seine.",
+              "巴黎是法国的首都。它有很多博物馆。",
+              "La respuesta es 42 porque 6 x 7 = 42.",
+              "Here is the function:\n\n```python\ndef add(a, b):\n    total = a + b\n    return total\n```\n"]
+# what has nothing to work on: logic on a one-word answer has no dependency to break, "..." holds
+# nothing, and the verifier does not count an operator swap in code (punctuation) as a change
+# and a one-word answer states no claim a source could back
+NOTHING_TO_DO = {(t, ErrorType.LOGIC) for t in EDGE_TEXTS} | {("...", et) for et in TYPES} | {
+    (EDGE_TEXTS[-1], et) for et in TYPES} | {(t, ErrorType.HALLUCINATION) for t in EDGE_TEXTS[:6]} | {
+    (EDGE_TEXTS[8], ErrorType.HALLUCINATION), (EDGE_TEXTS[9], ErrorType.HALLUCINATION)}  # no claim found
+
+
 @pytest.mark.parametrize("error_type", TYPES)
-@pytest.mark.parametrize("text", [
-    "Yes.", "yes", "No", "63", "False", "Paris", "...",
-    "Die Hauptstadt von Frankreich ist Paris. Sie hat viele Museen und liegt an der Seine.",
-    "巴黎是法国的首都。它有很多博物馆。",
-    "La respuesta es 42 porque 6 x 7 = 42.",
-    "Here is the function:\n\n```python\ndef add(a, b):\n    total = a + b\n    return total\n```\n",
-])
+@pytest.mark.parametrize("text", EDGE_TEXTS)
 def test_edge_cases_pass_verifier(text, error_type):
     inj = RulesInjector().inject_text(text, error_type, key="edge", question="What is it? (A) Paris (B) Rome")
+    if (text, error_type) in NOTHING_TO_DO:
+        assert inj.text is None and inj.details["reason"] in NO_SITE
+        return
     check = VERIFIER.check(text, inj.text)
     assert check.passed, (check, inj.text, inj.details)
     check_details(text, inj)
@@ -383,16 +442,16 @@ def test_code_responses_stay_valid_python(shared_data, error_type):
     code_edits = 0
     for record in records:
         inj = injector.inject_text(record.response, error_type, key=record.id)
+        if inj.text is None:
+            assert inj.details["reason"] in NO_SITE
+            continue
         assert VERIFIER.check(record.response, inj.text).passed, inj.details
         check_details(record.response, inj)
         ast.parse(inj.text)  # a negative is wrong code, not broken text
         for e in inj.details["edits"]:
-            if e["perturbation"].startswith(("code_", "invented_api")):
-                code_edits += 1
-            else:  # prose (a contradiction, an invented study ...) goes in as a comment
-                assert e["original"] == "" and e["replacement"].strip().startswith("#"), e
-    # logic on one-line functions is mostly a contradicting comment; the others act on code
-    assert code_edits >= len(records) // (8 if error_type is ErrorType.LOGIC else 3)
+            code_edits += e["perturbation"].startswith(("code_", "invented_api", "reordered", "premise"))
+    # one-line functions have no two statements to reorder: logic acts on fewer of them
+    assert code_edits >= len(records) // (5 if error_type is ErrorType.LOGIC else 2)
 
 
 def test_code_block_in_prose(dpo):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -24,11 +25,11 @@ from seapo.inject.base import INJECTORS, Injection, Injector
 from seapo.inject.error_types import ErrorType
 from seapo.inject.rules._perturb import BY_NAME, BY_TYPE, PERTURBATIONS, Perturbation, make_final_answer
 from seapo.inject.rules._text import Doc, Edit, apply_edits, overlaps
-from seapo.inject.verify import _META, _REFUSAL, VerifierConfig
+from seapo.inject.verify import _META, _REFUSAL, VerifierConfig, measure_difference
 
 __all__ = ["PERTURBATIONS", "RulesInjector", "RulesInjectorConfig", "perturbation_names"]
 
-VERSION = 1
+VERSION = 2
 """Bumped whenever a rule changes what it writes (part of the fingerprint)."""
 
 
@@ -48,15 +49,13 @@ class RulesInjectorConfig(SeapoConfig):
     seed: int = Field(0, description="Seed of every random choice; the output is a pure function of (seed, "
                                      "record id, error type, attempt) and the text.")
     correctness: tuple[str, ...] | None = _perturbation_field(
-        ErrorType.CORRECTNESS, "calculation, operand, final_answer, number, date, unit, entity, negation, "
-        "answer_choice, answer_swap, code_constant, code_operator, false_fact (false_fact is the fallback for "
-        "text with nothing to alter; leave it in)")
+        ErrorType.CORRECTNESS, "calculation, operand, final_answer, number, date, unit, entity, swapped_facts, "
+        "negation, answer_choice, answer_swap, code_constant, code_operator")
     logic: tuple[str, ...] | None = _perturbation_field(
-        ErrorType.LOGIC, "contradiction, reversed_conclusion, reordered_steps, circular, code_reorder, "
-        "code_condition")
+        ErrorType.LOGIC, "reordered_steps, premise_removed, reversed_cause, reversed_conclusion, "
+        "dropped_condition, swapped_connective, wrong_conclusion, code_reorder, code_condition")
     hallucination: tuple[str, ...] | None = _perturbation_field(
-        ErrorType.HALLUCINATION, "invented_statistic, invented_study, invented_citation, invented_person, "
-        "invented_detail, invented_api")
+        ErrorType.HALLUCINATION, "invented_figure, invented_date, invented_name, invented_source, invented_api")
     max_edits: int = Field(6, ge=1, description="Most perturbations combined in one negative when single ones "
                                                 "change too little.")
     margin: float = Field(1.25, ge=1.0, description="Aim for margin x the verifier's minimum difference, since "
@@ -78,7 +77,12 @@ class RulesInjectorConfig(SeapoConfig):
         return chosen
 
 
+# two edits that trade words between two places: estimated one by one, each looks like a change,
+# but the verifier's alignment sees fewer (a move inside one edit's span is estimated right)
+_MOVES = frozenset(("swapped_facts",))
 _MASK = (1 << 64) - 1
+_WHOLE = re.compile(r"\d[\d,]*")
+_SIGNED = re.compile(r"-?[\d,]*\.?\d+")
 
 
 class _SplitMix(random.Random):
@@ -178,7 +182,7 @@ class RulesInjector(Injector):
         rng = _SplitMix(_seed(cfg.seed, key, error_type.value, attempt))
         at = order.index(primary)
         # retry the first at another place, then the others (each checks its own precondition)
-        queue = [primary] * 3 + order[at + 1:] + order[:at]
+        queue = [primary] * 3 + (order[at + 1:] + order[:at]) * 2
 
         edits: list[Edit] = []
         used: list[str] = []
@@ -202,7 +206,7 @@ class RulesInjector(Injector):
                 break
         if needs_answer and edits and not self._answer_changed(doc, edits):
             extra = make_final_answer(doc, rng, edits)
-            if extra:
+            if extra and self._acceptable(doc, edits + extra):
                 edits += extra
                 used.append("final_answer")
         if not edits or not self._enough(doc, edits):
@@ -213,7 +217,12 @@ class RulesInjector(Injector):
 
     # -- checks ---------------------------------------------------------------------------------
     def _enough(self, doc: Doc, edits: list[Edit]) -> bool:
-        diff, changed = doc.estimate(edits)
+        if any(e.perturbation in _MOVES for e in edits):
+            # words traded between two edits: the local estimate over-counts, measure for real
+            measured = measure_difference(doc.text, apply_edits(doc.text, edits))
+            diff, changed = measured.difference, measured.changed_tokens
+        else:
+            diff, changed = doc.estimate(edits)
         t = self.verifier
         return diff >= t.min_difference * self.config.margin and changed >= t.min_changed_tokens
 
@@ -224,7 +233,12 @@ class RulesInjector(Injector):
 
     @staticmethod
     def _acceptable(doc: Doc, edits: list[Edit]) -> bool:
-        """The verifier would reject refusal-like starts ("I can" -> "I cannot") and meta text."""
+        """The verifier would reject refusal-like starts ("I can" -> "I cannot") and meta text;
+        a whole non-negative number (a count, a GSM8K answer) must stay one."""
+        for e in edits:
+            old = doc.text[e.start:e.end]
+            if _WHOLE.fullmatch(old) and _SIGNED.fullmatch(e.replacement) and not _WHOLE.fullmatch(e.replacement):
+                return False  # "12" -> "-3" or "12" -> "7.5"
         first = min(e.start for e in edits)
         if first < 40:
             head = apply_edits(doc.text, [e for e in edits if e.start < 40])[:80]

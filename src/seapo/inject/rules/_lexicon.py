@@ -1,4 +1,5 @@
-"""Small built-in word lists and templates for the rules injector (no model, no downloads)."""
+"""Small built-in word lists for the rules injector (no model, no downloads). Invented names are
+made by the grammars in ``_invent``, not drawn from lists here: a fixed list becomes a cue."""
 
 from __future__ import annotations
 
@@ -92,20 +93,7 @@ for _a, _b in _UNIT_PAIRS:
     UNIT_SWAP.setdefault(_b, _a)
 # Units whose singular/plural mapping is handled above; "in", "m", "s" are too ambiguous to match.
 
-# Word -> its opposite; used to negate a stated fact or reverse a conclusion. Every right-hand
-# side holds a content word, so the verifier sees the change (``is not`` alone is two stop words).
-AUXILIARY_NEGATION: dict[str, str] = {
-    "is": "isn't", "are": "aren't", "was": "wasn't", "were": "weren't", "can": "cannot",
-    "will": "won't", "would": "wouldn't", "should": "shouldn't", "could": "couldn't",
-    "has": "hasn't", "have": "haven't", "must": "mustn't", "does": "doesn't", "do": "don't",
-    "did": "didn't",
-}
-NEGATION_REMOVAL: dict[str, str] = {
-    "isn't": "is", "aren't": "are", "wasn't": "was", "weren't": "were", "cannot": "can",
-    "can't": "can", "won't": "will", "wouldn't": "would", "shouldn't": "should",
-    "couldn't": "could", "hasn't": "has", "haven't": "have", "doesn't": "does", "don't": "do",
-    "didn't": "did", "mustn't": "must",
-}
+# Word -> its opposite; used to negate a stated fact or reverse a conclusion.
 OPPOSITES: dict[str, str] = {}
 for _a, _b in [
     ("always", "never"), ("increase", "decrease"), ("increases", "decreases"),
@@ -142,42 +130,3 @@ COMMON_STARTERS = frozenset(
     "as at by with from no not yes here now then first next finally also however while although "
     "overall thus therefore hence this what which who how".split()
 )
-
-# Hallucination material: invented but plausible names, bodies, journals and APIs.
-FIRST_NAMES = ("Elena", "Marcus", "Priya", "Tobias", "Hannah", "Rafael", "Ingrid", "Daniel", "Mei",
-               "Oliver", "Amara", "Lukas", "Sofia", "Kenji", "Nadia", "Victor", "Clara", "Jonah",
-               "Leila", "Anders", "Beatrice", "Farid", "Greta", "Hugo", "Isabel", "Julian")
-LAST_NAMES = ("Halvorsen", "Whitcombe", "Okonkwo", "Varga", "Lindqvist", "Moreau", "Castellano",
-              "Brennan", "Takahashi", "Abernathy", "Kowalczyk", "Delacroix", "Ferreira", "Hargrove",
-              "Nakamura", "Oyelaran", "Petrakis", "Rutherford", "Sandoval", "Thorsen", "Vasquez",
-              "Wexler", "Yilmaz", "Zielinski", "Ashcombe", "Marchetti")
-PROFESSIONS = ("economist", "historian", "cognitive scientist", "statistician", "engineer",
-               "sociologist", "nutritionist", "physicist", "educational psychologist", "ecologist",
-               "data scientist", "urban planner", "linguist", "epidemiologist")
-NATIONALITIES = ("Norwegian", "Canadian", "Dutch", "Brazilian", "Austrian", "Scottish", "Danish",
-                 "New Zealand", "Swiss", "Portuguese", "Finnish", "Chilean")
-INSTITUTE_ADJ = ("National", "International", "European", "Pacific", "Northern", "Global",
-                 "American", "Royal", "Central", "Atlantic")
-INSTITUTE_FIELDS = ("Applied Research", "Behavioral Studies", "Consumer Research", "Policy Analysis",
-                    "Household Economics", "Learning Sciences", "Public Health Metrics",
-                    "Technology Assessment", "Social Statistics", "Quantitative Studies")
-INSTITUTE_KINDS = ("Institute for", "Bureau of", "Center for", "Council for", "Foundation for")
-UNIVERSITIES = ("University of Leeds", "McGill University", "University of Utrecht", "ETH Zurich",
-                "University of Melbourne", "Kyoto University", "University of Oslo",
-                "Carnegie Mellon University", "University of Edinburgh", "Uppsala University")
-JOURNALS = ("Journal of Applied Cognitive Research", "International Review of Social Dynamics",
-            "Quarterly Journal of Behavioral Economics", "Annals of Comparative Studies",
-            "Journal of Computational Methods", "European Journal of Practical Science",
-            "Review of Empirical Analysis", "Journal of Quantitative Perspectives")
-SURVEY_KINDS = ("survey", "study", "report", "meta-analysis", "longitudinal study", "census")
-POPULATIONS = ("respondents", "participants", "adults", "households", "professionals", "students",
-               "consumers", "experts surveyed")
-EFFECT_VERBS = ("improved outcomes related to", "reported a strong preference regarding",
-                "changed their approach to", "underestimated the importance of",
-                "reported measurable benefits from", "considered")
-CITIES_FOR_PEOPLE = ("Bergen", "Leiden", "Graz", "Aarhus", "Tampere", "Ghent", "Basel", "Porto",
-                     "Dunedin", "Valparaiso", "Quebec City", "Uppsala")
-FAKE_LIBS = ("fastutils", "quickmath", "datakit", "pyhelpers", "streamline", "numtools", "easyops",
-             "smartcore", "flowlib", "coreplus")
-FAKE_FUNCS = ("auto_optimize", "normalize_all", "fast_reduce", "smart_merge", "validate_inplace",
-              "deep_clean", "auto_tune", "safe_transform", "balance_weights", "precompute_cache")

@@ -9,10 +9,21 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from random import Random
 
 from seapo.inject.error_types import ErrorType
 from seapo.inject.rules import _lexicon as lex
+from seapo.inject.rules._invent import (
+    count_words,
+    first_name,
+    institution,
+    person,
+    pick_by_length,
+    place,
+    surname,
+    year,
+)
 from seapo.inject.rules._text import (
     NUM,
     NUM_RE,
@@ -25,7 +36,6 @@ from seapo.inject.rules._text import (
     number_key,
     overlaps,
     safe_eval,
-    strip_annotations,
 )
 from seapo.inject.verify import STOPWORDS, tokens
 
@@ -86,75 +96,42 @@ def _all_free(edits: list[Edit], taken: list[Edit]) -> bool:
     return all(not overlaps(e, taken) for e in edits)
 
 
-def _comment_prefix(lang: str, doc: Doc) -> str:
-    if lang in {"js", "javascript", "ts", "typescript", "java", "c", "cpp", "c++", "csharp", "cs", "go",
-                "rust", "swift", "kotlin", "scala", "php", "dart"}:
-        return "//"
-    if lang in {"sql", "lua", "haskell"}:
-        return "--"
-    if not lang and ";" in doc.text and "def " not in doc.text:
-        return "//"
-    return "#"
-
-
-def _sentence_text(doc: Doc, s: Span) -> str:
-    return doc.text[s.body:s.end]
-
-
-def _core(doc: Doc) -> str:
-    """A short response as a phrase: ``Yes.`` -> ``yes``."""
-    core = doc.text.strip().rstrip(TERMINAL_CHARS).strip()
-    return lower_first(core) if core else core
-
-
-def insertion(doc: Doc, rng: Random, sentence: str, name: str, taken: list[Edit], *,
-              min_pos: int = 0, near: bool = False, info: dict | None = None) -> Edit | None:
-    """Insert a whole sentence at a sentence boundary (>= ``min_pos``; the first few when
-    ``near``). Code-only text gets it as a comment line; text without a boundary gets it as a
-    new paragraph before the closing answer line."""
-    text = doc.text
-    points = [p for p in doc.insert_points if p >= min_pos and _free(p, p, taken)]
-    if points:
-        point = points[0] if near and rng.random() < 0.5 else rng.choice(points[:3] if near else points)
-        return Edit(point, point, " " + sentence, name, info)
-    if doc.code_regions and doc.code_regions[0][:2] == (0, len(text)):
-        lines = [m.end() for m in re.finditer(r"[^\n]+", text) if m.end() >= min_pos
-                 and not m.group().rstrip().endswith("\\") and not doc.in_code_string(m.end() - 1, m.end())]
-        if not lines:
-            return None
-        point = rng.choice(lines)
-        line_start = text.rfind("\n", 0, point) + 1
-        indent = re.match(r"[ \t]*", text[line_start:point]).group()
-        if text[line_start:point].rstrip().endswith((":", "{")):
-            indent += "    "
-        prefix = _comment_prefix("", doc)
-        edit = Edit(point, point, f"\n{indent}{prefix} {sentence}", name, info)
-        return edit if _free(point, point, taken) else None
-    point = doc.tail_start
-    if point < len(text):
-        return Edit(point, point, sentence + "\n", name, info) if _free(point, point, taken) else None
-    end = len(text.rstrip())
-    sep = " " if end and text[end - 1] in TERMINAL_CHARS and "\n" not in text.strip() else "\n\n"
-    return Edit(end, end, sep + sentence, name, info) if _free(end, end, taken) else None
-
-
 # ----------------------------------------------------------------------------------------------
-# negation (shared by correctness "negation" and logic "contradiction"/"reversed_conclusion")
+# negation (shared by correctness "negation" and logic "reversed_conclusion"): written out in
+# full ("is" -> "is not", never "isn't": contractions were the first generation's cue), taken
+# away as often as added, and never added to a sentence that already holds a negation (no
+# double negatives) or to a question, a quotation or fiction.
 
 _AUX = frozenset("is are was were can will would should could has have must".split())
 _DO = frozenset(("does", "do", "did"))
 _WORD_RE = re.compile(r"[A-Za-z]+(?:['’]t)?")
 _NEXT_WORD_RE = re.compile(r"[ \t]+([A-Za-z]+)")
 _NOUN_BEFORE_AUX = re.compile(r"\b(?:a|the|free|good|ill|last|tin|your|my)\s+$", re.IGNORECASE)
+_NEGATED_RE = re.compile(r"\b(?:not|no|never|none|nothing|nobody|neither|nor|cannot|without|hardly|"
+                         r"[A-Za-z]+n['’]t)\b", re.IGNORECASE)
+_QUOTED_RE = re.compile(r"[\"“”«»]")
 # cheap precondition: any word the negation can act on
 _NEGATABLE_RE = re.compile(r"\b(?:is|are|was|were|can|will|would|should|could|has|have|must|cannot|"
                            r"always|never|more|less|true|false|all|not|[a-z]+n't)\b", re.IGNORECASE)
+# "all preferences" -> "none preferences", "different clients" -> "same clients", "better
+# understand" -> "worse understand", "first-hand" -> "last-hand": swaps that break the grammar
+_UNSAFE_OPPOSITES = frozenset(("all", "none", "same", "different", "first", "last", "better", "worse"))
+_FULL_NEGATION = {"isn't": "is", "aren't": "are", "wasn't": "was", "weren't": "were", "can't": "can",
+                  "cannot": "can", "won't": "will", "wouldn't": "would", "shouldn't": "should",
+                  "couldn't": "could", "hasn't": "has", "haven't": "have", "doesn't": "does", "don't": "do",
+                  "didn't": "did", "mustn't": "must"}
+_ADD_NEGATION = {"can": "cannot"}
 
 
 def negation_sites(doc: Doc, start: int, end: int) -> list[tuple[int, int, str]]:
-    """(start, end, replacement) of every place in text[start:end] whose change negates it.
-    One pass over the words with dictionary look-ups (a big alternation regex is slower)."""
+    """(start, end, replacement) of every place in text[start:end] whose change negates it:
+    ``is`` -> ``is not``, ``is not`` / ``isn't`` -> ``is``, ``never`` -> ``always``, a word for
+    its opposite. One pass over the words with dictionary look-ups."""
     text = doc.text
+    chunk = text[start:end]
+    if _QUOTED_RE.search(chunk) or chunk.rstrip().endswith("?"):
+        return []
+    negated = bool(_NEGATED_RE.search(chunk))
     sites = []
     for m in _WORD_RE.finditer(text, start, end):
         word = m.group()
@@ -164,25 +141,15 @@ def negation_sites(doc: Doc, start: int, end: int) -> list[tuple[int, int, str]]
             if not nxt:
                 continue
             if nxt.group(1).lower() == "not":
-                # "is not" -> "is indeed": dropping "not" alone changes only stop words
-                sites.append((m.start(), nxt.end(), f"{word} indeed"))
-            elif low in _AUX and not _NOUN_BEFORE_AUX.search(text, max(0, m.start() - 8), m.start()):
-                sites.append((m.start(), m.end(), _case_like(lex.AUXILIARY_NEGATION[low], word)))
-        elif low in lex.NEGATION_REMOVAL:
-            sites.append((m.start(), m.end(), _case_like(lex.NEGATION_REMOVAL[low], word)))
-        elif low in lex.OPPOSITES:
+                sites.append((m.start(), nxt.end(), word))  # "is not" -> "is"
+            elif low in _AUX and not negated and not _NOUN_BEFORE_AUX.search(text, max(0, m.start() - 8),
+                                                                            m.start()):
+                sites.append((m.start(), m.end(), _case_like(_ADD_NEGATION.get(low, f"{low} not"), word)))
+        elif low in _FULL_NEGATION:
+            sites.append((m.start(), m.end(), _case_like(_FULL_NEGATION[low], word)))
+        elif low in lex.OPPOSITES and low not in _UNSAFE_OPPOSITES and not text.startswith("-", m.end()):
             sites.append((m.start(), m.end(), _case_like(lex.OPPOSITES[low], word)))
     return sites
-
-
-def negate_sentence(doc: Doc, s: Span, rng: Random) -> str | None:
-    """The sentence with one negation applied (annotations removed), or None."""
-    sites = negation_sites(doc, s.body, s.end)
-    if not sites:
-        return None
-    a, b, rep = rng.choice(sites[:3])
-    text = doc.text
-    return strip_annotations(text[s.body:a] + rep + text[b:s.end])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -216,8 +183,11 @@ def _carry(doc: Doc, after: int, mapping: dict[str, str], edits: dict[tuple[int,
         if s < after or (s, e) in edits or any(a <= s < b for a, b in regions):
             continue
         key = number_key(text[s:e])
-        if key in mapping:
-            edits[(s, e)] = Edit(s, e, mapping[key], name, {"carried": True})
+        if key in mapping:  # written the way this mention was ("990", not the step's "990.00")
+            new = mapping[key]
+            if "." not in text[s:e] and float(number_key(new)).is_integer():
+                new = format_like(float(number_key(new)), text[s:e])
+            edits[(s, e)] = Edit(s, e, new, name, {"carried": True})
 
 
 def _step_error(doc: Doc, rng: Random, taken: list[Edit], index: int, name: str) -> list[Edit] | None:
@@ -402,14 +372,79 @@ def make_entity(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
 
 
 def make_negation(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
-    """A stated fact negated (is -> isn't, can -> cannot, always -> never, not X -> indeed X)."""
-    claims = doc.claim_sentences()
-    for i in rng.sample(range(len(claims)), min(len(claims), 6)):  # a few sentences, not all
-        sites = [x for x in negation_sites(doc, claims[i].body, claims[i].end) if _free(x[0], x[1], taken)]
-        if sites:
-            s, e, rep = rng.choice(sites)
-            return [Edit(s, e, rep, "negation")]
-    return None
+    """A stated fact negated or turned into its opposite (is -> is not, is not -> is, can ->
+    cannot, always -> never, more -> less); a negation is taken away as often as one is added,
+    so neither "not" nor its absence marks the negatives."""
+    if _creative(doc) or doc.final_answer is not None:
+        return None  # worked solutions get number errors: a "not" there would be the cue
+    claims = [c for c in doc.claim_sentences() if not _REQUEST_RE.search(doc.text, c.body, c.end)]
+    found: list[tuple[int, int, str]] = []
+    for i in rng.sample(range(len(claims)), min(len(claims), 8)):  # a few sentences, not all
+        found += [x for x in negation_sites(doc, claims[i].body, claims[i].end) if _free(x[0], x[1], taken)]
+    removals = [x for x in found if "not" not in x[2].split() and x[2].lower() != "cannot"
+                and (x[1] - x[0] > len(x[2]) or doc.text[x[0]:x[1]].lower() in _FULL_NEGATION)]
+    opposites = [x for x in found if doc.text[x[0]:x[1]].lower() in lex.OPPOSITES]
+    # a negation is taken away where the text has one, added only now and then otherwise, so
+    # that about as many negatives lose a "not" as gain one
+    pool = removals or opposites or (found if rng.random() < 0.35 else [])
+    if not pool:
+        return None
+    s, e, rep = rng.choice(pool)
+    return [Edit(s, e, rep, "negation")]
+
+
+_ENUMERATION_GAP_RE = re.compile(r"\s*(?:,|and|or|/|&|-|–|to|,\s*and|,\s*or)?\s*(?:the\s+)?")
+_SWAP_NUMBER_RE = re.compile(rf"(?<![\w.,/\-^$])({NUM})(?![\w/^%]|[.,]\d)")
+
+
+def _same_kind(x: str, y: str, gap: str) -> bool:
+    """Two names that can trade places: of one built-in category, or two single-word names (not
+    adjectives like "Moroccan") with a few words between them."""
+    cx, cy = lex.ENTITY_TO_CATEGORY.get(x), lex.ENTITY_TO_CATEGORY.get(y)
+    if cx or cy:
+        return cx == cy
+    adjective = ("an", "ese", "ish", "ic", "ian", "ean")
+    return " " not in x and " " not in y and not x.endswith(adjective) and not y.endswith(adjective) \
+        and gap.count(" ") >= 3
+
+
+def _swap_sites(doc: Doc) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """Two different names (or two different numbers) in one claim sentence."""
+    text = doc.text
+    out = []
+    if doc.final_answer is not None or _creative(doc):
+        return out  # worked solutions have their own number errors
+    for s in doc.claim_sentences(50):
+        names = [(m.start(1), m.end(1)) for m in _PROPER_RE.finditer(text, s.body, s.end)
+                 if text[m.start(1):m.end(1)].split(" ", 1)[0].lower() not in _GENERIC_CAPITALIZED]
+        steps = [(st.start, st.end) for st in doc.steps]
+        nums = [(m.start(1), m.end(1)) for m in _SWAP_NUMBER_RE.finditer(doc.masked, s.body, s.end)
+                if not any(a <= m.start(1) < b for a, b in steps)]  # a worked step has its own errors
+        for group in (names, nums):
+            for i, a in enumerate(group):
+                for b in group[i + 1:i + 3]:
+                    x, y = text[a[0]:a[1]], text[b[0]:b[1]]
+                    gap = text[a[1]:b[0]]
+                    if _ENUMERATION_GAP_RE.fullmatch(gap) or group is names and not _same_kind(x, y, gap):
+                        continue  # items of one list, or names of different kinds: no fact changes
+                    if group is nums and _COUNTER_BEFORE_RE.search(text, max(0, a[0] - 14), a[0]):
+                        continue
+                    if x != y and (group is names or number_key(x) != number_key(y)):
+                        out.append((a, b))
+    return out
+
+
+def make_swapped_facts(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """Two names or two figures of one sentence swapped ("Paris is the capital of France" ->
+    "France is the capital of Paris", "born in 1879, died in 1955" -> "born in 1955, died in
+    1879"): the same words, a false statement."""
+    pairs = [p for p in _swap_sites(doc) if _free(p[0][0], p[0][1], taken) and _free(p[1][0], p[1][1], taken)]
+    if not pairs:
+        return None
+    a, b = rng.choice(pairs)
+    text = doc.text
+    return [Edit(a[0], a[1], text[b[0]:b[1]], "swapped_facts", {"with": text[b[0]:b[1]]}),
+            Edit(b[0], b[1], text[a[0]:a[1]], "swapped_facts", {"with": text[a[0]:a[1]]})]
 
 
 # A label after a key word ("the answer is (B)", "Output: Yes", "A: neutral") ...
@@ -426,6 +461,12 @@ _ROMAN_NEXT = {"I": "II", "II": "I", "III": "II", "IV": "III", "V": "IV"}
 _OPTION_RE = re.compile(r"(?:\(([A-H])\)|\b([A-H])\))")
 
 
+def _restated(label: str) -> str:
+    """A one-word answer flipped between stop words ("Yes" -> "No") changes no content word the
+    verifier counts, so the flipped label is restated with the question's own sense."""
+    return ", that is right" if label.lower() == "yes" else ", that is wrong"
+
+
 def _answer_sites(doc: Doc) -> list[tuple[int, int, str]]:
     text = doc.text
     sites = []
@@ -439,7 +480,7 @@ def _answer_sites(doc: Doc) -> list[tuple[int, int, str]]:
         if low in lex.ANSWER_FLIP:
             rep = _case_like(lex.ANSWER_FLIP[low], word)
             if m.start(1) == 0 and doc.num_tokens <= 2 and rep.lower() in STOPWORDS:
-                rep += ", definitely" if rep.lower() == "yes" else ", definitely not"
+                rep += _restated(rep)
             sites.append((m.start(1), m.end(1), rep))
         elif len(word) == 1 and word in "ABCDEFGH" and m.re is _LABEL_RE and m.start(1) > 0:
             others = [o for o in options if o != word]
@@ -504,10 +545,6 @@ def make_answer_swap(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | N
     return [Edit(start, start + len(body), new, "answer_swap")]
 
 
-def _code_spans(doc: Doc) -> list[tuple[int, int, str]]:
-    return doc.code_regions
-
-
 _CODE_NUM_RE = re.compile(r"(?<![\w.\"'])(\d+(?:\.\d+)?)(?![\w.\"'])")
 _CODE_WORD_SWAP = {"True": "False", "False": "True", "true": "false", "false": "true", "min": "max",
                    "max": "min", "any": "all", "all": "any", "floor": "ceil", "ceil": "floor",
@@ -556,104 +593,16 @@ def make_code_operator(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] |
     return [Edit(m.start(1), m.end(1), swap[m.group(1)], "code_operator")]
 
 
-def make_false_fact(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
-    """A wrong factual claim stated as fact (fallback for text with nothing to alter)."""
-    kind = rng.randrange(6)
-    if kind == 0:
-        country = rng.choice(list(lex.CAPITALS))
-        wrong = rng.choice([c for c in (*lex.CAPITALS.values(), *lex.CITIES) if c != lex.CAPITALS[country]])
-        fact = f"the capital of {country} is {wrong}."
-    elif kind == 1:
-        element, (_, number) = rng.choice(list(lex.ELEMENTS.items()))
-        fact = f"{element.lower()} has the atomic number {number + rng.choice((1, 2, 3, 5))}."
-    elif kind == 2:
-        idx = rng.randrange(len(lex.PLANETS))
-        wrong = rng.choice([i for i in range(1, 9) if i != idx + 1])
-        fact = f"{lex.PLANETS[idx]} is the {_ordinal(wrong)} planet from the Sun."
-    elif kind == 3:
-        fact = f"water boils at {rng.choice((70, 80, 90, 110, 120))} degrees Celsius at sea level."
-    elif kind == 4:
-        fact = f"there are {rng.choice((5, 6, 8, 9))} continents on Earth."
-    else:
-        element, (symbol, _) = rng.choice(list(lex.ELEMENTS.items()))
-        wrong = rng.choice([s for s, _ in lex.ELEMENTS.values() if s != symbol])
-        fact = f"the chemical symbol for {element.lower()} is {wrong}."
-    lead = rng.choice(("Note that", "Keep in mind that", "For reference,", "Recall that"))
-    edit = insertion(doc, rng, f"{lead} {fact}", "false_fact", taken, info={"inserted": f"{lead} {fact}"})
-    return [edit] if edit else None
-
-
 # ----------------------------------------------------------------------------------------------
-# logic
-
-_LEADING_CONNECTIVE = re.compile(r"^(?i:so|then|thus|therefore|hence|and|but|also|finally|next)\b,?\s+")
-_CONNECTIVES = ("However,", "At the same time,", "That said,", "On the other hand,", "Yet in fact,")
-
-
-def make_contradiction(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
-    """A later sentence that denies an earlier claim, so the text asserts both."""
-    # long run-on sentences count too, but not questions, headings ("... function:") or one word
-    claims = doc.claim_sentences(40) or [
-        s for s in doc.sentences if s.end <= doc.tail_start and doc.text[s.end - 1] not in "?:"
-        and doc.text.count(" ", s.body, s.end) >= 2]
-    if not claims and doc.code_regions:
-        return _code_contradiction(doc, rng, taken)
-    if claims:
-        s = rng.choice(claims)
-        negated = negate_sentence(doc, s, rng)
-        body = strip_annotations(_sentence_text(doc, s)).rstrip(TERMINAL_CHARS + " ")
-        # "So he sneezed 40 times." is quoted without its "So"
-        body = _LEADING_CONNECTIVE.sub("", body, count=1) or body
-        if negated is not None:
-            negated = _LEADING_CONNECTIVE.sub("", negated, count=1) or negated
-        if negated is None:
-            sentence = f"{rng.choice(_CONNECTIVES)} it is not true that {lower_first(body, doc.text)}."
-        else:
-            negated = negated.rstrip(TERMINAL_CHARS + " ")
-            sentence = f"{rng.choice(_CONNECTIVES)} {lower_first(negated, doc.text)}."
-        edit = insertion(doc, rng, sentence, "contradiction", taken, min_pos=s.end, near=True,
-                         info={"contradicts": [s.body, s.end], "inserted": sentence})
-        return [edit] if edit else None
-    core = _core(doc)
-    if tokens(core) and len(core.split()) <= 12 and not core.endswith("?"):
-        sentence = f"{rng.choice(_CONNECTIVES)} the answer cannot be {core}."
-    else:  # a question or one long run-on: deny it as a whole
-        sentence = f"{rng.choice(_CONNECTIVES)} the opposite of all this is equally true."
-    edit = insertion(doc, rng, sentence, "contradiction", taken, info={"inserted": sentence})
-    return [edit] if edit else None
-
-
-_RETURN_RE = re.compile(r"^([ \t]*)return\s+([^\n#]+)$", re.MULTILINE)
-_ASSIGN_RE = re.compile(r"^([ \t]*)([A-Za-z_]\w*)\s*=\s*[^=\n][^\n]*$", re.MULTILINE)
-
-
-def _code_contradiction(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
-    text = doc.text
-    sites = []
-    for s, e, lang in doc.code_regions:
-        prefix = _comment_prefix(lang, doc)
-        for m in _RETURN_RE.finditer(text, s, e):
-            if doc.in_code_string(m.start(), m.end()):
-                continue
-            value = m.group(2).strip().rstrip(";")
-            value = value if len(value) <= 50 else "anything"
-            sites.append((m.start(), f"{m.group(1)}{prefix} At this point the function never returns "
-                                     f"{value}.\n"))
-        for m in _ASSIGN_RE.finditer(text, s, e):
-            if doc.in_code_string(m.start(), m.end()):
-                continue
-            sites.append((m.start(), f"{m.group(1)}{prefix} Note: {m.group(2)} is never assigned in this "
-                                     f"function.\n"))
-    sites = [x for x in sites if _free(x[0], x[0], taken)]
-    if not sites:
-        return None
-    pos, comment = rng.choice(sites)
-    return [Edit(pos, pos, comment, "contradiction", {"inserted": comment.strip()})]
-
+# logic: a real dependency broken -- a step moved before the one it uses, a premise removed, a
+# cause and its effect swapped, a conclusion that no longer follows. No inserted sentences.
 
 _CONCLUSION_RE = re.compile(
     r"(?:^|\b)(therefore|thus|hence|so|consequently|as a result|in conclusion|in summary|overall|"
     r"to conclude|this means|this shows|in short|the answer is|answer:)\b", re.IGNORECASE)
+_CONCLUSION_START_RE = re.compile(
+    r"(?:So|Thus|Therefore|Hence|Consequently|As a result|This means|This shows|That is why|That's why|"
+    r"Because of this|For this reason|It follows that|In total|Altogether)\b")
 
 
 def _conclusions(doc: Doc) -> list[Span]:
@@ -661,136 +610,354 @@ def _conclusions(doc: Doc) -> list[Span]:
                                                                                           s.end)]
 
 
+def _creative(doc: Doc) -> bool:
+    return bool(_CREATIVE_RE.search(doc.question[:2000]))
+
+
 def make_reversed_conclusion(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
-    """The conclusion turned around: "therefore X" -> "therefore not X", or another answer."""
+    """The conclusion turned around so it no longer follows: "therefore X" -> "therefore not
+    X" (or "not X" -> "X"), or the concluded label flipped."""
     text = doc.text
+    if _creative(doc):
+        return None
     spans = [s for s in _conclusions(doc) if _free(s.body, s.end, taken)]
     if not spans:
         return None
-    s = spans[-1] if rng.random() < 0.6 else rng.choice(spans)
-    marker = _CONCLUSION_RE.search(text, s.body, s.end)
-    labels = [x for x in _answer_sites(doc) if s.body <= x[0] < s.end and x[0] >= marker.end()]
-    if labels:
-        a, b, rep = labels[-1]
-        if len(rep) == 1:
-            rep = rng.choice([o for o in "ABCD" if o != text[a:b]])
-        return [Edit(a, b, rep, "reversed_conclusion", {"conclusion": [s.body, s.end]})]
-    sites = negation_sites(doc, marker.end(), s.end)
-    if sites:
-        a, b, rep = rng.choice(sites)
-        return [Edit(a, b, rep, "reversed_conclusion", {"conclusion": [s.body, s.end]})]
-    rest_start = marker.end()
-    while rest_start < s.end and text[rest_start] in " ,:":
-        rest_start += 1
-    if rest_start >= s.end - 1:
-        return None
-    return [Edit(rest_start, rest_start, "it does not follow that ", "reversed_conclusion",
-                 {"conclusion": [s.body, s.end]})]
+    rng.shuffle(spans)
+    for s in spans[:4]:
+        marker = _CONCLUSION_RE.search(text, s.body, s.end)
+        labels = [x for x in _answer_sites(doc) if s.body <= x[0] < s.end and x[0] >= marker.end()]
+        if labels:
+            a, b, rep = labels[-1]
+            if len(rep) == 1:
+                rep = rng.choice([o for o in "ABCD" if o != text[a:b]])
+            return [Edit(a, b, rep, "reversed_conclusion", {"conclusion": [s.body, s.end]})]
+        sites = negation_sites(doc, marker.end(), s.end) if doc.final_answer is None else []
+        removals = [x for x in sites if len(x[2]) < x[1] - x[0]]
+        if sites:  # taking a negation away when there is one: "not" must not mark the negatives
+            a, b, rep = rng.choice(removals or sites)
+            return [Edit(a, b, rep, "reversed_conclusion", {"conclusion": [s.body, s.end]})]
+    return None
 
 
-def _swappable_lines(doc: Doc) -> list[tuple[Span, Span]]:
+def _line_facts(doc: Doc, line: Span) -> tuple[set[str], set[str]]:
+    """(numbers the line computes, numbers it works with: its steps' operands and every number it
+    mentions), found once per line."""
+    key = ("line", line.start)
+    found = doc.sites.get(key)
+    if found is None:
+        text = doc.text
+        steps = [st for st in doc.steps if line.start <= st.start and st.end <= line.end + 1]
+        used = {number_key(text[s:e]) for st in steps for s, e in st.operands}
+        used |= {number_key(text[s:e]) for s, e in doc.prose_numbers if line.start <= s < line.end}
+        found = doc.sites[key] = ({number_key(st.result_text) for st in steps}, used)
+    return found
+
+
+def _results(doc: Doc, line: Span) -> set[str]:
+    return _line_facts(doc, line)[0]
+
+
+def _uses(doc: Doc, line: Span) -> set[str]:
+    return _line_facts(doc, line)[1]
+
+
+def _step_lines(doc: Doc) -> list[Span]:
     text = doc.text
-    lines = [ln for ln in doc.lines if ln.end <= doc.tail_start and not text[ln.body:ln.end].endswith(":")
-             and not text[ln.start:ln.end].lstrip().startswith("#")]
+    return [ln for ln in doc.lines if ln.end <= doc.tail_start and not text[ln.body:ln.end].endswith(":")
+            and not text[ln.start:ln.end].lstrip().startswith("#")]
+
+
+def _dependent_lines(doc: Doc) -> list[tuple[Span, Span]]:
+    """Adjacent lines (a, b) where b uses a number that a computes: b moved first uses it before
+    it is derived. Independent lines (list items, facts) are never paired."""
+    text = doc.text
+    lines = _step_lines(doc)
     pairs = []
     for a, b in zip(lines, lines[1:], strict=False):
         gap = text[a.end:b.start]
-        if gap.strip() or gap.count("\n") > 2:
+        if gap.strip() or gap.count("\n") > 2 or (a.body > a.start) != (b.body > b.start):
             continue
-        if (a.body > a.start) != (b.body > b.start):
-            continue  # a list item and a plain line are not two steps of one sequence
-        if strip_annotations(text[a.body:a.end]) == strip_annotations(text[b.body:b.end]):
-            continue
-        pairs.append((a, b))
+        produced = _results(doc, a) - {"0", "1", "2"}
+        if produced and produced & _uses(doc, b) and not _results(doc, b) & _uses(doc, a) \
+                or not doc.steps and _follows_from(text[a.body:a.end], text[b.body:b.end]):
+            pairs.append((a, b))
     return pairs
 
 
-def _swappable_sentences(doc: Doc) -> list[tuple[Span, Span]]:
+_SEQUEL_RE = re.compile(r"^(?:Then|Next|After (?:that|this)|Afterwards|Once (?:it|this|that|the|they|you)|"
+                        r"When (?:it|this|that|the|they) (?:is|are|has|have)|Use (?:it|this|the)|"
+                        r"Add (?:it|this|the)|Pour (?:it|this|the)|Place (?:it|this|the)|Remove (?:it|the))\b")
+_CONTENT_WORD_RE = re.compile(r"[a-z]{5,}")
+
+
+def _follows_from(first: str, second: str) -> bool:
+    """The second step builds on the first: it opens with a sequel ("Then", "Once the ...",
+    "Add the ...") and works on something the first one names (a shared content word)."""
+    if not _SEQUEL_RE.match(second):
+        return False
+    shared = set(_CONTENT_WORD_RE.findall(first.lower())) & set(_CONTENT_WORD_RE.findall(second.lower()))
+    return bool(shared - _FUNCTION_WORDS)
+
+
+def _dependent_sentences(doc: Doc) -> list[tuple[Span, Span]]:
+    """Adjacent sentences of one paragraph where the second draws a conclusion from the first
+    ("So ...", "Therefore ...", "This means ...")."""
     text = doc.text
     sents = [s for s in doc.sentences if s.end <= doc.tail_start]
     pairs = []
     for a, b in zip(sents, sents[1:], strict=False):
         gap = text[a.end:b.start]
-        if "\n" in gap or gap.strip() or text[a.end - 1] not in TERMINAL_CHARS:
+        if "\n" in gap or gap.strip() or text[a.end - 1] not in TERMINAL_CHARS or text[b.end - 1] not in \
+                TERMINAL_CHARS or a.body != a.start and a.start < b.start and text[a.start:a.body].strip():
             continue
-        if text[b.end - 1] not in TERMINAL_CHARS + "\"')]" or text[a.start:a.end] == text[b.start:b.end]:
-            continue
-        pairs.append((a, b))
+        if _CONCLUSION_START_RE.match(text, b.body) and not _CONCLUSION_START_RE.match(text, a.body) \
+                and text.count(" ", a.body, a.end) >= 3:
+            pairs.append((a, b))
     return pairs
 
 
 def make_reordered_steps(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
-    """Two adjacent steps (lines, list items or sentences) swapped, so one is used before it is
-    established. List markers stay in place."""
+    """A step moved before the step it depends on: a line that uses a number computed by the
+    line above it now comes first, or a conclusion ("So ...") now comes before its premise.
+    List markers stay in place."""
     text = doc.text
-    pairs = [(a, b, "lines") for a, b in _swappable_lines(doc)] * 2 + \
-            [(a, b, "sentences") for a, b in _swappable_sentences(doc)]
+    pairs = [(a, b, "lines") for a, b in _dependent_lines(doc)] + \
+            [(a, b, "sentences") for a, b in _dependent_sentences(doc)]
     pairs = [p for p in pairs if _free(p[0].body, p[1].end, taken)]
     if not pairs:
         return None
     a, b, unit = rng.choice(pairs)
     first, second = text[a.body:a.end], text[b.body:b.end]
     replacement = second + text[a.end:b.body] + first
-    return [Edit(a.body, b.end, replacement, "reordered_steps",
-                 {"unit": unit, "segments": [first, second]})]
+    return [Edit(a.body, b.end, replacement, "reordered_steps", {"unit": unit, "segments": [first, second]})]
 
 
-_BECAUSE_RE = re.compile(r"(,?\s+)(because|since|as)\s+", re.IGNORECASE)
-_CIRCULAR_TEMPLATES = ("This is true because {s}", "We can be sure of this, since {s}",
-                       "This follows from the fact that {s}", "The reason is simply that {s}",
-                       "We know this because, as stated, {s}")
-
-
-def make_circular(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
-    """A claim justified by itself ("X, because X.")."""
+def _premises(doc: Doc) -> list[tuple[int, int, str]]:
+    """(start, end, unit) of a line whose computed number a later line uses, or of the sentence
+    right before a conclusion drawn from it; removed, the conclusion is unsupported."""
     text = doc.text
-    claims = doc.claim_sentences(45)
-    because = []
-    for s in claims:
-        m = _BECAUSE_RE.search(text, s.body + 12, s.end)
-        if m and m.group(2).lower() != "as" and _free(m.end(), s.end - 1, taken):
-            because.append((s, m))
-    if because and rng.random() < 0.5:
-        s, m = rng.choice(because)
-        main = strip_annotations(text[s.body:m.start()]).rstrip(" ,")
-        return [Edit(m.end(), s.end - 1, lower_first(main, doc.text), "circular", {"claim": main})]
-    if claims:
-        s = rng.choice(claims)
-        body = strip_annotations(text[s.body:s.end]).rstrip(TERMINAL_CHARS + " ")
-        sentence = rng.choice(_CIRCULAR_TEMPLATES).format(s=lower_first(body, doc.text)) + "."
-        # a line without a full stop ("Ben collected 12 shells") gets one before the restatement
-        lead = " " if text[s.end - 1] in TERMINAL_CHARS else ". "
-        if _free(s.end, s.end, taken):
-            return [Edit(s.end, s.end, lead + sentence, "circular", {"claim": body, "inserted": sentence})]
+    out = []
+    lines = _step_lines(doc)
+    for i, a in enumerate(lines[:-1]):
+        produced = _results(doc, a) - {"0", "1", "2"}
+        if produced and any(produced & _uses(doc, b) for b in lines[i + 1:]) and a.body == a.start:
+            end = a.end + 1 if text[a.end:a.end + 1] == "\n" else a.end
+            out.append((a.start, end, "line"))
+    for a, b in _dependent_sentences(doc):
+        out.append((a.start, b.start, "sentence"))
+    return out
+
+
+def make_premise_removed(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """A premise removed: the line that computes a number a later line uses, or the sentence a
+    "So ..." / "Therefore ..." conclusion is drawn from, so the conclusion is left unsupported."""
+    sites = [x for x in _premises(doc) if _free(x[0], x[1], taken)]
+    if not sites:
         return None
-    core = _core(doc)
-    if not core or len(core.split()) > 12 or "\n" in core or doc.code_regions:
+    s, e, unit = rng.choice(sites)
+    return [Edit(s, e, "", "premise_removed", {"unit": unit, "removed": doc.text[s:e].strip()})]
+
+
+_CAUSE_PATTERNS = (
+    ("because", re.compile(r"^(?P<x>[^;:()\"“”]{10,}?),? because (?!of\b)(?P<y>[^,;:()\"“”]{8,})$")),
+    ("since", re.compile(r"^(?P<m>Since|Because|As) (?P<y>[^,;()\"“”]{8,}?), (?P<x>[^;()\"“”]{8,})$")),
+    ("if", re.compile(r"^(?P<m>If|When) (?P<y>[^,;()\"“”]{6,}?), (?P<t>then )?(?P<x>[^;()\"“”]{6,})$")),
+    ("so", re.compile(r"^(?P<y>[^;()\"“”]{10,}?), (?P<c>so|therefore|thus|hence) (?P<x>[^,;()\"“”]{8,})$")),
+)
+
+
+_CLAUSE_START_RE = re.compile(
+    r"(?:[Tt]he|[Aa]n?|[Ii]t|[Tt]his|[Tt]hat|[Tt]hese|[Tt]hose|[Tt]hey|[Ww]e|[Yy]ou|[Hh]e|[Ss]he|[Tt]here|[Ii]ts|"
+    r"[Tt]heir|[Yy]our|[Oo]ur|[Hh]is|[Hh]er|[Ee]ach|[Ee]very|[Aa]ll|[Ss]ome|[Mm]any|[Mm]ost|[A-Z][a-z]+)\b "
+    r"(?!please\b)")
+
+
+def _cap(s: str) -> str:
+    return s[:1].upper() + s[1:]
+
+
+def _cause_sites(doc: Doc) -> list[tuple[int, int, str, str]]:
+    text = doc.text
+    if _creative(doc):
+        return []
+    out = []
+    for s in doc.claim_sentences(45):
+        end = s.end
+        while end > s.body and text[end - 1] in TERMINAL_CHARS:
+            end -= 1
+        chunk = text[s.body:end]
+        if "<<" in chunk or "because" not in chunk and "ince " not in chunk and "f " not in chunk and \
+                "hen " not in chunk and " so " not in chunk and "thus" not in chunk and "hence" not in chunk \
+                and "therefore" not in chunk:
+            continue
+        for kind, rx in _CAUSE_PATTERNS:
+            m = rx.match(chunk)
+            if not m:
+                continue
+            x, y = m.group("x").strip(), m.group("y").strip()
+            lead = ""
+            if kind == "because":  # "In 1922, X because Y" -> "In 1922, Y because X"
+                opener = re.match(r"^[^,]{2,25}, (?=[a-z])", x)
+                if opener and opener.group().count(" ") <= 3:
+                    lead, x = opener.group(), x[opener.end():]
+            if not _CLAUSE_START_RE.match(x) or not _CLAUSE_START_RE.match(y) or \
+                    x.rsplit(" ", 1)[-1].lower() in STOPWORDS or y.rsplit(" ", 1)[-1].lower() in STOPWORDS:
+                break  # "If you have questions, please ask": an imperative has no converse
+            if kind == "because" and lead:
+                new = f"{lead}{lower_first(y, text)} because {lower_first(x, text)}"
+            elif kind == "because":
+                new = f"{_cap(y)} because {lower_first(x, text)}"
+            elif kind == "since":
+                new = f"{m.group('m')} {lower_first(x, text)}, {y}"
+            elif kind == "if":
+                new = f"{m.group('m')} {lower_first(x, text)}, {m.group('t') or ''}{y}"
+            else:
+                new = f"{_cap(x)}, {m.group('c')} {lower_first(y, text)}"
+            if new != chunk:
+                out.append((s.body, end, new, kind))
+            break
+    return out
+
+
+def make_reversed_cause(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """Cause and effect (or condition and consequence) swapped: "X because Y" -> "Y because X",
+    "If A, then B" -> "If B, then A", "Since A, B" -> "Since B, A" -- the same words, but the
+    inference now runs the wrong way."""
+    sites = [x for x in _cause_sites(doc) if _free(x[0], x[1], taken)]
+    if not sites:
         return None
-    sentence = f"It is {core} because the answer is {core}."
-    edit = insertion(doc, rng, sentence, "circular", taken, info={"claim": core, "inserted": sentence})
-    return [edit] if edit else None
+    s, e, new, kind = rng.choice(sites)
+    return [Edit(s, e, new, "reversed_cause", {"kind": kind})]
+
+
+# pairs whose two sides are both common, so that neither marks the negatives ("because" ->
+# "although" and "however" <-> "therefore" were left out: positives hold far more of the first,
+# and the second became the cue)
+_CONNECTIVE_SWAP = {"so": "but", "but": "so",
+                    "consequently": "nevertheless", "nevertheless": "consequently", "as a result": "in contrast",
+                    "in contrast": "as a result", "which means": "even though", "even though": "which means",
+                    "this means": "even so", "even so": "this means"}
+_CONNECTIVE_RE = re.compile(
+    r"(?:^|(?<=[.!?] )|(?<=\n))(Consequently|Nevertheless|As a result|In contrast|"
+    r"This means|Even so)(?=, )|(?<=, )(so|but|which means|even though)(?= [a-z])", re.MULTILINE)
+
+
+def _connective_sites(doc: Doc) -> list[re.Match[str]]:
+    if _creative(doc):
+        return []
+    return [m for m in _CONNECTIVE_RE.finditer(doc.masked) if m.end() <= doc.tail_start
+            and doc.in_prose(m.start(), m.end())
+            and not _QUOTED_RE.search(doc.text, doc.text.rfind("\n", 0, m.start()) + 1, m.start())]
+
+
+def make_swapped_connective(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """A reason made a contrast or a contrast a reason ("X, so Y" <-> "X, but Y", "which means"
+    <-> "even though", "As a result," <-> "In contrast,"): the stated inference no longer holds
+    between the two claims. Both directions, so neither kind of word marks the negatives."""
+    sites = [m for m in _connective_sites(doc) if _free(m.start(), m.end(), taken)]
+    if not sites:
+        return None
+    m = rng.choice(sites)
+    old = m.group()
+    return [Edit(m.start(), m.end(), _capital_like(_CONNECTIVE_SWAP[old.lower()], old), "swapped_connective",
+                 {"was": old})]
+
+
+_REQUEST_RE = re.compile(r"\b(?:please|let me|let us|I am not sure|I'm not sure|I will|I'll|see if|especially|"
+                         r"feel free|hesitate)\b", re.IGNORECASE)
+# "when ..." clauses mostly set a scene the claim does not need, and "determine if ..." is an
+# object, not a condition (hand-read samples): only real conditions, after a claim's verb
+_TRAILING_CONDITION_RE = re.compile(
+    r"(?<!determine)(?<!\bsee)(?<!know)(?<!check)(?<!\bask)(?<!wonder)(?<!decide)(?<!\btell)(?<!sure)"
+    r",? (?:only )?(?:if|unless|as long as|provided that) (?!so\b|not\b|any\b|possible\b|necessary\b|needed\b|"
+    r"applicable\b|available\b|desired\b|required\b|you haven|you have not|you want|you like|you need)"
+    r"[^,;:()\"“”.!?]{6,}$")
+_LEADING_CONDITION_RE = re.compile(
+    r"^(?:If|Unless|As long as|Provided that) [^,;:()\"“”.!?]{6,}?, (?:then )?(?=[a-z])")
+_IMPERATIVE_START_RE = re.compile(r"^(?:Don't|Do|Be|Make|Try|Use|Consider|Remember|Always|Never|Keep|Follow)\b")
+
+
+def _condition_sites(doc: Doc) -> list[tuple[int, int, int]]:
+    """(start, end, where the kept claim starts) of a condition a claim depends on."""
+    text = doc.text
+    if _creative(doc):
+        return []
+    out = []
+    for s in doc.claim_sentences(50):
+        end = s.end
+        while end > s.body and text[end - 1] in TERMINAL_CHARS:
+            end -= 1
+        chunk = text[s.body:end]
+        if _REQUEST_RE.search(chunk) or _IMPERATIVE_START_RE.match(chunk):
+            continue  # "let me know if ...", "Don't be hard on yourself if ...": no claim rests on it
+        if "<<" in chunk or ("if " not in chunk and "nless " not in chunk and "If " not in chunk
+                             and "as long as" not in chunk and "rovided" not in chunk):
+            continue
+        m = _LEADING_CONDITION_RE.match(chunk)
+        if m:
+            out.append((s.body, s.body + m.end(), 1))
+            continue
+        m = _TRAILING_CONDITION_RE.search(chunk)
+        if m and m.start() >= 12:
+            out.append((s.body + m.start(), end, 0))
+    return out
+
+
+def make_dropped_condition(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """The condition a claim depends on removed ("X if Y." -> "X."; "If Y, X." -> "X."): the
+    claim is now asserted without the premise that made it true. Shorter than the positive."""
+    sites = [x for x in _condition_sites(doc) if _free(x[0], x[1], taken)]
+    if not sites:
+        return None
+    s, e, leading = rng.choice(sites)
+    edits = [Edit(s, e, "", "dropped_condition", {"removed": doc.text[s:e].strip(" ,")})]
+    if leading:  # the kept claim now starts the sentence
+        edits = [Edit(s, e + 1, doc.text[e].upper(), "dropped_condition",
+                      {"removed": doc.text[s:e].strip(" ,")})]
+    return edits
+
+
+def make_wrong_conclusion(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """The stated final answer replaced by an intermediate result of the working: the conclusion
+    no longer follows from the last step (a whole number stays a whole number)."""
+    fa = doc.final_answer
+    if fa is None or not _free(fa[0], fa[1], taken):
+        return None
+    final = number_key(doc.text[fa[0]:fa[1]])
+    whole = final.isdigit()
+    options = [st.result_text for st in doc.steps if st.end <= fa[0] and number_key(st.result_text) != final
+               and (not whole or number_key(st.result_text).isdigit())]
+    if not options:
+        return None
+    return [Edit(fa[0], fa[1], rng.choice(options), "wrong_conclusion", {"was": doc.text[fa[0]:fa[1]]})]
 
 
 _SIMPLE_STMT = re.compile(r"^([ \t]*)(?!(?:def|class|if|elif|else|for|while|try|except|finally|with|"
                           r"return|yield|break|continue|pass|import|from|@|#|//|\}|\{))\S[^\n]*[^:{\n]$")
+_ASSIGNED_RE = re.compile(r"^[ \t]*(?:(?:const|let|var|int|float|double|auto|String)\s+)?([A-Za-z_]\w*)\s*"
+                          r"(?:[+\-*/]?=)(?!=)")
 
 
 def make_code_reorder(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
-    """Two adjacent statements of a code block swapped (a value used before it is computed)."""
+    """Two adjacent statements of a code block swapped where the second uses the variable the
+    first assigns: a value used before it is computed."""
     text = doc.text
     pairs = []
     for s, e, _ in doc.code_regions:
         lines = list(re.finditer(r"[^\n]*", text[s:e]))
         lines = [(s + m.start(), s + m.end()) for m in lines if m.end() > m.start()]
         for (a0, a1), (b0, b1) in zip(lines, lines[1:], strict=False):
-            if b0 != a1 + 1:
-                continue
-            if doc.in_code_string(a0, b1):
+            if b0 != a1 + 1 or doc.in_code_string(a0, b1):
                 continue
             ma, mb = _SIMPLE_STMT.match(text, a0, a1), _SIMPLE_STMT.match(text, b0, b1)
             if not ma or not mb or ma.group(1) != mb.group(1) or text[a0:a1] == text[b0:b1]:
                 continue
             if text[a0:a1].rstrip().endswith((",", "(", "[", "\\")) or text[b0:b1].strip() in (")", "]"):
+                continue
+            assigned = _ASSIGNED_RE.match(text, a0, a1)
+            if not assigned or not re.search(rf"\b{re.escape(assigned.group(1))}\b",
+                                             text[b0:b1][len(mb.group(1)):]):
                 continue
             pairs.append((a0, a1, b0, b1))
     pairs = [p for p in pairs if _free(p[0], p[3], taken)]
@@ -819,103 +986,386 @@ def make_code_condition(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] 
 
 
 # ----------------------------------------------------------------------------------------------
-# hallucination (always pure insertions: the positive stays a subsequence of the negative)
+# hallucination: an invented figure, date, source or name woven into a sentence already there,
+# replacing or extending its own words (never a new sentence; see _invent for why grammars)
 
-def _person(rng: Random) -> tuple[str, str]:
-    return rng.choice(lex.FIRST_NAMES), rng.choice(lex.LAST_NAMES)
-
-
-def _institute(rng: Random) -> str:
-    return f"{rng.choice(lex.INSTITUTE_ADJ)} {rng.choice(lex.INSTITUTE_KINDS)} {rng.choice(lex.INSTITUTE_FIELDS)}"
-
-
-def _insert(doc: Doc, rng: Random, taken: list[Edit], sentence: str, name: str) -> list[Edit] | None:
-    edit = insertion(doc, rng, sentence, name, taken, info={"inserted": sentence})
-    return [edit] if edit else None
-
-
-def make_invented_statistic(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
-    """An invented statistic from an invented survey."""
-    sentence = (f"According to a {rng.randint(1998, 2022)} {rng.choice(lex.SURVEY_KINDS)} by the "
-                f"{_institute(rng)}, {rng.randint(11, 89)}% of {rng.choice(lex.POPULATIONS)} "
-                f"{rng.choice(lex.EFFECT_VERBS)} {doc.topic}.")
-    return _insert(doc, rng, taken, sentence, "invented_statistic")
+def _prose_sites(doc: Doc, rx: re.Pattern[str], taken: list[Edit], group: int = 0) -> list[re.Match[str]]:
+    """Matches of ``rx`` in prose before the closing answer line, free of the edits taken (the
+    matches are found once per text: retries and combined edits ask again)."""
+    key = (rx.pattern, group)
+    found = doc.sites.get(key)
+    if found is None:
+        found = doc.sites[key] = [m for m in rx.finditer(doc.masked) if m.end(group) <= doc.tail_start
+                                  and doc.in_prose(m.start(group), m.end(group))]
+    return [m for m in found if _free(m.start(group), m.end(group), taken)] if taken else list(found)
 
 
-def make_invented_study(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
-    """An invented study with invented authors and journal."""
-    first, last = _person(rng)
-    change = rng.choice(("improves results", "reduces mistakes", "saves time", "lowers costs"))
-    sentence = (f"A {rng.randint(2003, 2022)} study published in the {rng.choice(lex.JOURNALS)} by "
-                f"{first} {last} and colleagues found that careful attention to {doc.topic} {change} "
-                f"by about {rng.randint(12, 64)}%.")
-    return _insert(doc, rng, taken, sentence, "invented_study")
+def _longer(rng: Random, p: float = 0.5) -> bool:
+    return rng.random() < p
 
 
-def make_invented_citation(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
-    """An invented reference with a DOI-like identifier."""
-    (_, last), (first2, last2) = _person(rng), _person(rng)
-    year = rng.randint(2001, 2022)
-    journal = rng.choice(lex.JOURNALS)
-    abbrev = "".join(w[0] for w in journal.split() if w[0].isupper()).lower()
-    title = (f"{rng.choice(('Revisiting', 'Measuring', 'Understanding', 'Rethinking'))} "
-             f"{doc.topic}: evidence from {rng.choice(lex.CITIES_FOR_PEOPLE)}")
-    sentence = (f"(See {last}, {rng.choice('ABCDEFGHJKLMNPRST')}. & {last2}, {first2[0]}. ({year}). "
-                f"{title}. {journal}, {rng.randint(3, 58)}({rng.randint(1, 12)}), "
-                f"{(p := rng.randint(10, 400))}-{p + rng.randint(8, 30)}. "
-                f"doi:10.{rng.randint(1000, 9999)}/{abbrev}.{year}.{rng.randint(100, 99999):05d}.)")
-    return _insert(doc, rng, taken, sentence, "invented_citation")
+def _capital_like(new: str, old: str) -> str:
+    return new[:1].upper() + new[1:] if old[:1].isupper() else new
 
 
-def make_invented_person(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
-    """An invented expert credited with a claim."""
-    first, last = _person(rng)
-    if rng.random() < 0.5:
-        sentence = (f"As the {rng.choice(lex.NATIONALITIES)} {rng.choice(lex.PROFESSIONS)} {first} {last} "
-                    f"pointed out in {rng.randint(1978, 2021)}, most people underestimate the role of "
-                    f"{doc.topic} here.")
+_PLURAL_NEXT = r"(?:[a-z]+s(?<!ss)(?<!ous)(?<!us)(?<!is)|people|children|men|women|data|media|staff|" \
+               r"species|criteria|phenomena|feet|teeth|mice)\b"
+_QUANT_RE = re.compile(
+    r"(?<!\bas )(?<!\bhow )(?<!\bso )(?<!\btoo )(?<!\bvery )(?<!\bnot )(?<!\bthe )(?<!\bat )"
+    r"\b((?i:many|several|numerous|various|countless|multiple|a few|a number of|a lot of|lots of|"
+    r"plenty of|a handful of|a variety of|a range of|a wide range of|dozens of|hundreds of|thousands of|"
+    r"a majority of|the majority of|most))(?= (?:of (?:the|them|these|those|us|our|their)\b|"
+    + _PLURAL_NEXT + "))")
+_QUANT_RANGE = {"a few": (3, 5), "a handful of": (3, 6), "several": (4, 9), "various": (4, 11),
+                "multiple": (3, 8), "dozens of": (24, 96), "hundreds of": (200, 950),
+                "thousands of": (1200, 9800)}
+_HEDGES = ("over", "nearly", "about", "some", "at least", "more than", "exactly", "roughly", "around",
+           "almost", "up to", "fully", "well over", "just under", "close to")
+_SHARES = ("{p}% of", "{p} percent of", "nearly {p}% of", "about {p}% of", "over {p}% of", "{w} in {n} of",
+           "two-thirds of", "three-quarters of", "four-fifths of", "{p}% of", "roughly {p}% of")
+
+
+def make_invented_figure(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """A vague quantity made an invented, precise figure: "many studies" -> "37 studies",
+    "most people" -> "81% of people"."""
+    sites = [m for m in _prose_sites(doc, _QUANT_RE, taken, 1) if not _creative(doc) and doc.text.count(
+        '"', doc.text.rfind("\n", 0, m.start(1)) + 1, m.start(1)) % 2 == 0]  # not in a quoted hypothesis
+    if not sites:
+        return None
+    m = rng.choice(sites)
+    old = m.group(1)
+    low = old.lower()
+    of_next = doc.text.startswith(" of ", m.end(1))
+    if low in ("most", "a majority of", "the majority of"):
+        p = rng.randint(52, 94)
+        options = [s.format(p=p, w=count_words(rng.randint(6, 9)), n="ten") for s in _SHARES]
+        if of_next:
+            options = [o[:-3] for o in options]  # "most of the" -> "81% of the"
     else:
-        sentence = (f"{first} {last}, a {rng.choice(lex.PROFESSIONS)} at {rng.choice(lex.UNIVERSITIES)}, "
-                    f"first described this approach to {doc.topic} in {rng.randint(1962, 2019)}.")
-    return _insert(doc, rng, taken, sentence, "invented_person")
+        lo, hi = _QUANT_RANGE.get(low, (12, 95))
+        n = rng.randint(lo, hi)
+        written = f"{n:,}" if n >= 1000 else str(n)
+        # digits: number words ("five", "seven") are few, so each became a cue
+        options = [written, written, count_words(n) if n < 100 and rng.random() < 0.1 else written]
+        if n >= 10:
+            options += [f"{rng.choice(_HEDGES)} {written}"]
+    new = _capital_like(pick_by_length(rng, options, old, _longer(rng, 0.45)), old)
+    if new[:1].isdigit() and m.start(1) == doc.text.rfind("\n", 0, m.start(1)) + 1:
+        new = _capital_like(rng.choice(("exactly ", "some ", "about ", "nearly ")) + new, "A")
+    return [Edit(m.start(1), m.end(1), new, "invented_figure", {"kind": "figure", "was": old})]
 
 
-def make_invented_detail(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
-    """An invented specific detail (place, date, number) presented as part of the answer."""
-    kind = rng.randrange(3)
+# vague time phrase -> invented date; {y} a year, {d} a decade, {k} a count, {M} a month
+_TIMES: dict[str, tuple[str, ...]] = {
+    "in recent years": ("since {y}", "in the {d}s", "after {y}", "from {y} on", "in {y}"),
+    "in recent decades": ("since the {d}s", "since {y}", "after {y}"),
+    "nowadays": ("in {y}", "as of {y}", "after {y}"),
+    "these days": ("in {y}", "as of {y}"),
+    "in the past": ("before {y}", "until {y}", "in the {d}s", "until the {d}s"),
+    "for centuries": ("since {y}", "since the {d}s"),
+    "for decades": ("since {y}", "since the {d}s"),
+    "for years": ("since {y}", "for {k} years", "from {y} on"),
+    "for a long time": ("for {k} years", "from {y} on", "since the {d}s"),
+    "over time": ("after {y}", "by {y}", "over {k} years", "by the {d}s"),
+    "at some point": ("in {y}", "around {y}", "in {M} {y}"),
+    "in the future": ("by {f}", "by {M} {f}", "after {f}"),
+    "recently,": ("in {y},", "in {M} {y},", "since {y},"),
+    "today,": ("as of {y},", "since {y},", "by {y},"),
+    "historically,": ("until {y},", "before {y},", "until the {d}s,", "before the {d}s,"),
+    "traditionally,": ("until the {d}s,", "before {y},", "from {y} on,"),
+    "in the beginning,": ("in {y},", "in {M} {y},", "at first, in {y},"),
+}
+_TIME_RE = re.compile(r"\b(" + "|".join(re.escape(k[:-1]) + r"(?=,)" if k.endswith(",") else re.escape(k)
+                                        for k in _TIMES) + r")\b", re.IGNORECASE)
+_YEAR_DETAIL_RE = re.compile(r"(?<![\w,] )\b(in|since|until|by|from)( )(1[6-9]\d\d|20[0-2]\d)\b(?![\w%]|[.,]\d)")
+_YEAR_DETAILS = ("{M}", "late", "early", "mid-", "the spring of", "the autumn of", "the summer of", "{M} of")
+
+
+def make_invented_date(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """A vague time made an invented date ("in recent years" -> "in 2011"), or an invented
+    month or season added to a stated year ("in 1889" -> "in March 1889")."""
+    times = _prose_sites(doc, _TIME_RE, taken, 1)
+    years = _prose_sites(doc, _YEAR_DETAIL_RE, taken, 2)
+    if not times and not years:
+        return None
+    if times and (not years or rng.random() < 0.7):
+        m = rng.choice(times)
+        old = m.group(1)
+        key = old.lower() + ("," if old.lower() + "," in _TIMES else "")
+        y = year(rng, 1935, 2019)
+        fill = {"y": y, "d": (y // 10) * 10, "k": rng.randint(6, 40), "M": rng.choice(lex.MONTHS),
+                "f": rng.randint(2030, 2060)}
+        options = [t.format(**fill).rstrip(",") for t in _TIMES[key]]
+        new = _capital_like(pick_by_length(rng, options, old, _longer(rng, 0.45)), old)
+        return [Edit(m.start(1), m.end(1), new, "invented_date", {"kind": "time", "was": old})]
+    m = rng.choice(years)
+    detail = rng.choice(_YEAR_DETAILS).format(M=rng.choice(lex.MONTHS))
+    if m.group(1).lower() != "in" and not detail[:1].isupper():
+        detail = rng.choice(lex.MONTHS)
+    sep = "" if detail.endswith("-") else " "
+    return [Edit(m.start(2), m.end(2), f" {detail}{sep}", "invented_date", {"kind": "year", "year": m.group(3)})]
+
+
+_AGENTS = ("researchers|scientists|experts|economists|historians|psychologists|doctors|physicians|"
+           "engineers|analysts|scholars|critics|archaeologists|biologists|astronomers|nutritionists|"
+           "officials|educators|teachers|specialists|statisticians|geologists|chemists|physicists|"
+           "sociologists|linguists|designers|developers|studies|surveys|reports|experiments|trials|research")
+_AGENT_RE = re.compile(rf"\b((?i:{_AGENTS}))\b(?! (?:at|from|in|of|by|led|such|like)\b)")
+_AGENT_VERB_RE = re.compile(
+    rf"\b((?i:{_AGENTS}))( (?:have|generally|often|now|also)?\s?)"
+    r"(say|believe|suggest|show|agree|think|argue|recommend|estimate|found|note|warn|claim|report|"
+    r"indicate|shown|found|noted|suggested|confirmed|confirm|predict|predicted)\b")
+_SINGULAR_VERB = {"say": "says", "believe": "believes", "suggest": "suggests", "show": "shows",
+                  "agree": "agrees", "think": "thinks", "argue": "argues", "recommend": "recommends",
+                  "estimate": "estimates", "note": "notes", "warn": "warns", "claim": "claims",
+                  "report": "reports", "indicate": "indicates", "confirm": "confirms", "predict": "predicts"}
+_PAST_VERBS = ("noted", "reported", "argued", "showed", "found", "wrote", "observed", "documented",
+               "pointed out", "concluded", "estimated", "recorded", "claimed", "suggested", "stressed")
+_DOCS = ("report", "survey", "review", "paper", "audit", "census", "handbook", "study", "memo", "guide",
+         "lecture", "monograph", "field notes", "white paper", "working paper", "bulletin")
+
+
+def _source(rng: Random) -> str:
+    """An invented person, body or document."""
+    kind = rng.randrange(4)
     if kind == 0:
-        sentence = (f"This was first documented in {rng.choice(lex.CITIES_FOR_PEOPLE)} in "
-                    f"{rng.randint(1850, 2015)}, when {rng.randint(3, 40)} local groups adopted it.")
-    elif kind == 1:
-        sentence = (f"Notably, the {rng.choice(lex.INSTITUTE_ADJ)} {doc.topic.title()} Registry has "
-                    f"recorded {rng.randint(1200, 98000):,} such cases since {rng.randint(1990, 2016)}.")
-    else:
-        sentence = (f"The term {doc.topic} itself was coined in {rng.randint(1890, 2005)} by a committee "
-                    f"of {rng.randint(4, 19)} researchers in {rng.choice(lex.CITIES_FOR_PEOPLE)}.")
-    return _insert(doc, rng, taken, sentence, "invented_detail")
+        return person(rng)
+    if kind == 1:
+        return institution(rng)
+    if kind == 2:
+        return f"{surname(rng)}'s {rng.choice(_DOCS)}"
+    return f"the {place(rng)} {rng.choice(_DOCS)}"
 
 
-_PY_ASSIGN_RE = re.compile(r"^([ \t]*)([A-Za-z_]\w*)\s*=\s*(?!=)[^\n]*[^\n:,(\[{\\]$", re.MULTILINE)
+def _attribution(rng: Random) -> str:
+    """An invented reference in citation form, names only: glue words, years and page numbers
+    each became the classifier's cue when references had them."""
+    kind = rng.randrange(5)
+    if kind == 0:
+        return f" ({surname(rng)})"
+    if kind == 1:
+        return f" ({surname(rng)} & {surname(rng)})"
+    if kind == 2:
+        return f" [{surname(rng)}]"
+    if kind == 3:
+        return f" ({person(rng)})"
+    return f" ({surname(rng)}; {surname(rng)})"
+
+
+_FACTUAL_RE = re.compile(r"\b(?:is|are|was|were|has|have|had|can|contains?|helps?|causes?|makes?|leads?|"
+                         r"became|remains?|includes?|provides?|produces?|reduces?|increases?)\b")
+_PERSONAL_RE = re.compile(r"\b(?:I|[Mm]e|[Mm]y|[Yy]ou|[Yy]our|[Ww]e|[Oo]ur|[Uu]s|[Pp]lease|[Ll]et)\b|^\s*[a-z]")
+_CREATIVE_RE = re.compile(r"\b(?:story|poem|script|sentence|song|lyrics|dialogue|fiction|rewrite|paraphrase|"
+                          r"translate|haiku|joke|scene|character|essay|letter|tweet|slogan)s?\b", re.IGNORECASE)
+
+
+def make_invented_source(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """An invented source for a claim: "experts say" -> "Kastwick says", "researchers" ->
+    "Kelmarton researchers", or an invented reference at the end of a factual claim ("... (Kastwick
+    & Brelo)."). Never on a one-word answer, a request or fiction."""
+    text = doc.text
+    verbs = _prose_sites(doc, _AGENT_VERB_RE, taken)
+    agents = _prose_sites(doc, _AGENT_RE, taken, 1)
+    pick = rng.random()
+    if verbs and pick < 0.5:
+        m = rng.choice(verbs)
+        verb = m.group(3)
+        aux = m.group(2)
+        who = rng.choice((surname(rng), person(rng), f"{surname(rng)}'s team", f"the {place(rng)} group"))
+        if verb in _SINGULAR_VERB and not aux.strip():
+            verb = _SINGULAR_VERB[verb]
+        aux = aux.replace("have", "has")
+        new = _capital_like(who, m.group(1)) + aux + verb
+        return [Edit(m.start(), m.end(), new, "invented_source", {"kind": "agent", "source": who})]
+    if agents and pick < 0.8:
+        m = rng.choice(agents)
+        agent = m.group(1)
+        # the invented name only, no glue ("researchers at ...", "research by ..." became cues)
+        options = [f"{place(rng)} {agent.lower()}", f"{surname(rng)}'s {agent.lower()}",
+                   f"{place(rng)} {agent.lower()}", f"{surname(rng)} {agent.lower()}"]
+        new = _capital_like(rng.choice(options), agent)
+        return [Edit(m.start(1), m.end(1), new, "invented_source", {"kind": "agent", "was": agent})]
+    # an invented reference at the end of a claim (or of the whole text when it is one line)
+    ends = []
+    creative = bool(_CREATIVE_RE.search(doc.question[:2000]))
+    claims = [] if creative else [s for s in doc.claim_sentences(60) if not _PERSONAL_RE.match(text, s.body)]
+    # in a worked solution every step states a fact; elsewhere, a sentence with a stative verb
+    factual = [s for s in claims if (doc.final_answer is not None or _FACTUAL_RE.search(text, s.body, s.end))
+               and not _PERSONAL_RE.search(text, s.body + 1, s.end)]
+    for s in factual:  # a source backs a claim: not a one-word label, a request or a line of fiction
+        end = s.end
+        while end > s.body and text[end - 1] in TERMINAL_CHARS + "\"'":
+            end -= 1
+        if end > s.body and _free(end, end, taken) and text[end - 1].isalnum():
+            ends.append(end)
+    if not ends:
+        return None
+    end = rng.choice(ends)
+    cite = _attribution(rng)
+    return [Edit(end, end, cite, "invented_source", {"kind": "reference", "inserted": cite.strip(" ,")})]
+
+
+_WORD_CAP_RE = re.compile(r"(?<![\w'’])([A-Z][a-z]{2,})(?!\w)")
+_NAMEABLE = ("method|theory|technique|approach|algorithm|principle|effect|framework|formula|protocol|strategy|"
+             "recipe|diet|exercise|scale|tradition|festival|ritual|syndrome|paradox|treaty|routine|workout|dance")
+_NAMEABLE_RE = re.compile(rf"\b(?i:(the|a|an|this)) ({_NAMEABLE})\b(?! of\b)")
+
+_NAME_CONTEXT_RE = re.compile(
+    r"(?:\b[a-z]+,? |\d |^|[.!?] )([A-Z][a-z]{2,})(?='s\b| (?:[a-z]+(?:s|ed)|sold|bought|had|got|made|went|took|gave|"
+    r"ran|ate|saw|paid|spent|found|won|lost|read|wrote|drove|left|kept|put|sent|built|began|came|did|said|told|"
+    r"sat|grew|knew|drew|flew|threw|swam|sang|can|will|wants|needs|and [A-Z][a-z]+ (?:[a-z]+(?:s|ed)|have|had))\b)",
+    re.MULTILINE)
+
+
+_IMPERATIVES = frozenset("help let make write find give tell take use consider imagine suppose assume create provide "
+                        "explain describe list generate translate read answer show compare name identify choose "
+                        "select classify summarize rewrite detect determine calculate given based include keep "
+                        "ask think look check add remove turn".split())
+
+
+@lru_cache(maxsize=4096)
+def _names_in(question: str) -> tuple[str, ...]:
+    """Capitalized words written mid-sentence after a lower-case word and before one, never part
+    of a longer capitalized name, not months or known places: in word problems, the people."""
+    found = []
+    for m in _NAME_CONTEXT_RE.finditer(question):
+        w = m.group(1)
+        start = m.start(1)
+        if (start == 0 or question[start - 2:start].strip() in TERMINAL_CHARS or question[start - 1] == "\n") \
+                and w.lower() in _IMPERATIVES:
+            continue  # "Help us ..." opens a sentence: a verb, not a person
+        if w.lower() in lex.COMMON_STARTERS or w.lower() in STOPWORDS or w in lex.MONTHS or w in lex.WEEKDAYS \
+                or w in lex.ENTITY_TO_CATEGORY or w.lower() in _FUNCTION_WORDS:
+            continue
+        found.append(w)
+    return tuple(dict.fromkeys(found))
+
+
+def _people(doc: Doc) -> list[str]:
+    """The question's people (see ``_names_in``) that the response mentions by name."""
+    if not doc.question:
+        return []
+    return [w for w in _names_in(doc.question[:3000]) if re.search(rf"(?<![\w'’]){w}(?!\w)", doc.text)]
+
+
+_PROPER_RE = re.compile(r"(?<=[a-z,;] )([A-Z][a-z]{2,}(?: [A-Z][a-z]{2,}){0,2})(?![\w'’-])")
+
+
+_GENERIC_CAPITALIZED = frozenset("sentence name company hypothesis premise answer option step example question "
+                                 "output input solution note table figure chapter section part context "
+                                 "explanation statement response task problem user assistant true false "
+                                 "yes no none".split())
+
+
+_LIST_TITLE_RE = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+[^.!?]{0,40}$")
+_LOWER_WORD_BEFORE_RE = re.compile(r"(?:^|\s)[a-z]+[,;]? $")
+
+
+def _proper_names(doc: Doc, taken: list[Edit]) -> list[re.Match[str]]:
+    """Capitalized names written mid-sentence (after a lower-case word), in prose."""
+    out = []
+    text = doc.text
+    for m in _prose_sites(doc, _PROPER_RE, taken, 1):
+        first = m.group(1).split(" ", 1)[0]
+        line_start = text.rfind("\n", 0, m.start(1)) + 1
+        head = text[line_start:m.start(1)]
+        tail = text[m.end(1):text.find("\n", m.end(1)) if "\n" in text[m.end(1):] else len(text)]
+        if not _LOWER_WORD_BEFORE_RE.search(head) or "[" in head and "]" not in head or \
+                head.count('"') % 2 or head.lstrip().startswith(("#", "**", "|")) or \
+                ":" in tail[:40] and not re.search(r"[.!?]", tail[:tail.find(":")]) or \
+                _LIST_TITLE_RE.match(head):
+            continue  # a title, a heading, a label, a [placeholder] or a quotation: not a claim's name
+        if first.lower() in lex.COMMON_STARTERS or first.lower() in STOPWORDS or first in lex.MONTHS \
+                or first in lex.WEEKDAYS or first.lower() in _GENERIC_CAPITALIZED:
+            continue
+        out.append(m)
+    return out
+
+
+def _invented_like(rng: Random, old: str) -> str:
+    """An invented name shaped like ``old``: one word for one, a full name for two or more."""
+    words = old.count(" ") + 1
+    options = [person(rng) if words > 1 else rng.choice((surname(rng), place(rng), first_name(rng)))
+               for _ in range(4)]
+    return pick_by_length(rng, options, old, _longer(rng, 0.5))
+
+
+_PRONOUN_RE = re.compile(r"(?:^|(?<=[.!?] )|(?<=\n))(He|She|They|His|Her|Their)\b(?! own\b)|(?<=[a-z,] )(he|she|his)\b"
+                         r"(?! own\b)", re.MULTILINE)
+
+
+def make_invented_name(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
+    """An invented person, place or named thing put into a claim: in a word problem one mention
+    of its person becomes an invented one ("She sold" -> "Brelo sold"); a name
+    in the text becomes an invented one at one mention ("in Yangzhou" -> "in Blefean"); or a
+    method, theory, recipe ... gets an invented name ("the method" -> "the Kastwick method")."""
+    people = _people(doc)
+    mentions = []
+    for w in people:
+        for m in re.finditer(rf"(?<![\w'’]){re.escape(w)}(?!\w)", doc.masked):
+            if m.end() <= doc.tail_start and doc.in_prose(m.start(), m.end()) and _free(m.start(), m.end(), taken):
+                mentions.append(m)
+    if doc.question and _names_in(doc.question[:3000]):  # "She sold ..." about Natalia: an invented person
+        mentions += _prose_sites(doc, _PRONOUN_RE, taken)
+    if mentions and rng.random() < 0.9:
+        m = rng.choice(mentions)
+        old = m.group(m.lastindex) if m.re is _PRONOUN_RE else m.group()
+        if m.re is _PRONOUN_RE:
+            at = m.start(m.lastindex)
+            name = first_name(rng)
+            own = old.lower() in ("his", "her", "their")
+            new = f"{name}'s" if own else name
+            return [Edit(at, at + len(old), new, "invented_name", {"kind": "person", "was": old})]
+        options = [first_name(rng), first_name(rng), f"{first_name(rng)} {surname(rng)}", first_name(rng),
+                   surname(rng)]
+        new = pick_by_length(rng, options, old, _longer(rng, 0.4))
+        return [Edit(m.start(), m.end(), new, "invented_name", {"kind": "person", "was": old})]
+    if _creative(doc):
+        return None  # an invented name in a story is no hallucination
+    names = _proper_names(doc, taken)
+    nameable = _prose_sites(doc, _NAMEABLE_RE, taken)
+    if names and (not nameable or rng.random() < 0.6):
+        m = rng.choice(names)
+        old = m.group(1)
+        new = _invented_like(rng, old)
+        # one mention only: the name itself stays in the text, so its absence is no cue
+        return [Edit(m.start(1), m.end(1), new, "invented_name", {"kind": "name", "was": old})]
+    if not nameable:
+        return None
+    m = rng.choice(nameable)
+    article = m.group(1)
+    name = surname(rng) if rng.random() < 0.75 else f"{surname(rng)}-{surname(rng)}"
+    new_article = "a" if article.lower() == "an" else article
+    new = f"{_capital_like(new_article, article)} {name} {m.group(2)}"
+    return [Edit(m.start(), m.end(), new, "invented_name", {"kind": "named", "name": name})]
+
+
+_CALL_RE = re.compile(r"(?<![\w.])((?:[A-Za-z_]\w*\.)*)([a-z_][A-Za-z0-9_]*)(?=\()")
+_API_SUFFIXES = ("safe", "all", "fast", "async", "strict", "v2", "ex", "batch", "inplace", "auto", "checked",
+                 "cached", "bulk", "sorted", "unique", "lazy", "raw", "deep", "now", "multi")
+_API_PREFIXES = ("auto", "fast", "safe", "smart", "deep", "quick", "bulk", "raw", "try", "get", "fetch",
+                 "lazy", "multi", "strict", "parallel")
+_KEYWORD_LIKE = frozenset("if for while return print def class elif with and or not in is lambda yield assert "
+                          "super self cls isinstance".split())
 
 
 def make_invented_api(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
-    """A call to an invented library function (in code), or advice to use one (in prose)."""
-    lib, func = rng.choice(lex.FAKE_LIBS), rng.choice(lex.FAKE_FUNCS)
+    """A real call in code renamed to an invented API that does not exist (``json.loads(s)`` ->
+    ``json.loads_strict(s)``, ``sorted(x)`` -> ``fast_sorted(x)``); functions the text defines
+    itself are left alone."""
     text = doc.text
-    sites = []
-    for s, e, _ in doc.code_regions:
-        for m in _PY_ASSIGN_RE.finditer(text, s, e):
-            if not (m.group(2).isupper() or doc.in_code_string(m.start(), m.end())):
-                sites.append(m)
-    sites = [m for m in sites if _free(m.end(), m.end(), taken)]
-    if sites and rng.random() < 0.75:
-        m = rng.choice(sites)
-        semi = ";" if m.group().rstrip().endswith(";") else ""
-        line = f"\n{m.group(1)}{m.group(2)} = {lib}.{func}({m.group(2)}){semi}"
-        return [Edit(m.end(), m.end(), line, "invented_api", {"inserted": line.strip(), "library": lib})]
-    sentence = (f"You can also call `{lib}.{func}()` (added in {lib} {rng.randint(1, 4)}.{rng.randint(0, 12)}), "
-                f"which handles this automatically.")
-    return _insert(doc, rng, taken, sentence, "invented_api")
+    defined = set(re.findall(r"\b(?:def|function|class)\s+(\w+)", text))
+    sites = [m for m in _code_sites(doc, _CALL_RE) if m.group(2) not in defined and m.group(2) not in
+             _KEYWORD_LIKE and not m.group(2).startswith("__") and _free(m.start(2), m.end(2), taken)]
+    if not sites:
+        return None
+    m = rng.choice(sites)
+    old = m.group(2)
+    if rng.random() < 0.5:
+        new = f"{old}_{rng.choice(_API_SUFFIXES)}"
+    else:
+        new = f"{rng.choice(_API_PREFIXES)}_{old}"
+    return [Edit(m.start(2), m.end(2), new, "invented_api", {"kind": "api", "was": old})]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -923,10 +1373,6 @@ def make_invented_api(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | 
 
 def _has_code(doc: Doc) -> bool:
     return bool(doc.code_regions)
-
-
-def _always(doc: Doc) -> bool:
-    return bool(doc.text.strip())
 
 
 def _short(doc: Doc) -> bool:
@@ -949,30 +1395,49 @@ PERTURBATIONS: tuple[Perturbation, ...] = (
     Perturbation("unit", C, 2, lambda d: bool(_UNIT_RE.search(d.masked)), make_unit, make_unit.__doc__),
     Perturbation("entity", C, 3, lambda d: bool(_ENTITY_RE.search(d.text) and _entity_sites(d)), make_entity,
                  make_entity.__doc__),
-    Perturbation("negation", C, 1.5, lambda d: bool(_NEGATABLE_RE.search(d.text)), make_negation,
+    Perturbation("swapped_facts", C, 3, lambda d: bool(_swap_sites(d)), make_swapped_facts,
+                 make_swapped_facts.__doc__),
+    Perturbation("negation", C, 1, lambda d: bool(_NEGATABLE_RE.search(d.text)), make_negation,
                  make_negation.__doc__),
     Perturbation("answer_choice", C, 4, lambda d: bool(_answer_sites(d)), make_answer_choice,
                  make_answer_choice.__doc__),
     Perturbation("answer_swap", C, 3, _short, make_answer_swap, make_answer_swap.__doc__),
     Perturbation("code_constant", C, 2, _has_code, make_code_constant, make_code_constant.__doc__),
     Perturbation("code_operator", C, 3, _has_code, make_code_operator, make_code_operator.__doc__),
-    Perturbation("false_fact", C, 0.3, _always, make_false_fact, make_false_fact.__doc__),
-    Perturbation("contradiction", L, 1, _always, make_contradiction, make_contradiction.__doc__),
-    Perturbation("reversed_conclusion", L, 2, lambda d: bool(_conclusions(d)), make_reversed_conclusion,
-                 make_reversed_conclusion.__doc__),
-    Perturbation("reordered_steps", L, 2, lambda d: bool(_swappable_lines(d) or _swappable_sentences(d)),
+    Perturbation("reordered_steps", L, 3, lambda d: bool(_dependent_lines(d) or _dependent_sentences(d)),
                  make_reordered_steps, make_reordered_steps.__doc__),
-    Perturbation("circular", L, 1, _always, make_circular, make_circular.__doc__),
+    Perturbation("premise_removed", L, 2, lambda d: bool(_premises(d)), make_premise_removed,
+                 make_premise_removed.__doc__),
+    Perturbation("reversed_cause", L, 3, lambda d: bool(_cause_sites(d)), make_reversed_cause,
+                 make_reversed_cause.__doc__),
+    Perturbation("reversed_conclusion", L, 1.5, lambda d: bool(_conclusions(d)), make_reversed_conclusion,
+                 make_reversed_conclusion.__doc__),
+    Perturbation("dropped_condition", L, 2.5, lambda d: bool(_condition_sites(d)), make_dropped_condition,
+                 make_dropped_condition.__doc__),
+    Perturbation("swapped_connective", L, 1, lambda d: bool(_connective_sites(d)), make_swapped_connective,
+                 make_swapped_connective.__doc__),
+    Perturbation("wrong_conclusion", L, 1, lambda d: d.final_answer is not None and len(d.steps) > 1,
+                 make_wrong_conclusion, make_wrong_conclusion.__doc__),
     Perturbation("code_reorder", L, 2, _has_code, make_code_reorder, make_code_reorder.__doc__),
     Perturbation("code_condition", L, 2, lambda d: bool(_code_sites(d, _CONDITION_RE)), make_code_condition,
                  make_code_condition.__doc__),
-    Perturbation("invented_statistic", H, 1, _always, make_invented_statistic, make_invented_statistic.__doc__),
-    Perturbation("invented_study", H, 1, _always, make_invented_study, make_invented_study.__doc__),
-    Perturbation("invented_citation", H, 1, _always, make_invented_citation, make_invented_citation.__doc__),
-    Perturbation("invented_person", H, 1, _always, make_invented_person, make_invented_person.__doc__),
-    Perturbation("invented_detail", H, 1, _always, make_invented_detail, make_invented_detail.__doc__),
-    Perturbation("invented_api", H, 2, _has_code, make_invented_api, make_invented_api.__doc__),
+    Perturbation("invented_figure", H, 3, lambda d: bool(_QUANT_RE.search(d.masked)), make_invented_figure,
+                 make_invented_figure.__doc__),
+    Perturbation("invented_date", H, 3, lambda d: bool(_TIME_RE.search(d.masked) or _YEAR_DETAIL_RE.search(d.masked)),
+                 make_invented_date, make_invented_date.__doc__),
+    Perturbation("invented_name", H, 4, lambda d: bool(
+        _people(d) or _NAMEABLE_RE.search(d.masked) or _PROPER_RE.search(d.masked)
+        or d.question and _PRONOUN_RE.search(d.masked) and _names_in(d.question[:3000])),
+                 make_invented_name, make_invented_name.__doc__),
+    Perturbation("invented_source", H, 0.4, lambda d: d.in_prose(0, len(d.text)) or bool(_AGENT_RE.search(d.masked)),
+                 make_invented_source, make_invented_source.__doc__),
+    Perturbation("invented_api", H, 3, lambda d: bool(_code_sites(d, _CALL_RE)), make_invented_api,
+                 make_invented_api.__doc__),
 )
+
+
+_COUNTER_BEFORE_RE = re.compile(r"(?:[Cc]onfidence(?: level)?:?|[Vv]erse|[Cc]hapter|[Ss]tep|[Pp]art|[Ss]ection|"
+                                r"[Pp]hase|[Ll]evel|[Rr]ound|[Qq]uestion|[Oo]ption|[Vv]ersion|No\.|#|[Vv])\s*\(?$")
 
 
 def _prose_numbers(doc: Doc) -> list[tuple[int, int]]:
@@ -987,6 +1452,8 @@ def _prose_numbers(doc: Doc) -> list[tuple[int, int]]:
         line_start = text.rfind("\n", 0, s) + 1
         if not text[line_start:s].strip(" \t(") and text[e:e + 1] in (".", ")"):
             continue  # "1. " list marker
+        if _COUNTER_BEFORE_RE.search(text, max(0, s - 14), s) or text.startswith("-on-", e):
+            continue  # "Confidence: 95%", "Verse 2", "Step 3": a label, not a stated fact
         out.append((s, e))
     return out
 

@@ -205,6 +205,8 @@ class Doc:
         self.text = text
         self.question = question or ""
         self._estimates: dict[tuple[int, int, str], tuple[int, int, int, int]] = {}
+        self.sites: dict[tuple[str, int], Any] = {}
+        """Regex matches found once per text by the perturbations (``_perturb._prose_sites``)."""
 
     # -- tokens and the verifier estimate -------------------------------------------------
     @cached_property
