@@ -52,6 +52,7 @@ from seapo.train.data import (
     split_heldout,
     unpaired_kto_rows,
 )
+from seapo.train.heldout import format_figure, without_details
 from seapo.train.settings import ChosenSettings, ModelShape, choose_settings
 
 if TYPE_CHECKING:
@@ -208,7 +209,8 @@ def _train(pairs_path: str | Path, cfg: TrainConfig, paths: RunPaths, callbacks:
         output_dir=str(paths.out), adapter_dir=str(adapter_dir) if adapter_dir else None,
         merged_dir=str(merged_dir) if merged_dir else None, log_path=str(paths.log),
         plot_path=str(paths.plot) if paths.plot.is_file() else None,
-        heldout_path=str(paths.heldout) if scored else None, heldout_before=before, heldout_after=after,
+        heldout_path=str(paths.heldout) if scored else None, heldout_before=without_details(before),
+        heldout_after=without_details(after),
         settings=st.to_dict(), train_pairs=len(data.train_pairs), train_examples=n_examples,
         heldout_pairs=len(data.held_pairs), global_step=global_step, resumed_from=resume_from,
         train_time_s=round(train_time, 2), wall_time_s=round(time.perf_counter() - t_start, 2))
@@ -351,14 +353,13 @@ def measure_heldout_before(model: PreTrainedModel, data: TrainingData, tokenizer
     """Held-out accuracy of the untrained model (main process). A resumed run reuses the one it
     measured before the interruption: the base model has not changed."""
     previous = json.loads(paths.heldout.read_text()) if (resume_from and paths.heldout.is_file()) else {}
-    if previous.get("pairs") == data.held_ids and previous.get("before"):
+    if previous.get("pairs") == data.held_ids and (previous.get("before") or {}).get("details"):
         before = previous["before"]
     else:
         model.to(device)
         before = _score_heldout(model, data, tokenizer, cfg)
         write_json(paths.heldout, {"pairs": data.held_ids, "before": before, "after": None})
-    console.print(f"held-out preference accuracy before: {before['overall']['accuracy']:.3f} "
-                  f"(mean margin {before['overall']['mean_margin']:.3f}, n={before['overall']['n']})")
+    _print_heldout_line(console, "before", before)
     return before
 
 
@@ -414,13 +415,13 @@ def save_trained(trainer: Trainer, tokenizer: PreTrainedTokenizerBase, cfg: Trai
 def measure_heldout_after(trainer: Trainer, data: TrainingData, tokenizer: PreTrainedTokenizerBase,
                           cfg: TrainConfig, paths: RunPaths, before: dict[str, Any], console: Any
                           ) -> dict[str, Any]:
-    """Held-out accuracy of the trained model (main process); heldout.json gets both measurements."""
-    after = _score_heldout(trainer.accelerator.unwrap_model(trainer.model), data, tokenizer, cfg)
+    """Held-out figures of the trained model (main process), against ``before`` as the reference
+    (the untrained model); heldout.json gets both measurements with their per-pair details."""
+    after = _score_heldout(trainer.accelerator.unwrap_model(trainer.model), data, tokenizer, cfg, before)
     write_json(paths.heldout, {"pairs": data.held_ids, "before": before, "after": after,
                                "per_error_type_before": before["per_error_type"],
                                "per_error_type_after": after["per_error_type"]})
-    console.print(f"held-out preference accuracy after: {after['overall']['accuracy']:.3f} "
-                  f"(mean margin {after['overall']['mean_margin']:.3f})")
+    _print_heldout_line(console, "after", after)
     return after
 
 
@@ -436,11 +437,26 @@ def plot_training_log(cfg: TrainConfig, resolved: ResolvedModel, paths: RunPaths
 
 
 def _score_heldout(model: PreTrainedModel, data: TrainingData, tokenizer: PreTrainedTokenizerBase,
-                   cfg: TrainConfig) -> dict[str, Any]:
+                   cfg: TrainConfig, before: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The held-out figures with per-pair details (``before``, the untrained model's, is the
+    reference of the implicit reward)."""
     from seapo.train.heldout import preference_accuracy
 
     return preference_accuracy(model, data.held_pairs, tokenizer, batch_size=cfg.heldout_batch_size,
-                               max_length=cfg.max_length)
+                               max_length=cfg.max_length, return_details=True, before=before, seed=cfg.seed)
+
+
+def _print_heldout_line(console: Any, when: str, result: dict[str, Any]) -> None:
+    """One line of the overall held-out figures (the table per error type comes at the end)."""
+    overall = result["overall"]
+    span, reward = overall["divergent_span"], overall["implicit_reward"]
+    text = f"held-out {when}: divergent-span accuracy {format_figure(span['accuracy'], span['accuracy_ci'])}"
+    if reward:
+        text += (f", implicit-reward accuracy {format_figure(reward['accuracy'], reward['accuracy_ci'])} "
+                 f"(mean margin {reward['mean_margin']:+.3f})")
+    console.print(text + f", summed-logp accuracy (length-sensitive) {overall['summed_logp']['accuracy']:.3f}, "
+                         f"n={overall['n']}")
+
 
 
 def merge_adapter(base_path: str, adapter_dir: Path, merged_dir: Path, tokenizer: PreTrainedTokenizerBase,
