@@ -28,7 +28,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from seapo.train.data import Pair
+from seapo.train.data import Pair, common_prefix, encode_response
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -36,30 +36,9 @@ if TYPE_CHECKING:
 METRICS = ("divergent_span", "implicit_reward", "summed_logp")
 """The held-out figures, most meaningful first (module docstring)."""
 LENGTH_SENSITIVE = ("summed_logp",)
+__all__ = ["METRICS", "bootstrap_ci", "common_prefix", "encode_response", "heldout_rows", "preference_accuracy",
+           "sequence_logprobs", "token_logprobs", "without_details"]
 BOOTSTRAP_SAMPLES = 2000
-
-
-def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    """Number of leading items ``a`` and ``b`` share."""
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
-def encode_response(tokenizer: PreTrainedTokenizerBase, prompt: list[dict[str, str]], response: str,
-                    max_length: int | None = None) -> tuple[list[int], int]:
-    """Token ids of prompt + response and the index where the response starts (TRL's rule)."""
-    prompt_ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True,
-                                               return_dict=True)["input_ids"]
-    full_ids = tokenizer.apply_chat_template([*prompt, {"role": "assistant", "content": response}],
-                                             tokenize=True, return_dict=True)["input_ids"]
-    start = common_prefix(prompt_ids, full_ids)
-    if max_length is not None:
-        full_ids = full_ids[:max_length]  # keep_start truncation, as in training
-    return list(full_ids), min(start, len(full_ids))
 
 
 def _as_pair(p: Pair | dict[str, Any]) -> Pair:

@@ -38,7 +38,7 @@ from seapo.errors import InputError, TrainingDiverged
 from seapo.fingerprint import file_digest
 from seapo.io import dumps, write_json
 from seapo.outputs import OutputSet, folder_lock
-from seapo.train.config import TRAIN_OUTPUTS, TrainConfig
+from seapo.train.config import DPO_LOSSES, TRAIN_OUTPUTS, TrainConfig
 from seapo.train.data import (
     LoadedData,
     Pair,
@@ -48,6 +48,7 @@ from seapo.train.data import (
     load_preferences,
     ordered_kto_rows,
     ordered_pair_rows,
+    plain_kto_row,
     select_pairs,
     split_heldout,
     unpaired_kto_rows,
@@ -192,7 +193,7 @@ def _train(pairs_path: str | Path, cfg: TrainConfig, paths: RunPaths, callbacks:
               if scored and main else None)
     state.wait_for_everyone()
 
-    dataset, n_examples = training_dataset(data, cfg, st, paths, state)
+    dataset, n_examples = training_dataset(data, cfg, st, paths, state, tokenizer)
     trainer, train_time = fit(trainer_cls, args, model, dataset, tokenizer, cfg, paths, resume_from, callbacks)
     adapter_dir, merged_dir = save_trained(trainer, tokenizer, cfg, paths, main)
     after = measure_heldout_after(trainer, data, tokenizer, cfg, paths, before, console) if before else None
@@ -288,10 +289,10 @@ def trl_arguments(cfg: TrainConfig, st: ChosenSettings, ckpt_dir: Path
     # micro-batch, i.e. over the same length-grouped batches.
     reference = dict(precompute_ref_log_probs=st.precompute_ref_log_probs,
                      precompute_ref_batch_size=st.per_device_batch_size)
-    if cfg.algo in ("dpo", "ipo"):
+    if cfg.algo in DPO_LOSSES:
         from trl import DPOConfig, DPOTrainer
 
-        return DPOConfig(**common, **reference, loss_type=["sigmoid" if cfg.algo == "dpo" else "ipo"]), DPOTrainer
+        return DPOConfig(**common, **reference, loss_type=[DPO_LOSSES[cfg.algo]], ld_alpha=cfg.ld_alpha), DPOTrainer
     if cfg.algo == "kto":
         from trl import KTOConfig, KTOTrainer
 
@@ -364,8 +365,9 @@ def measure_heldout_before(model: PreTrainedModel, data: TrainingData, tokenizer
 
 
 def training_dataset(data: TrainingData, cfg: TrainConfig, st: ChosenSettings, paths: RunPaths,
-                     state: PartialState) -> tuple[Dataset, int]:
-    """The training rows in training order, as a dataset, and how many rows it has.
+                     state: PartialState, tokenizer: PreTrainedTokenizerBase) -> tuple[Dataset, int]:
+    """The training rows in training order, as a dataset, and how many rows it has (``focus:
+    divergent``: plain-text rows whose prompt holds the pair's shared response prefix).
 
     File-backed under OUT/data: TRL's map and reference log-prob caches then sit next to it, shared
     by every process (an in-memory dataset caches in a per-process temp dir) and reused on resume.
@@ -373,10 +375,12 @@ def training_dataset(data: TrainingData, cfg: TrainConfig, st: ChosenSettings, p
     from datasets import Dataset, load_from_disk
 
     micro = st.per_device_batch_size
+    focus = dict(tokenizer=tokenizer, focus=cfg.focus)
     if cfg.algo == "kto":
-        rows = ordered_kto_rows(data.train_pairs, micro, cfg.seed, cfg.group_by_length) + data.unpaired_kto
+        unpaired = [r if cfg.focus == "full" else plain_kto_row(tokenizer, r) for r in data.unpaired_kto]
+        rows = ordered_kto_rows(data.train_pairs, micro, cfg.seed, cfg.group_by_length, **focus) + unpaired
     else:
-        rows = ordered_pair_rows(data.train_pairs, micro, cfg.seed, cfg.group_by_length)
+        rows = ordered_pair_rows(data.train_pairs, micro, cfg.seed, cfg.group_by_length, **focus)
     digest = hashlib.sha256(json.dumps([cfg.algo, rows], sort_keys=True).encode()).hexdigest()[:16]
     data_dir = paths.out / "data" / f"{cfg.algo}-{digest}"
     if state.is_main_process and not (data_dir / "dataset_info.json").is_file():
