@@ -90,6 +90,10 @@ class TrainConfig(SeapoConfig):
     precompute_ref_log_probs: bool = Field(True, description="Compute the reference model's log-probabilities "
                                                              "once before training (kto, dpo, ipo, apo_*) instead of "
                                                              "every step.")
+    shared_prefix: bool = Field(True, description="dpo/ipo/apo_*: run each pair's common tokens (prompt + shared "
+                                                  "response prefix) once, both continuations in one packed row with "
+                                                  "a block attention mask (exact; on where the attention honours "
+                                                  "a custom mask: sdpa, eager). false: TRL's unshared forward.")
     group_by_length: bool = Field(True, description="Order batches so that examples of similar length share a "
                                                     "batch (less padding); batch order is still shuffled.")
     # Checkpoints, logging, output

@@ -292,7 +292,10 @@ def trl_arguments(cfg: TrainConfig, st: ChosenSettings, ckpt_dir: Path
     if cfg.algo in DPO_LOSSES:
         from trl import DPOConfig, DPOTrainer
 
-        return DPOConfig(**common, **reference, loss_type=[DPO_LOSSES[cfg.algo]], ld_alpha=cfg.ld_alpha), DPOTrainer
+        from seapo.train.shared_prefix import shared_prefix_trainer
+
+        trainer_cls = shared_prefix_trainer() if cfg.shared_prefix else DPOTrainer
+        return DPOConfig(**common, **reference, loss_type=[DPO_LOSSES[cfg.algo]], ld_alpha=cfg.ld_alpha), trainer_cls
     if cfg.algo == "kto":
         from trl import KTOConfig, KTOTrainer
 
@@ -395,6 +398,15 @@ def fit(trainer_cls: type[Trainer], args: TrainingArguments, model: PreTrainedMo
         tokenizer: PreTrainedTokenizerBase, cfg: TrainConfig, paths: RunPaths, resume_from: str | None,
         callbacks: Sequence[Any]) -> tuple[Trainer, float]:
     """Train (from ``resume_from`` when given); returns the trainer and the training time (s)."""
+    if getattr(trainer_cls, "packs_shared_prefix", False):
+        from trl import DPOTrainer
+
+        from seapo.train.shared_prefix import shared_prefix_supported
+
+        exact, why = shared_prefix_supported(model)
+        if not exact:
+            trainer_cls = DPOTrainer
+            _console(None).print(f"[yellow]{why}[/yellow]")
     trainer = trainer_cls(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                           peft_config=_lora_config(cfg) if cfg.lora else None,
                           callbacks=[_log_callback(paths.log, _step_of(resume_from)), *callbacks,
