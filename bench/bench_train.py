@@ -1,13 +1,18 @@
-"""Throughput of ``seapo train`` against TRL's DPOTrainer with its own defaults.
+"""Throughput of ``seapo train`` against TRL's trainers with their own defaults, on SeaPO pairs.
 
-Same model (embedded SmolLM2-135M-Instruct), same 16 real pairs (the first single-turn rows of
-dpo_en_demo.json: chosen vs rejected), max length 512, batch 4, LoRA r=8/alpha=16 on all linear
-layers, lr 5e-6, cosine, the same epochs. The peer is ``DPOTrainer`` as its defaults configure it
-(bf16 autocast over fp32 weights, gradient checkpointing on, reference forward every step,
-random order). Both timings cover building the trainer (model load, tokenization, any
-precomputation) and training. Prints pairs/s, tokens/s, the ratio and both loss curves.
+Same model (embedded SmolLM2-135M-Instruct), same real SeaPO pairs -- UltraFeedback
+(``source/ultrafeedback/train_1k.jsonl``) best-rated responses with one rules negative each, made
+by ``seapo inject`` (rules injector, every error type, mixed strategy, no judge) -- max length
+512, batch 4, LoRA r=8/alpha=16 on all linear layers, lr 5e-6, cosine, the same epochs. The peers
+are ``DPOTrainer`` / ``KTOTrainer`` as their defaults configure them (bf16 autocast over fp32
+weights, gradient checkpointing on, reference forward every step, random order). Every side runs
+in a fresh process; its timing covers building the trainer (model load, tokenization, any
+precomputation) and training. Prints pairs/s, tokens/s, peak memory (max RSS), the fraction of
+tokens the shared-prefix forward did not recompute, the ratios and the loss curves.
 
-    .venv/bin/python bench/bench_train.py [--epochs 3] [--pairs 16] [--skip-trl]
+    .venv/bin/python bench/bench_train.py [--epochs 3] [--pairs 16] [--kto] [--ablate] [--skip-trl]
+
+``--ablate`` also times ``seapo train --no-shared-prefix`` (what the shared prefix alone brings).
 """
 
 from __future__ import annotations
@@ -24,20 +29,26 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SEAPO_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
-def load_pairs(n: int) -> list[dict]:
-    rows = json.loads((SHARED / "preference" / "dpo_en_demo.json").read_text(encoding="utf-8"))
-    pairs = []
-    for row in rows:
-        conv = row["conversations"]
-        if len(conv) != 1 or conv[0]["from"] != "human":
-            continue
-        pairs.append({"record_id": f"r{len(pairs)}", "error_type": "source",
-                      "prompt": [{"role": "user", "content": conv[0]["value"]}],
-                      "chosen": {"role": "assistant", "content": row["chosen"]["value"]},
-                      "rejected": {"role": "assistant", "content": row["rejected"]["value"]}})
-        if len(pairs) == n:
-            return pairs
-    raise SystemExit(f"only {len(pairs)} single-turn pairs in dpo_en_demo.json")
+def load_pairs(n: int, out: Path) -> list[dict]:
+    """``n`` SeaPO pairs (pairs.jsonl rows) from UltraFeedback's best-rated responses, one rules
+    negative per record (``seapo inject``, strategy mixed, no judge)."""
+    from seapo.data.schema import Record
+    from seapo.inject.pipeline import InjectConfig, inject
+    from seapo.io import read_jsonl
+
+    records = []
+    for row in read_jsonl(SHARED / "source" / "ultrafeedback" / "train_1k.jsonl"):
+        if row["chosen"].strip() and len(row["chosen"]) <= 1200 and len(row["prompt"]) <= 400:
+            records.append(Record(prompt=[{"role": "user", "content": row["prompt"]}], response=row["chosen"],
+                                  source={"dataset": "ultrafeedback", "split": "train_1k", "format": "bench",
+                                          "line": row.get("source_index", len(records))}))
+        if len(records) == 2 * n:  # some records get no verified negative
+            break
+    result = inject(records, out, InjectConfig(injector="rules", strategy="mixed", judge={"name": "none"}))
+    pairs = read_jsonl(result.pairs_path)[:n]
+    if len(pairs) < n:
+        raise SystemExit(f"only {len(pairs)} SeaPO pairs from {len(records)} UltraFeedback records")
+    return pairs
 
 
 def count_tokens(pairs: list[dict], tokenizer, max_length: int) -> int:
@@ -51,65 +62,79 @@ def count_tokens(pairs: list[dict], tokenizer, max_length: int) -> int:
     return total
 
 
-def run_trl(model_path: str, pairs: list[dict], epochs: float, max_length: int, out: str) -> tuple:
+def run_trl(model_path: str, pairs: list[dict], epochs: float, max_length: int, out: str, algo: str) -> tuple:
     from datasets import Dataset
     from peft import LoraConfig
-    from trl import DPOConfig, DPOTrainer
+    from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer
 
     from seapo.models import load_tokenizer
 
     data = Dataset.from_list([{"prompt": p["prompt"], "chosen": [p["chosen"]], "rejected": [p["rejected"]]}
-                              for p in pairs])
-    args = DPOConfig(output_dir=out, per_device_train_batch_size=4, gradient_accumulation_steps=1,
+                              for p in pairs])  # KTOTrainer unpairs these itself
+    config_cls, trainer_cls = (KTOConfig, KTOTrainer) if algo == "kto" else (DPOConfig, DPOTrainer)
+    args = config_cls(output_dir=out, per_device_train_batch_size=4, gradient_accumulation_steps=1,
                      max_length=max_length, learning_rate=5e-6, lr_scheduler_type="cosine", num_train_epochs=epochs,
                      logging_steps=1, save_strategy="no", report_to="none", seed=42, use_cpu=True)
     peft = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
     t0, c0 = time.perf_counter(), time.process_time()
-    trainer = DPOTrainer(model=model_path, args=args, train_dataset=data,
+    trainer = trainer_cls(model=model_path, args=args, train_dataset=data,
                          processing_class=load_tokenizer(model_path, padding_side="right"), peft_config=peft)
     trainer.train()
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    return elapsed, cpu, losses
+    return elapsed, cpu, losses, {}
 
 
-def run_seapo(model_path: str, pairs_file: Path, epochs: float, max_length: int, out: str) -> tuple:
+def run_seapo(model_path: str, pairs_file: Path, epochs: float, max_length: int, out: str, algo: str,
+              shared_prefix: bool = True) -> tuple:
     from seapo.io import read_jsonl
     from seapo.train.config import TrainConfig
     from seapo.train.trainer import train
 
-    cfg = TrainConfig(model=model_path, algo="dpo", output_dir=out, epochs=epochs, max_length=max_length,
-                      batch_size=4, heldout_fraction=0.0, merge=False, seed=42)  # micro-batch: seapo's choice
+    cfg = TrainConfig(model=model_path, algo=algo, output_dir=out, epochs=epochs, max_length=max_length,
+                      batch_size=4, shared_prefix=shared_prefix, heldout_fraction=0.0,
+                      merge=False, seed=42)  # micro-batch: seapo's choice; kto: 4 rows, as TRL
     t0, c0 = time.perf_counter(), time.process_time()
     result = train(pairs_file, cfg)
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
-    losses = [r["loss"] for r in read_jsonl(result.log_path) if "loss" in r]
-    return elapsed, cpu, losses, result.settings
+    log = read_jsonl(result.log_path)
+    losses = [r["loss"] for r in log if "loss" in r]
+    saved = [r["shared_prefix/saved_fraction"] for r in log if "shared_prefix/saved_fraction" in r]
+    return elapsed, cpu, losses, {**result.settings, "shared_prefix_saved_fraction": saved[-1] if saved else None}
+
+
+SIDES = {"trl": ("dpo", "TRL DPOTrainer defaults"), "seapo": ("dpo", "seapo train --algo dpo"),
+         "seapo-noshare": ("dpo", "seapo train --algo dpo --no-shared-prefix"),
+         "trl-kto": ("kto", "TRL KTOTrainer defaults"), "seapo-kto": ("kto", "seapo train --algo kto")}
 
 
 def _child(args) -> None:
     """One side, in this (fresh) process; prints one JSON line."""
-    from seapo.io import write_jsonl
+    import resource
+
     from seapo.models import embedded_model_dir
 
     model = str(embedded_model_dir())
-    pairs = load_pairs(args.pairs)
+    pairs_file = Path(args.pairs_file)
+    from seapo.io import read_jsonl
+
+    algo = SIDES[args.only][0]
     with tempfile.TemporaryDirectory() as tmp:
-        if args.only == "seapo":
-            pairs_file = Path(tmp) / "pairs.jsonl"
-            write_jsonl(pairs_file, pairs)
-            wall, cpu, losses, settings = run_seapo(model, pairs_file, args.epochs, args.max_length,
-                                                    f"{tmp}/seapo")
+        if args.only.startswith("seapo"):
+            wall, cpu, losses, settings = run_seapo(model, pairs_file, args.epochs, args.max_length, f"{tmp}/seapo",
+                                                    algo, shared_prefix=args.only != "seapo-noshare")
         else:
-            wall, cpu, losses = run_trl(model, pairs, args.epochs, args.max_length, f"{tmp}/trl")
-            settings = {}
-    print("RESULT " + json.dumps({"wall": wall, "cpu": cpu, "losses": losses, "settings": settings}), flush=True)
+            wall, cpu, losses, settings = run_trl(model, read_jsonl(pairs_file), args.epochs, args.max_length,
+                                                  f"{tmp}/trl", algo)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print("RESULT " + json.dumps({"wall": wall, "cpu": cpu, "losses": losses, "settings": settings,
+                                  "peak_mib": peak}), flush=True)
 
 
-def _run_side(side: str, args) -> dict:
+def _run_side(side: str, args, pairs_file: Path) -> dict:
     import subprocess
 
-    cmd = [sys.executable, __file__, "--only", side, "--pairs", str(args.pairs), "--epochs", str(args.epochs),
+    cmd = [sys.executable, __file__, "--only", side, "--pairs-file", str(pairs_file), "--epochs", str(args.epochs),
            "--max-length", str(args.max_length)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
@@ -124,42 +149,57 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=16)
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--skip-trl", action="store_true", help="only time seapo")
-    parser.add_argument("--only", choices=["seapo", "trl"], help=argparse.SUPPRESS)
+    parser.add_argument("--kto", action="store_true", help="also time KTO (seapo vs TRL KTOTrainer defaults)")
+    parser.add_argument("--ablate", action="store_true", help="also time seapo with --no-shared-prefix")
+    parser.add_argument("--only", choices=list(SIDES), help=argparse.SUPPRESS)
+    parser.add_argument("--pairs-file", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.only:
         return _child(args)
 
+    from seapo.io import write_jsonl
     from seapo.models import embedded_model_dir, load_tokenizer
 
     model = str(embedded_model_dir())
-    pairs = load_pairs(args.pairs)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-train-"))
+    pairs = load_pairs(args.pairs, tmp / "inject")
+    pairs_file = tmp / "pairs.jsonl"
+    write_jsonl(pairs_file, pairs)
     tokens = count_tokens(pairs, load_tokenizer(model), args.max_length)
     seen_pairs, seen_tokens = args.pairs * args.epochs, tokens * args.epochs
-    print(f"model SmolLM2-135M-Instruct (embedded), {args.pairs} pairs x {args.epochs} epochs, "
-          f"{tokens} tokens per epoch (prompt+chosen, prompt+rejected), max length {args.max_length}, batch 4; "
-          f"each side in a fresh process (same one-time kernel warm-up for both)", flush=True)
+    print(f"model SmolLM2-135M-Instruct (embedded), {args.pairs} SeaPO pairs (UltraFeedback + rules negatives) x "
+          f"{args.epochs} epochs, {tokens} tokens per epoch (prompt+chosen, prompt+rejected), max length "
+          f"{args.max_length}, batch 4 pairs; each side in a fresh process; load average at start "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
 
-    def report(name: str, r: dict) -> None:
-        print(f"{name}: {r['wall']:.1f} s  {seen_pairs / r['wall']:.3f} pairs/s  {seen_tokens / r['wall']:.0f} "
-              f"tokens/s  ({r['wall'] / seen_pairs:.2f} s per pair; CPU time {r['cpu']:.1f} s)", flush=True)
+    def report(side: str, r: dict) -> None:
+        saved = r["settings"].get("shared_prefix_saved_fraction")
+        print(f"{SIDES[side][1]}: {r['wall']:.1f} s  {seen_pairs / r['wall']:.3f} pairs/s  "
+              f"{seen_tokens / r['wall']:.0f} tokens/s  (CPU time {r['cpu']:.1f} s, peak RSS {r['peak_mib']:.0f} MiB"
+              + (f", shared prefix not recomputed: {saved:.1%} of tokens" if saved is not None else "") + ")",
+              flush=True)
 
-    trl = None if args.skip_trl else _run_side("trl", args)
-    if trl:
-        report("TRL DPOTrainer defaults", trl)
-    ours = _run_side("seapo", args)
-    report("seapo train", ours)
-    print(f"  seapo settings: {json.dumps({k: v for k, v in ours['settings'].items() if k != 'reasons'})}")
-    if trl is None:
+    groups = [("trl", "seapo")] + ([("trl-kto", "seapo-kto")] if args.kto else [])
+    results = {}
+    for peer, ours in groups:
+        for side in ((ours,) if args.skip_trl else (peer, ours)):
+            results[side] = _run_side(side, args, pairs_file)
+            report(side, results[side])
+    if args.ablate:
+        results["seapo-noshare"] = _run_side("seapo-noshare", args, pairs_file)
+        report("seapo-noshare", results["seapo-noshare"])
+        print(f"shared-prefix forward alone: {results['seapo-noshare']['wall'] / results['seapo']['wall']:.2f}x "
+              f"wall time")
+    if args.skip_trl:
         return
     # CPU time is printed too: on a shared machine wall time also counts other people's work.
-    print(f"speed-up seapo / TRL defaults: {trl['wall'] / ours['wall']:.2f}x wall time, "
-          f"{trl['cpu'] / ours['cpu']:.2f}x CPU time")
-    print("loss per step (batches come in a different order, so compare the trend and the last epoch):")
-    print("  seapo:", " ".join(f"{x:.4f}" for x in ours["losses"]))
-    print("  TRL:  ", " ".join(f"{x:.4f}" for x in trl["losses"]))
-    per_epoch = max(1, len(ours["losses"]) // int(max(1, args.epochs)))
-    mean = (lambda xs: sum(xs[-per_epoch:]) / per_epoch)  # noqa: E731
-    print(f"  mean loss of the last epoch: seapo {mean(ours['losses']):.4f}, TRL {mean(trl['losses']):.4f}")
+    for peer, ours in groups:
+        a, b = results[peer], results[ours]
+        print(f"speed-up {SIDES[ours][1]} / {SIDES[peer][1]}: {a['wall'] / b['wall']:.2f}x wall time, "
+              f"{a['cpu'] / b['cpu']:.2f}x CPU time, peak RSS {b['peak_mib']:.0f} vs {a['peak_mib']:.0f} MiB")
+        print("  loss per step (batches come in a different order: compare the trend and the last epoch):")
+        print("    seapo:", " ".join(f"{x:.4f}" for x in b["losses"]))
+        print("    TRL:  ", " ".join(f"{x:.4f}" for x in a["losses"]))
 
 
 if __name__ == "__main__":

@@ -109,3 +109,16 @@ def tiny_lm(tiny_model):
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32).eval()
     return model, AutoTokenizer.from_pretrained(tiny_model)
+
+
+@pytest.fixture(scope="session")
+def injected_pairs(shared_data, tmp_path_factory) -> Path:
+    """negatives.jsonl of ``seapo inject`` itself (rules injector, every error type, no judge) on 16
+    real dpo_en_demo records: the pairs the held-out metrics and the focus option are tested on."""
+    from seapo.inject.pipeline import InjectConfig, inject
+
+    records = [r for r in demo_records(shared_data, 60, max_chars=600) if len(r.question) < 300][:16]
+    result = inject(records, tmp_path_factory.mktemp("inject"),
+                    InjectConfig(injector="rules", strategy="all", judge={"name": "none"}))
+    assert result.summary["pairs"] >= 30
+    return result.negatives_path

@@ -125,8 +125,16 @@ def test_trl_arguments_carry_the_settings_and_warmup_is_a_ratio(algo, tmp_path):
                       gradient_checkpointing=algo == "dpo")
     st = choose_settings(cfg, _shape(135e6, 30, 576), "cpu", 1, free_bytes=16 * GIB)
     args, trainer_cls = trl_arguments(cfg, st, tmp_path / "checkpoints")
-    assert trainer_cls.__name__ == {"kto": "KTOTrainer", "dpo": "DPOTrainer", "ipo": "DPOTrainer",
-                                    "simpo": "CPOTrainer", "orpo": "ORPOTrainer"}[algo]
+    # The DPO family gets the shared-prefix forward (a DPOTrainer subclass) by default.
+    assert trainer_cls.__name__ == {"kto": "KTOTrainer", "dpo": "SharedPrefixDPOTrainer",
+                                    "ipo": "SharedPrefixDPOTrainer", "simpo": "CPOTrainer",
+                                    "orpo": "ORPOTrainer"}[algo]
+    if algo in ("dpo", "ipo"):
+        from trl import DPOTrainer
+
+        assert issubclass(trainer_cls, DPOTrainer)
+        plain = trl_arguments(cfg.model_copy(update={"shared_prefix": False}), st, tmp_path / "checkpoints")[1]
+        assert plain is DPOTrainer
     # The scheduler's warm-up: a quarter of the steps (transformers reads warmup_steps < 1 as a ratio).
     assert (args.get_warmup_steps(8), args.get_warmup_steps(100)) == (2, 25)
     assert args.train_sampling_strategy == "sequential"  # the rows are already in training order

@@ -1,53 +1,140 @@
-"""Held-out preference accuracy against an independent, one-sequence-at-a-time computation."""
+"""Held-out metrics against an independent, one-sequence-at-a-time computation, on real pairs made by
+``seapo inject`` (rules injector)."""
 
 from __future__ import annotations
+
+import copy
+import math
 
 import pytest
 import torch
 
 from seapo.io import read_jsonl
 from seapo.train.data import load_preferences, select_pairs
-from seapo.train.heldout import preference_accuracy
+from seapo.train.heldout import bootstrap_ci, heldout_rows, preference_accuracy
 
 
-def _independent_logp(model, tok, prompt, response) -> float:
-    # Text-level: render with the chat template, tokenize the strings, score the response part alone.
+def _independent_tokens(model, tok, prompt, response) -> tuple[list[int], int, list[float]]:
+    """Text-level: render with the chat template, tokenize the strings, score each token alone.
+    Returns the full ids, where the response starts and the response tokens' log-probs."""
     prompt_text = tok.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
     full_text = tok.apply_chat_template([*prompt, {"role": "assistant", "content": response}], tokenize=False)
     assert full_text.startswith(prompt_text)
     n_prompt = len(tok(prompt_text, add_special_tokens=False)["input_ids"])
-    ids = torch.tensor([tok(full_text, add_special_tokens=False)["input_ids"]])
+    full = tok(full_text, add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([full])
     with torch.no_grad():
         logp = model(ids).logits[0, :-1].log_softmax(-1)
     targets = ids[0, 1:]
-    return logp[torch.arange(len(targets)), targets][n_prompt - 1:].sum().item()
+    return full, n_prompt, logp[torch.arange(len(targets)), targets][n_prompt - 1:].tolist()
 
 
-def test_accuracy_and_margins_match_an_independent_computation(tiny_lm, demo_negatives):
+def _independent(model, tok, pair) -> dict[str, float]:
+    c_ids, c_start, c_lp = _independent_tokens(model, tok, pair.prompt, pair.chosen)
+    r_ids, r_start, r_lp = _independent_tokens(model, tok, pair.prompt, pair.rejected)
+    div = 0
+    while c_ids[div] == r_ids[div]:
+        div += 1
+    c_span, r_span = c_lp[div - c_start:], r_lp[div - r_start:]
+    return {"chosen": sum(c_lp), "rejected": sum(r_lp), "shared": div - c_start,
+            "span": sum(c_span) / len(c_span) - sum(r_span) / len(r_span)}
+
+
+@pytest.fixture(scope="module")
+def real_pairs(injected_pairs):
+    return select_pairs(load_preferences(injected_pairs).groups[:5], "all", seed=0)
+
+
+def test_every_figure_matches_an_independent_computation(tiny_lm, real_pairs):
     model, tok = tiny_lm
-    pairs = select_pairs(load_preferences(demo_negatives).groups[:5], "all", seed=0)
-    result = preference_accuracy(model, pairs, tok, batch_size=4, return_details=True)
-    margins = {}
-    for p, d in zip(pairs, result["details"], strict=True):
-        chosen = _independent_logp(model, tok, p.prompt, p.chosen)
-        rejected = _independent_logp(model, tok, p.prompt, p.rejected)
-        assert d["chosen_logp"] == pytest.approx(chosen, rel=1e-4, abs=1e-3)
-        assert d["rejected_logp"] == pytest.approx(rejected, rel=1e-4, abs=1e-3)
-        margins.setdefault(p.error_type, []).append(chosen - rejected)
-    everything = [m for ms in margins.values() for m in ms]
-    assert result["overall"]["n"] == 15
-    assert result["overall"]["accuracy"] == pytest.approx(sum(m > 0 for m in everything) / 15)
-    assert result["overall"]["mean_margin"] == pytest.approx(sum(everything) / 15, rel=1e-4)
-    for et, ms in margins.items():
-        assert result["per_error_type"][et]["accuracy"] == pytest.approx(sum(m > 0 for m in ms) / len(ms))
-        assert result["per_error_type"][et]["n"] == len(ms)
+    result = preference_accuracy(model, real_pairs, tok, batch_size=4, return_details=True)
+    summed, span = {}, {}
+    for p, d in zip(real_pairs, result["details"], strict=True):
+        ind = _independent(model, tok, p)
+        assert d["chosen_logp"] == pytest.approx(ind["chosen"], rel=1e-4, abs=1e-3)
+        assert d["rejected_logp"] == pytest.approx(ind["rejected"], rel=1e-4, abs=1e-3)
+        assert d["shared_tokens"] == ind["shared"]
+        assert d["divergent_span_margin"] == pytest.approx(ind["span"], rel=1e-4, abs=1e-4)
+        summed.setdefault(p.error_type, []).append(ind["chosen"] - ind["rejected"])
+        span.setdefault(p.error_type, []).append(ind["span"])
+    # Rules negatives are local edits: most pairs share a response prefix that the span leaves out.
+    assert sum(d["shared_tokens"] > 0 for d in result["details"]) > len(real_pairs) / 2
+    n = len(real_pairs)
+    overall = result["overall"]
+    assert overall["n"] == n and overall["records"] == 5
+    every = [m for ms in summed.values() for m in ms]
+    assert overall["summed_logp"]["accuracy"] == pytest.approx(sum(m > 0 for m in every) / n)
+    assert overall["summed_logp"]["mean_margin"] == pytest.approx(sum(every) / n, rel=1e-4)
+    assert overall["summed_logp"]["length_sensitive"] is True
+    every_span = [m for ms in span.values() for m in ms]
+    assert overall["divergent_span"]["accuracy"] == pytest.approx(sum(m > 0 for m in every_span) / n)
+    assert overall["implicit_reward"] is None  # no reference measurement yet
+    for et, ms in span.items():
+        group = result["per_error_type"][et]
+        assert group["n"] == len(ms)
+        assert group["divergent_span"]["accuracy"] == pytest.approx(sum(m > 0 for m in ms) / len(ms))
+        lo, hi = group["divergent_span"]["accuracy_ci"]
+        assert lo <= group["divergent_span"]["accuracy"] <= hi
     # Batching must not change the numbers.
-    single = preference_accuracy(model, pairs, tok, batch_size=1)
-    assert single["overall"]["mean_margin"] == pytest.approx(result["overall"]["mean_margin"], rel=1e-4)
+    single = preference_accuracy(model, real_pairs[:4], tok, batch_size=1, return_details=True)
+    for a, b in zip(single["details"], result["details"], strict=False):
+        assert a["divergent_span_margin"] == pytest.approx(b["divergent_span_margin"], rel=1e-4, abs=1e-5)
 
 
-def test_pairs_jsonl_rows_are_accepted(tiny_lm, demo_negatives):
+def test_implicit_reward_is_the_log_ratio_against_the_reference(tiny_lm, real_pairs):
     model, tok = tiny_lm
-    rows = read_jsonl(demo_negatives)[:3]
+    real_pairs = real_pairs[:9]
+    before = preference_accuracy(model, real_pairs, tok, return_details=True, seed=3)
+    # Against itself: every margin is 0, so accuracy is 0.5 by construction (a tie counts half).
+    same = preference_accuracy(model, real_pairs, tok, before=before, seed=3)
+    assert same["overall"]["implicit_reward"]["accuracy"] == 0.5
+    assert same["overall"]["implicit_reward"]["mean_margin"] == pytest.approx(0.0, abs=1e-4)
+    assert same["overall"]["change"]["divergent_span"]["accuracy_delta"] == 0.0
+    # A changed policy: the margin is [log pi(c) - log ref(c)] - [log pi(r) - log ref(r)], per pair.
+    policy = copy.deepcopy(model)
+    with torch.no_grad():
+        gen = torch.Generator().manual_seed(0)
+        for param in policy.parameters():
+            param.add_(torch.randn(param.shape, generator=gen) * 0.02)
+    after = preference_accuracy(policy, real_pairs, tok, before=before, return_details=True, seed=3)
+    margins = []
+    for p, b, a in zip(real_pairs, before["details"], after["details"], strict=True):
+        ind = _independent(policy, tok, p)
+        expected = (ind["chosen"] - b["chosen_logp"]) - (ind["rejected"] - b["rejected_logp"])
+        assert a["implicit_reward_margin"] == pytest.approx(expected, rel=1e-3, abs=1e-3)
+        margins.append(expected)
+    reward = after["overall"]["implicit_reward"]
+    assert reward["accuracy"] == pytest.approx(sum((m > 0) + 0.5 * (m == 0) for m in margins) / len(margins))
+    assert reward["mean_margin"] == pytest.approx(sum(margins) / len(margins), rel=1e-3, abs=1e-3)
+    change = after["overall"]["change"]["divergent_span"]
+    assert change["accuracy_delta"] == pytest.approx(after["overall"]["divergent_span"]["accuracy"]
+                                                     - before["overall"]["divergent_span"]["accuracy"])
+    assert change["accuracy_delta_ci"][0] <= change["accuracy_delta"] <= change["accuracy_delta_ci"][1]
+    # The table of the CLI and the report: one row overall plus one per error type, CIs in brackets.
+    rows = heldout_rows(before, after)
+    assert [r[0] for r in rows] == ["overall", *before["per_error_type"]]
+    assert rows[0][5].startswith(f"{reward['accuracy']:.3f} [")
+    with pytest.raises(ValueError, match="other pairs"):
+        preference_accuracy(model, real_pairs[:3], tok, before=before)
+
+
+def test_the_bootstrap_resamples_records_not_pairs():
+    # Two records of two pairs each: a resample takes both pairs of a record, so the mean is 0, 0.5 or 1.
+    values, records = [1.0, 1.0, 0.0, 0.0], ["a", "a", "b", "b"]
+    lo, hi = bootstrap_ci(values, records, seed=0, samples=500)
+    assert (lo, hi) == (0.0, 1.0)
+    assert bootstrap_ci(values, records, seed=0) == bootstrap_ci(values, records, seed=0)  # seeded
+    assert bootstrap_ci([0.3, 0.3], ["a", "b"]) == [pytest.approx(0.3), pytest.approx(0.3)]
+    assert bootstrap_ci([], []) is None
+    # Pairs of one record move together: its CI is no narrower than the pair-level one would be.
+    many = [float(i % 2) for i in range(40)]
+    by_record = bootstrap_ci(many, [str(i // 2) for i in range(40)], seed=1)  # each record: one win, one loss
+    assert by_record[1] - by_record[0] < 1e-9  # every record's mean is 0.5: no spread at all
+    assert not math.isnan(by_record[0])
+
+
+def test_pairs_jsonl_rows_are_accepted(tiny_lm, injected_pairs):
+    model, tok = tiny_lm
+    rows = read_jsonl(injected_pairs)[:3]
     result = preference_accuracy(model, rows, tok)
-    assert result["overall"]["n"] == 3 and set(result["per_error_type"]) == {rows[0]["error_type"]}
+    assert result["overall"]["n"] == 3 and set(result["per_error_type"]) == {r["error_type"] for r in rows}

@@ -55,7 +55,18 @@ def test_default_run_writes_adapter_merged_log_plot_and_heldout(kto_run):
         assert held[side]["overall"]["n"] == 9
         assert {t: v["n"] for t, v in held[side]["per_error_type"].items()} == \
                {"correctness": 3, "logic": 3, "hallucination": 3}
-    assert held["after"]["overall"]["mean_margin"] != held["before"]["overall"]["mean_margin"]
+    before, after = held["before"]["overall"], held["after"]["overall"]
+    assert after["divergent_span"]["mean_margin"] != before["divergent_span"]["mean_margin"]
+    # The implicit reward exists after training only (the untrained model is its reference) and
+    # its per-pair margins are the log-ratio against the before measurement.
+    assert before["implicit_reward"] is None and after["implicit_reward"]["n"] == 9
+    for b, a in zip(held["before"]["details"], held["after"]["details"], strict=True):
+        expected = (a["chosen_logp"] - b["chosen_logp"]) - (a["rejected_logp"] - b["rejected_logp"])
+        assert a["implicit_reward_margin"] == pytest.approx(expected, abs=1e-6)
+    # A pair whose edit lies past max_length=256 on both sides has no divergent span: left out, counted.
+    span_n = after["divergent_span"]["n"]
+    assert 0 < span_n <= 9 and span_n == sum(d["divergent_span_margin"] is not None for d in held["after"]["details"])
+    assert "details" not in r.heldout_after and r.heldout_after["overall"]["change"]["divergent_span"]["n"] == span_n
     settings = json.loads(open(os.path.join(r.output_dir, "settings.json")).read())
     assert settings["chosen"]["reasons"] and settings["heldout_records"] == 3
     assert [row["step"] for row in read_jsonl(r.log_path)] == [1, 2, 3, 4, 5]

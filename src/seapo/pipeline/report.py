@@ -19,16 +19,15 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 
 def _heldout_table(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[str]:
+    from seapo.train.heldout import HELDOUT_COLUMNS, heldout_rows
+
     if not before:
         return ["No held-out pairs (held-out fraction 0 or too few records)."]
-    lines = ["| error type | pairs | accuracy before | accuracy after | mean margin before | mean margin after |",
-             "| --- | ---: | ---: | ---: | ---: | ---: |"]
-    rows = [("overall", before["overall"], (after or {}).get("overall", {}))]
-    for et, b in before["per_error_type"].items():
-        rows.append((et, b, (after or {}).get("per_error_type", {}).get(et, {})))
-    for name, b, a in rows:
-        lines.append(f"| {name} | {b['n']} | {_fmt(b['accuracy'])} | {_fmt(a.get('accuracy'))} | "
-                     f"{_fmt(b['mean_margin'])} | {_fmt(a.get('mean_margin'))} |")
+    lines = ["Positive scored above negative, 95% bootstrap CI over records in brackets. Divergent span: mean "
+             "per-token log-likelihood from the first differing token; implicit reward: policy-vs-reference "
+             "log-ratio (0.5 by construction before training); summed log-likelihood follows length.", "",
+             "| " + " | ".join(HELDOUT_COLUMNS) + " |", "| --- |" + " ---: |" * (len(HELDOUT_COLUMNS) - 1)]
+    lines += ["| " + " | ".join(row) + " |" for row in heldout_rows(before, after)]
     return lines
 
 

@@ -40,22 +40,16 @@ def run_train(cfg: TrainConfig, pairs: Path) -> None:
                   f"  wall time {result.wall_time_s:.1f}s")
 
 
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
-
-
 def _print_heldout(console: Any, result: TrainResult) -> None:
     from rich.table import Table
 
-    table = Table(title="held-out preference accuracy (positive scored above negative)")
-    for col in ("error type", "n", "before", "after", "margin before", "margin after"):
+    from seapo.train.heldout import HELDOUT_COLUMNS, heldout_rows
+
+    table = Table(title="held-out: positive above negative (95% CI over records in brackets)")
+    for col in HELDOUT_COLUMNS:
         table.add_column(col)
-    before, after = result.heldout_before, result.heldout_after or {}  # called only when before exists
-    for key in ["overall", *before["per_error_type"]]:
-        b = before["overall"] if key == "overall" else before["per_error_type"][key]
-        a = (after.get("overall") if key == "overall" else after.get("per_error_type", {}).get(key)) or {}
-        table.add_row(key, str(b["n"]), _fmt(b["accuracy"]), _fmt(a.get("accuracy")), _fmt(b["mean_margin"]),
-                      _fmt(a.get("mean_margin")))
+    for row in heldout_rows(result.heldout_before, result.heldout_after):  # called only when before exists
+        table.add_row(*row)
     console.print(table)
 
 

@@ -16,6 +16,11 @@ from seapo.config import SeapoConfig
 from seapo.errors import ConfigError
 from seapo.models.loading import DtypeName
 
+DPO_LOSSES = {"dpo": "sigmoid", "ipo": "ipo", "apo_zero": "apo_zero", "apo_down": "apo_down"}
+"""The algorithms TRL's DPOTrainer runs, and the ``loss_type`` each is there."""
+REFERENCE_ALGOS = ("kto", *DPO_LOSSES)
+"""The algorithms with a reference model (its log-probabilities can be precomputed)."""
+
 
 class TrainConfig(SeapoConfig):
     """Settings of a preference-training run (the paper's defaults: LoRA r=8/alpha=16, lr 5e-6,
@@ -23,9 +28,21 @@ class TrainConfig(SeapoConfig):
 
     model: str = Field("embedded", description="Policy model: 'embedded', a HF folder, a .gguf file or a Hub id "
                                                "(resolved by seapo.models.resolve_model).")
-    algo: Literal["kto", "dpo", "ipo", "simpo", "orpo"] = Field(
+    algo: Literal["kto", "dpo", "ipo", "apo_zero", "apo_down", "simpo", "orpo"] = Field(
         "kto", description="Preference loss: kto (chosen = desirable, rejected = undesirable), dpo (sigmoid), "
-                           "ipo, simpo (TRL CPOTrainer, loss_type=simpo, no BC term) or orpo.")
+                           "ipo, apo_zero / apo_down (Anchored Preference Optimization, for minimal-contrast pairs: "
+                           "apo_zero pushes the positive up and the negative down against the reference, apo_down "
+                           "pushes both down, the negative more -- for when the positive is no better than what the "
+                           "model already writes), simpo (TRL CPOTrainer, loss_type=simpo, no BC term) or orpo.")
+    focus: Literal["full", "divergent"] = Field(
+        "full", description="full: the loss covers each whole response; divergent: the response prefix a pair's two "
+                            "responses share is moved into the prompt (Step-DPO's construction), so the loss covers "
+                            "only the text from the first differing token on (kto: both rows of a pair get the same "
+                            "extended prompt, so shared text is neither pushed up nor down).")
+    ld_alpha: float | None = Field(
+        None, ge=0.0, le=1.0, description="LD-DPO length desensitisation (dpo/ipo/apo_*): the log-probabilities of "
+                                          "response tokens beyond the shorter response's length are weighted by this "
+                                          "(1: plain loss, 0: those tokens ignored); None: off.")
     output_dir: str = Field("seapo-train", description="Run folder: adapter/, merged/, checkpoints/, logs, "
                                                        "heldout.json, settings.json.")
     pairing: Literal["mixed", "all"] = Field(
@@ -71,8 +88,12 @@ class TrainConfig(SeapoConfig):
     gradient_checkpointing: bool | None = Field(None, description="Recompute activations in backward "
                                                                   "(auto: only when they would not fit in memory).")
     precompute_ref_log_probs: bool = Field(True, description="Compute the reference model's log-probabilities "
-                                                             "once before training (kto/dpo/ipo) instead of "
+                                                             "once before training (kto, dpo, ipo, apo_*) instead of "
                                                              "every step.")
+    shared_prefix: bool = Field(True, description="dpo/ipo/apo_*: run each pair's common tokens (prompt + shared "
+                                                  "response prefix) once, both continuations in one packed row with "
+                                                  "a block attention mask (exact; on where the attention honours "
+                                                  "a custom mask: sdpa, eager). false: TRL's unshared forward.")
     group_by_length: bool = Field(True, description="Order batches so that examples of similar length share a "
                                                     "batch (less padding); batch order is still shuffled.")
     # Checkpoints, logging, output
@@ -92,6 +113,22 @@ class TrainConfig(SeapoConfig):
             raise ConfigError(f"kto needs per_device_batch_size >= 2 (its KL estimate pairs examples within a "
                               f"micro-batch), got {self.per_device_batch_size}", field="per_device_batch_size",
                               loc=("per_device_batch_size",))
+        return self
+
+    @model_validator(mode="after")
+    def _focus_needs_a_tested_trainer(self) -> TrainConfig:
+        # CPOTrainer/ORPOTrainer tokenize prompt and answer their own way; the divergent cut is
+        # verified against the DPO and KTO trainers' tokenization only.
+        if self.focus == "divergent" and self.algo in ("simpo", "orpo"):
+            raise ConfigError(f"focus: divergent is supported for kto, {', '.join(DPO_LOSSES)}, not for {self.algo}",
+                              field="focus", loc=("focus",))
+        return self
+
+    @model_validator(mode="after")
+    def _ld_alpha_needs_dpo(self) -> TrainConfig:
+        if self.ld_alpha is not None and self.algo not in DPO_LOSSES:
+            raise ConfigError(f"ld_alpha applies to {', '.join(DPO_LOSSES)} (TRL's DPOTrainer), not to {self.algo}",
+                              field="ld_alpha", loc=("ld_alpha",))
         return self
 
 

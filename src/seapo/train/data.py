@@ -245,6 +245,84 @@ def drop_long_prompts(pairs: Sequence[Pair], tokenizer: Any, max_length: int) ->
     return kept, len(pairs) - len(kept)
 
 
+# --------------------------------------------------------------------------------------------- tokenization
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """Number of leading items ``a`` and ``b`` share."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def encode_response(tokenizer: Any, prompt: list[dict[str, str]], response: str,
+                    max_length: int | None = None) -> tuple[list[int], int]:
+    """Token ids of prompt + response and the index where the response starts (TRL's rule: where
+    the prompt with generation prompt and the whole conversation stop sharing tokens)."""
+    prompt_ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True,
+                                               return_dict=True)["input_ids"]
+    full_ids = tokenizer.apply_chat_template([*prompt, {"role": "assistant", "content": response}],
+                                             tokenize=True, return_dict=True)["input_ids"]
+    start = common_prefix(prompt_ids, full_ids)
+    if max_length is not None:
+        full_ids = full_ids[:max_length]  # keep_start truncation, as in training
+    return list(full_ids), min(start, len(full_ids))
+
+
+@dataclass(frozen=True)
+class DivergentSplit:
+    """A pair cut where its two responses first differ: the chat-templated prompt plus the shared
+    response prefix, and the two continuations (text, each ending with the EOS token)."""
+
+    prompt: str
+    chosen: str
+    rejected: str
+    shared_tokens: int
+    """Response tokens moved into the prompt."""
+
+
+def split_at_divergence(tokenizer: Any, pair: Pair) -> DivergentSplit:
+    """``focus: divergent``: the shared response prefix of ``pair`` moved into the prompt (Step-DPO's
+    construction), so a loss covers only the text from the first differing token on.
+
+    Cut at a token boundary of the full tokenization whose prefix re-tokenizes to itself (at or
+    just before the first differing token), so the trainer's own tokenization puts the boundary
+    there; at least one token is left in each continuation. The template's text after the
+    final EOS (a newline in ChatML) is dropped: TRL appends an EOS to plain-text completions, and
+    this way each completion ends with exactly one."""
+    c_ids, start = encode_response(tokenizer, pair.prompt, pair.chosen)
+    r_ids, _ = encode_response(tokenizer, pair.prompt, pair.rejected)
+    div = min(max(common_prefix(c_ids, r_ids), start), len(c_ids) - 1, len(r_ids) - 1)
+    # The trainer re-tokenizes the prompt text alone: step back to a cut whose text tokenizes to
+    # exactly the tokens before it (a byte-pair merge across the cut would shift the boundary).
+    while div > start and tokenizer(_text(tokenizer, c_ids[:div]), add_special_tokens=False)["input_ids"] != \
+            c_ids[:div]:
+        div -= 1
+    return DivergentSplit(_text(tokenizer, c_ids[:div]), _completion(tokenizer, c_ids[div:]),
+                          _completion(tokenizer, r_ids[div:]), div - start)
+
+
+def plain_kto_row(tokenizer: Any, row: dict[str, Any]) -> dict[str, Any]:
+    """A conversational KTO row (:func:`kto_row`) as plain text, cut where the response starts: a
+    dataset of ``focus: divergent`` rows must be plain text throughout."""
+    ids, start = encode_response(tokenizer, row["prompt"], row["completion"][0]["content"])
+    return {"prompt": _text(tokenizer, ids[:start]), "completion": _completion(tokenizer, ids[start:]),
+            "label": row["label"]}
+
+
+def _text(tokenizer: Any, ids: Sequence[int]) -> str:
+    return tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+
+def _completion(tokenizer: Any, ids: Sequence[int]) -> str:
+    """The text of ``ids`` up to and including its last EOS (see :func:`split_at_divergence`)."""
+    rest, eos = _text(tokenizer, ids), tokenizer.eos_token
+    return rest[:rest.rindex(eos) + len(eos)] if eos and eos in rest else rest
+
+
 # --------------------------------------------------------------------------------------------- training order
 
 
@@ -268,19 +346,37 @@ def _grouped_batches(pairs: Sequence[Pair], micro: int, seed: int, group_by_leng
     return full + [b for b in batches if len(b) < micro]  # a partial batch stays last: boundaries stay aligned
 
 
-def ordered_pair_rows(pairs: Sequence[Pair], micro: int, seed: int, group_by_length: bool) -> list[dict[str, Any]]:
-    """Rows for the pairwise trainers, in training order (the trainer reads them sequentially)."""
-    return [p.to_trl() for b in _grouped_batches(pairs, micro, seed, group_by_length) for p in b]
+def ordered_pair_rows(pairs: Sequence[Pair], micro: int, seed: int, group_by_length: bool, *,
+                      tokenizer: Any = None, focus: str = "full") -> list[dict[str, Any]]:
+    """Rows for the pairwise trainers, in training order (the trainer reads them sequentially).
+    ``focus="divergent"`` (needs ``tokenizer``): plain-text rows cut by :func:`split_at_divergence`."""
+    ordered = [p for b in _grouped_batches(pairs, micro, seed, group_by_length) for p in b]
+    if focus == "full":
+        return [p.to_trl() for p in ordered]
+    splits = [split_at_divergence(tokenizer, p) for p in ordered]
+    return [{"prompt": s.prompt, "chosen": s.chosen, "rejected": s.rejected} for s in splits]
 
 
-def ordered_kto_rows(pairs: Sequence[Pair], micro: int, seed: int, group_by_length: bool) -> list[dict[str, Any]]:
+def ordered_kto_rows(pairs: Sequence[Pair], micro: int, seed: int, group_by_length: bool, *,
+                     tokenizer: Any = None, focus: str = "full") -> list[dict[str, Any]]:
     """KTO rows in training order. ``micro`` pairs of similar length make two micro-batches,
     ``[c0, r1, c2, ...]`` and ``[r0, c1, r2, ...]``: each is half desirable, half undesirable and has
     ``micro`` different prompts, so KTO's KL estimate (completion of the previous row in the batch)
-    always pairs a prompt with another prompt's completion."""
+    always pairs a prompt with another prompt's completion. ``focus="divergent"`` (needs
+    ``tokenizer``): both rows of a pair get the same extended prompt (:func:`split_at_divergence`),
+    so the shared text is neither pushed up in the positive nor down in the negative."""
+
+    def rows_of(p: Pair) -> tuple[dict[str, Any], dict[str, Any]]:
+        if focus == "full":
+            return kto_row(p.prompt, p.chosen, True), kto_row(p.prompt, p.rejected, False)
+        s = split_at_divergence(tokenizer, p)
+        return ({"prompt": s.prompt, "completion": s.chosen, "label": True},
+                {"prompt": s.prompt, "completion": s.rejected, "label": False})
+
     rows: list[dict[str, Any]] = []
     for batch in _grouped_batches(pairs, micro, seed, group_by_length):
-        a = [kto_row(p.prompt, p.chosen if i % 2 == 0 else p.rejected, i % 2 == 0) for i, p in enumerate(batch)]
-        b = [kto_row(p.prompt, p.rejected if i % 2 == 0 else p.chosen, i % 2 == 1) for i, p in enumerate(batch)]
+        both = [rows_of(p) for p in batch]
+        a = [both[i][0 if i % 2 == 0 else 1] for i in range(len(batch))]
+        b = [both[i][1 if i % 2 == 0 else 0] for i in range(len(batch))]
         rows.extend(a + b)
     return rows

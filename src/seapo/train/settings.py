@@ -22,7 +22,7 @@ from typing import Any
 
 from seapo.errors import ConfigError
 from seapo.models.loading import pick_dtype
-from seapo.train.config import TrainConfig
+from seapo.train.config import REFERENCE_ALGOS, TrainConfig
 
 GIB = 1024**3
 
@@ -104,7 +104,7 @@ def estimate_memory(shape: ModelShape, cfg: TrainConfig, batch: int, checkpointi
     layers_kept = 1 if checkpointing else shape.layers
     acts = per_layer * layers_kept + scores + (shape.hidden * act_bytes * tokens * shape.layers if checkpointing
                                                else 0)
-    fused_head = cfg.algo in ("kto", "dpo", "ipo")  # TRL's fused LM head never builds full logits
+    fused_head = cfg.algo in REFERENCE_ALGOS  # TRL's fused LM head never builds full logits
     logits = 0 if fused_head else tokens * shape.vocab * 4 * 3
     return int(static + acts + logits)
 
@@ -180,7 +180,7 @@ def choose_settings(cfg: TrainConfig, shape: ModelShape, device: str, world_size
     if effective != cfg.batch_size:
         reasons.append(f"effective batch {effective} (requested {cfg.batch_size} is not a multiple of "
                        f"{batch} x {world_size} processes)")
-    precompute = cfg.precompute_ref_log_probs and cfg.algo in ("kto", "dpo", "ipo")
+    precompute = cfg.precompute_ref_log_probs and cfg.algo in REFERENCE_ALGOS
     if cfg.algo in ("simpo", "orpo"):
         reasons.append(f"{cfg.algo} is reference-free: no reference log-probabilities")
     elif precompute:

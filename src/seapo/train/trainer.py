@@ -38,7 +38,7 @@ from seapo.errors import InputError, TrainingDiverged
 from seapo.fingerprint import file_digest
 from seapo.io import dumps, write_json
 from seapo.outputs import OutputSet, folder_lock
-from seapo.train.config import TRAIN_OUTPUTS, TrainConfig
+from seapo.train.config import DPO_LOSSES, TRAIN_OUTPUTS, TrainConfig
 from seapo.train.data import (
     LoadedData,
     Pair,
@@ -48,10 +48,12 @@ from seapo.train.data import (
     load_preferences,
     ordered_kto_rows,
     ordered_pair_rows,
+    plain_kto_row,
     select_pairs,
     split_heldout,
     unpaired_kto_rows,
 )
+from seapo.train.heldout import format_figure, without_details
 from seapo.train.settings import ChosenSettings, ModelShape, choose_settings
 
 if TYPE_CHECKING:
@@ -191,7 +193,7 @@ def _train(pairs_path: str | Path, cfg: TrainConfig, paths: RunPaths, callbacks:
               if scored and main else None)
     state.wait_for_everyone()
 
-    dataset, n_examples = training_dataset(data, cfg, st, paths, state)
+    dataset, n_examples = training_dataset(data, cfg, st, paths, state, tokenizer)
     trainer, train_time = fit(trainer_cls, args, model, dataset, tokenizer, cfg, paths, resume_from, callbacks)
     adapter_dir, merged_dir = save_trained(trainer, tokenizer, cfg, paths, main)
     after = measure_heldout_after(trainer, data, tokenizer, cfg, paths, before, console) if before else None
@@ -208,7 +210,8 @@ def _train(pairs_path: str | Path, cfg: TrainConfig, paths: RunPaths, callbacks:
         output_dir=str(paths.out), adapter_dir=str(adapter_dir) if adapter_dir else None,
         merged_dir=str(merged_dir) if merged_dir else None, log_path=str(paths.log),
         plot_path=str(paths.plot) if paths.plot.is_file() else None,
-        heldout_path=str(paths.heldout) if scored else None, heldout_before=before, heldout_after=after,
+        heldout_path=str(paths.heldout) if scored else None, heldout_before=without_details(before),
+        heldout_after=without_details(after),
         settings=st.to_dict(), train_pairs=len(data.train_pairs), train_examples=n_examples,
         heldout_pairs=len(data.held_pairs), global_step=global_step, resumed_from=resume_from,
         train_time_s=round(train_time, 2), wall_time_s=round(time.perf_counter() - t_start, 2))
@@ -286,10 +289,13 @@ def trl_arguments(cfg: TrainConfig, st: ChosenSettings, ckpt_dir: Path
     # micro-batch, i.e. over the same length-grouped batches.
     reference = dict(precompute_ref_log_probs=st.precompute_ref_log_probs,
                      precompute_ref_batch_size=st.per_device_batch_size)
-    if cfg.algo in ("dpo", "ipo"):
+    if cfg.algo in DPO_LOSSES:
         from trl import DPOConfig, DPOTrainer
 
-        return DPOConfig(**common, **reference, loss_type=["sigmoid" if cfg.algo == "dpo" else "ipo"]), DPOTrainer
+        from seapo.train.shared_prefix import shared_prefix_trainer
+
+        trainer_cls = shared_prefix_trainer() if cfg.shared_prefix else DPOTrainer
+        return DPOConfig(**common, **reference, loss_type=[DPO_LOSSES[cfg.algo]], ld_alpha=cfg.ld_alpha), trainer_cls
     if cfg.algo == "kto":
         from trl import KTOConfig, KTOTrainer
 
@@ -351,20 +357,20 @@ def measure_heldout_before(model: PreTrainedModel, data: TrainingData, tokenizer
     """Held-out accuracy of the untrained model (main process). A resumed run reuses the one it
     measured before the interruption: the base model has not changed."""
     previous = json.loads(paths.heldout.read_text()) if (resume_from and paths.heldout.is_file()) else {}
-    if previous.get("pairs") == data.held_ids and previous.get("before"):
+    if previous.get("pairs") == data.held_ids and (previous.get("before") or {}).get("details"):
         before = previous["before"]
     else:
         model.to(device)
         before = _score_heldout(model, data, tokenizer, cfg)
         write_json(paths.heldout, {"pairs": data.held_ids, "before": before, "after": None})
-    console.print(f"held-out preference accuracy before: {before['overall']['accuracy']:.3f} "
-                  f"(mean margin {before['overall']['mean_margin']:.3f}, n={before['overall']['n']})")
+    _print_heldout_line(console, "before", before)
     return before
 
 
 def training_dataset(data: TrainingData, cfg: TrainConfig, st: ChosenSettings, paths: RunPaths,
-                     state: PartialState) -> tuple[Dataset, int]:
-    """The training rows in training order, as a dataset, and how many rows it has.
+                     state: PartialState, tokenizer: PreTrainedTokenizerBase) -> tuple[Dataset, int]:
+    """The training rows in training order, as a dataset, and how many rows it has (``focus:
+    divergent``: plain-text rows whose prompt holds the pair's shared response prefix).
 
     File-backed under OUT/data: TRL's map and reference log-prob caches then sit next to it, shared
     by every process (an in-memory dataset caches in a per-process temp dir) and reused on resume.
@@ -372,10 +378,12 @@ def training_dataset(data: TrainingData, cfg: TrainConfig, st: ChosenSettings, p
     from datasets import Dataset, load_from_disk
 
     micro = st.per_device_batch_size
+    focus = dict(tokenizer=tokenizer, focus=cfg.focus)
     if cfg.algo == "kto":
-        rows = ordered_kto_rows(data.train_pairs, micro, cfg.seed, cfg.group_by_length) + data.unpaired_kto
+        unpaired = [r if cfg.focus == "full" else plain_kto_row(tokenizer, r) for r in data.unpaired_kto]
+        rows = ordered_kto_rows(data.train_pairs, micro, cfg.seed, cfg.group_by_length, **focus) + unpaired
     else:
-        rows = ordered_pair_rows(data.train_pairs, micro, cfg.seed, cfg.group_by_length)
+        rows = ordered_pair_rows(data.train_pairs, micro, cfg.seed, cfg.group_by_length, **focus)
     digest = hashlib.sha256(json.dumps([cfg.algo, rows], sort_keys=True).encode()).hexdigest()[:16]
     data_dir = paths.out / "data" / f"{cfg.algo}-{digest}"
     if state.is_main_process and not (data_dir / "dataset_info.json").is_file():
@@ -390,6 +398,15 @@ def fit(trainer_cls: type[Trainer], args: TrainingArguments, model: PreTrainedMo
         tokenizer: PreTrainedTokenizerBase, cfg: TrainConfig, paths: RunPaths, resume_from: str | None,
         callbacks: Sequence[Any]) -> tuple[Trainer, float]:
     """Train (from ``resume_from`` when given); returns the trainer and the training time (s)."""
+    if getattr(trainer_cls, "packs_shared_prefix", False):
+        from trl import DPOTrainer
+
+        from seapo.train.shared_prefix import shared_prefix_supported
+
+        exact, why = shared_prefix_supported(model)
+        if not exact:
+            trainer_cls = DPOTrainer
+            _console(None).print(f"[yellow]{why}[/yellow]")
     trainer = trainer_cls(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                           peft_config=_lora_config(cfg) if cfg.lora else None,
                           callbacks=[_log_callback(paths.log, _step_of(resume_from)), *callbacks,
@@ -414,13 +431,13 @@ def save_trained(trainer: Trainer, tokenizer: PreTrainedTokenizerBase, cfg: Trai
 def measure_heldout_after(trainer: Trainer, data: TrainingData, tokenizer: PreTrainedTokenizerBase,
                           cfg: TrainConfig, paths: RunPaths, before: dict[str, Any], console: Any
                           ) -> dict[str, Any]:
-    """Held-out accuracy of the trained model (main process); heldout.json gets both measurements."""
-    after = _score_heldout(trainer.accelerator.unwrap_model(trainer.model), data, tokenizer, cfg)
+    """Held-out figures of the trained model (main process), against ``before`` as the reference
+    (the untrained model); heldout.json gets both measurements with their per-pair details."""
+    after = _score_heldout(trainer.accelerator.unwrap_model(trainer.model), data, tokenizer, cfg, before)
     write_json(paths.heldout, {"pairs": data.held_ids, "before": before, "after": after,
                                "per_error_type_before": before["per_error_type"],
                                "per_error_type_after": after["per_error_type"]})
-    console.print(f"held-out preference accuracy after: {after['overall']['accuracy']:.3f} "
-                  f"(mean margin {after['overall']['mean_margin']:.3f})")
+    _print_heldout_line(console, "after", after)
     return after
 
 
@@ -436,11 +453,26 @@ def plot_training_log(cfg: TrainConfig, resolved: ResolvedModel, paths: RunPaths
 
 
 def _score_heldout(model: PreTrainedModel, data: TrainingData, tokenizer: PreTrainedTokenizerBase,
-                   cfg: TrainConfig) -> dict[str, Any]:
+                   cfg: TrainConfig, before: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The held-out figures with per-pair details (``before``, the untrained model's, is the
+    reference of the implicit reward)."""
     from seapo.train.heldout import preference_accuracy
 
     return preference_accuracy(model, data.held_pairs, tokenizer, batch_size=cfg.heldout_batch_size,
-                               max_length=cfg.max_length)
+                               max_length=cfg.max_length, return_details=True, before=before, seed=cfg.seed)
+
+
+def _print_heldout_line(console: Any, when: str, result: dict[str, Any]) -> None:
+    """One line of the overall held-out figures (the table per error type comes at the end)."""
+    overall = result["overall"]
+    span, reward = overall["divergent_span"], overall["implicit_reward"]
+    text = f"held-out {when}: divergent-span accuracy {format_figure(span['accuracy'], span['accuracy_ci'])}"
+    if reward:
+        text += (f", implicit-reward accuracy {format_figure(reward['accuracy'], reward['accuracy_ci'])} "
+                 f"(mean margin {reward['mean_margin']:+.3f})")
+    console.print(text + f", summed-logp accuracy (length-sensitive) {overall['summed_logp']['accuracy']:.3f}, "
+                         f"n={overall['n']}")
+
 
 
 def merge_adapter(base_path: str, adapter_dir: Path, merged_dir: Path, tokenizer: PreTrainedTokenizerBase,
