@@ -18,7 +18,12 @@ def test_the_three_extension_examples_work(shared_data, tmp_path):
         exec(compile(block, str(DOC), "exec"), {})
     assert make_backend({"name": "echo", "suffix": "?"}).generate([GenerationRequest(prompt="hi")])[0].text == "hi?"
     records = gsm8k_records(shared_data, 5)
-    config = InjectConfig(injector="off-by-one", strategy="logic-first", fallback="none")
+    # An off-by-one is not a logic error: the default judge finds no logic error in it and keeps none.
+    judged = inject(records, tmp_path / "judged", InjectConfig(injector="off-by-one", strategy="logic-first",
+                                                               fallback="none"))
+    assert judged.summary["pairs"] == 0
+    assert judged.summary["per_type"]["logic"]["judge_rejected"] > 0
+    config = InjectConfig(injector="off-by-one", strategy="logic-first", fallback="none", judge={"name": "none"})
     result = inject(records, tmp_path, config)
     pairs = [json.loads(line) for line in result.pairs_path.read_text().splitlines()]
     assert len(pairs) == 5 and {p["error_type"] for p in pairs} == {"logic"}
