@@ -75,7 +75,7 @@ def test_unknown_settings_name_the_known_ones():
     with pytest.raises(ConfigError, match="unknown setting; known: .*min_difference") as err:
         InjectConfig(verifier={"min_diference": 0.1})
     assert err.value.field == "verifier.min_diference"
-    with pytest.raises(InputError, match="unknown strategy 'sometimes'; known: all, mixed, single"):
+    with pytest.raises(InputError, match="unknown strategy 'sometimes'; known: all, mixed, profile, single, top"):
         InjectConfig(strategy="sometimes")
     with pytest.raises(ConfigError, match="exactly one error type"):
         InjectConfig(strategy="single")
@@ -87,13 +87,15 @@ def test_unknown_settings_name_the_known_ones():
 def test_every_cli_is_generated_from_its_config():
     """Each leaf setting of a stage's config is an option of its command, with its description."""
     from seapo.data.prepare import PrepareConfig
+    from seapo.inject.cli import ALIASES as INJECT_ALIASES
     from seapo.train.config import TrainConfig
 
-    for command, config_cls, positional in (("inject", InjectConfig, ()), ("prepare", PrepareConfig, ("source",)),
-                                            ("train", TrainConfig, ())):
+    for command, config_cls, positional, aliases in (("inject", InjectConfig, (), INJECT_ALIASES),
+                                                     ("prepare", PrepareConfig, ("source",), {}),
+                                                     ("train", TrainConfig, (), {})):
         result = _invoke(command, "--help")
         assert result.exit_code == 0
-        flags = build_flags(config_cls, positional=positional)
+        flags = build_flags(config_cls, positional=positional, aliases=aliases)
         assert flags
         for flag in flags:
             assert flag.decls[0].split("/")[0] in result.output, (command, flag.path)
