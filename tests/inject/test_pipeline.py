@@ -104,7 +104,7 @@ def test_gsm8k_through_prepare_and_rules_negatives_differ_as_their_type_says(sha
     prepare(shared_data / "source" / "gsm8k" / "train.jsonl", out=records_path, limit=300)
     result = inject(records_path, tmp_path / "run", InjectConfig(injector="rules", strategy="all"))
     negatives = _read(result.negatives_path)
-    assert len(negatives) == 900
+    assert len(negatives) >= 850  # rules v2 makes none where a type has nothing to act on
 
     def final(text):
         return re.search(r"####\s*(.+)$", text.strip()).group(1).strip()

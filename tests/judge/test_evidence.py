@@ -38,7 +38,7 @@ def negatives(shared_data: Path) -> list[tuple[str, str, ErrorType, object]]:
 
 
 def test_every_real_rules_negative_is_confirmed_as_its_type(negatives) -> None:
-    assert len(negatives) >= 300
+    assert len(negatives) >= 200  # rules v2 makes no negative where a type has nothing to act on
     judge = ReferenceJudge()
     verdicts = judge.judge([JudgeItem(q, inj.text, pos, claimed=et, evidence=inj.details)
                             for q, pos, et, inj in negatives])
