@@ -12,17 +12,15 @@ all the work), and the positives against themselves.
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 
+from _shared import GSM8K_TRAIN, first_rows
 from seapo.inject.error_types import ErrorType
 from seapo.inject.rules import RulesInjector, RulesInjectorConfig
 from seapo.judge import JudgeItem
 from seapo.judge.reference import ReferenceJudge
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "source" / "gsm8k" / "train.jsonl"
+DEFAULT_DATA = GSM8K_TRAIN
 GOAL_PER_S = 5000.0
 
 
@@ -34,13 +32,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="timed passes (the best is reported)")
     args = parser.parse_args()
 
-    rows = []
-    with open(args.data, encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                rows.append(json.loads(line))
-            if len(rows) >= args.n:
-                break
+    rows = first_rows(args.data, args.n)
     injector = RulesInjector(RulesInjectorConfig(seed=args.seed))
     types = list(ErrorType)
     with_evidence, without, clean = [], [], []

@@ -9,16 +9,14 @@ the embedded model does a few responses per second on this machine).
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 
+from _shared import GSM8K_TRAIN, first_rows
 from seapo.inject.error_types import ErrorType
 from seapo.inject.rules import RulesInjector, RulesInjectorConfig
 from seapo.inject.verify import Verifier
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "source" / "gsm8k" / "train.jsonl"
+DEFAULT_DATA = GSM8K_TRAIN
 GOAL_PER_S = 2000.0
 
 
@@ -29,13 +27,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="rules injector seed")
     args = parser.parse_args()
 
-    rows = []
-    with open(args.data, encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                rows.append(json.loads(line))
-            if len(rows) >= args.n:
-                break
+    rows = first_rows(args.data, args.n)
     injector = RulesInjector(RulesInjectorConfig(seed=args.seed))
     verifier = Verifier()
     total_time = 0.0

@@ -9,6 +9,7 @@ import math
 import os
 import re
 import secrets
+import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -222,6 +223,20 @@ class atomic_open:  # noqa: N801 - used like open()
             if not published:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.tmp)
+
+
+def open_store(path: Path, schema: str) -> sqlite3.Connection:
+    """A resume store: SQLite in WAL mode (readers do not block the writer) with ``schema`` created;
+    a store that cannot be opened or is not a database is a :class:`WriteError` naming it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        db = sqlite3.connect(path)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(schema)
+    except sqlite3.DatabaseError as exc:
+        raise WriteError(f"cannot open the resume store ({exc})", path=str(path)) from None
+    return db
 
 
 def cache_dir() -> Path:

@@ -9,7 +9,7 @@ problem and the value given.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,6 +37,21 @@ def one_of(value: Any, choices: Any, what: str) -> Any:
     """``value`` when it is one of ``choices``, else a ``ValueError`` listing them (for validators)."""
     if value not in choices:
         raise ValueError(f"unknown {what} '{value}'; known: {', '.join(map(str, choices))}")
+    return value
+
+
+def check_template(value: str, placeholders: Sequence[str], required: str, why: str = "") -> str:
+    """``value`` if it is a ``str.format`` template using only ``placeholders`` and containing
+    ``required``, else a ``ValueError`` saying which (for the prompt-template validators)."""
+    names = [f"{{{n}}}" for n in placeholders]
+    allowed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    try:
+        value.format(**dict.fromkeys(placeholders, ""))
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValueError(f"the template may use only {allowed} (literal braces doubled): "
+                         f"{type(exc).__name__}: {exc}") from None
+    if f"{{{required}}}" not in value:
+        raise ValueError(f"the template must contain {{{required}}}" + (f", {why}" if why else ""))
     return value
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field, SerializeAsAny, field_validator
 
 from seapo.backends import BackendConfig, GenerationBackend, GenerationRequest, backend_config, make_backend
-from seapo.config import SeapoConfig
+from seapo.config import SeapoConfig, check_template
 from seapo.data.schema import Record
 from seapo.fingerprint import stable_hash
 from seapo.inject.base import INJECTORS, Injection, Injector
@@ -44,14 +44,8 @@ class LLMInjectorConfig(SeapoConfig):
     @field_validator("prompt_template")
     @classmethod
     def _placeholders(cls, value: str) -> str:
-        try:
-            value.format(error_type="", description="", question="", response="")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(f"the template may use only {{error_type}}, {{description}}, {{question}} and "
-                             f"{{response}} (literal braces doubled): {type(exc).__name__}: {exc}") from None
-        if "{response}" not in value:
-            raise ValueError("the template must contain {response}, the text to rewrite")
-        return value
+        return check_template(value, ("error_type", "description", "question", "response"), "response",
+                              "the text to rewrite")
 
 
 @INJECTORS.register("llm")

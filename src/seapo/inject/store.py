@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from seapo.io import WriteError
+from seapo.io import WriteError, open_store
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -77,14 +77,7 @@ class InjectionStore:
     def __init__(self, path: str | Path, settings: str) -> None:
         self.path = Path(path)
         self.settings = settings
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.db = sqlite3.connect(self.path)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(SCHEMA)
-        except sqlite3.OperationalError as exc:
-            raise WriteError(f"cannot open the resume store ({exc})", path=str(self.path)) from None
+        self.db = open_store(self.path, SCHEMA)
 
     def done_keys(self) -> set[tuple[str, str]]:
         rows = self.db.execute("SELECT record_id, error_type FROM items WHERE settings = ?", (self.settings,))

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import Field, SerializeAsAny, field_validator
 
 from seapo.backends import BackendConfig, GenerationBackend, GenerationRequest, backend_config, make_backend
-from seapo.config import SeapoConfig
+from seapo.config import SeapoConfig, check_template
 from seapo.fingerprint import stable_hash
 from seapo.inject.error_types import ALL_ERROR_TYPES
 from seapo.inject.llm import _default_backend
@@ -63,14 +63,8 @@ class LLMJudgeConfig(SeapoConfig):
     @field_validator("prompt_template")
     @classmethod
     def _placeholders(cls, value: str) -> str:
-        try:
-            value.format(definitions="", question="", reference_block="", response="")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(f"the template may use only {{definitions}}, {{question}}, {{reference_block}} and "
-                             f"{{response}} (literal braces doubled): {type(exc).__name__}: {exc}") from None
-        if "{response}" not in value:
-            raise ValueError("the template must contain {response}, the text to judge")
-        return value
+        return check_template(value, ("definitions", "question", "reference_block", "response"), "response",
+                              "the text to judge")
 
 
 @JUDGES.register("llm")

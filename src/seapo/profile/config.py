@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, SerializeAsAny, field_validator
 
 from seapo.backends import BackendConfig, backend_config
-from seapo.config import SeapoConfig
+from seapo.config import SeapoConfig, check_template
 from seapo.inject.llm import _default_backend
 from seapo.judge.llm import LLMJudgeConfig
 from seapo.profile.data import DataFormat
@@ -54,12 +54,4 @@ class ProfileConfig(SeapoConfig):
     @field_validator("prompt_template")
     @classmethod
     def _placeholder(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                value.format(question="")
-            except (KeyError, IndexError, ValueError) as exc:
-                raise ValueError(f"the template may use only {{question}} (literal braces doubled): "
-                                 f"{type(exc).__name__}: {exc}") from None
-            if "{question}" not in value:
-                raise ValueError("the template must contain {question}")
-        return value
+        return value if value is None else check_template(value, ("question",), "question")

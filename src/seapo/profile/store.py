@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from seapo.io import WriteError
+from seapo.io import WriteError, open_store
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (
@@ -45,14 +45,7 @@ class Answer:
 class ProfileStore:
     def __init__(self, path: str | Path, gen_key: str, judge_key: str) -> None:
         self.path, self.gen_key, self.judge_key = Path(path), gen_key, judge_key
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.db = sqlite3.connect(self.path)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise WriteError(f"cannot open the resume store ({exc})", path=str(self.path)) from None
+        self.db = open_store(self.path, SCHEMA)
 
     def answers(self) -> dict[str, Answer]:
         rows = self.db.execute("SELECT item_id, answer, finish_reason, num_tokens, error FROM answers WHERE gen_key=?",
