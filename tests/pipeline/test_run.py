@@ -59,9 +59,11 @@ def test_run_wires_every_stage_and_resumes(tmp_path, tiny_model):
     stages = json.loads((tmp_path / "run" / "stages.json").read_text())
     assert list(stages) == ["prepare", "inject", "train"]
     assert stages["prepare"]["kept"] == 30
-    assert stages["inject"]["summary"]["pairs"] == 30  # mixed: one pair per record
+    inject_summary = stages["inject"]["summary"]
+    # mixed: one planned item per record, each a pair or a rejected item
+    assert inject_summary["pairs"] + inject_summary["rejected_items"] == 30 and inject_summary["pairs"] >= 15
     # training uses exactly the plan's pairs: every pair is a training or a held-out pair
-    assert stages["train"]["train_pairs"] + stages["train"]["heldout_pairs"] == 30
+    assert stages["train"]["train_pairs"] + stages["train"]["heldout_pairs"] == inject_summary["pairs"]
     assert stages["train"]["heldout_before"]["overall"]["n"] > 0 and stages["train"]["heldout_after"]
     env = json.loads((tmp_path / "run" / "environment.json").read_text())
     assert env["packages"]["trl"] and env["python"]

@@ -95,7 +95,8 @@ def test_a_stage_done_with_other_settings_is_refused_naming_them(tmp_path, fake_
 
 def test_force_redoes_the_changed_stage_and_every_later_one(tmp_path, fake_model, fake_train):
     first = run(_config(tmp_path, fake_model))
-    assert first.stages["inject"]["summary"]["pairs"] == 20 and fake_train.calls[-1]["negatives"] == 20
+    made = first.stages["inject"]["summary"]
+    assert made["pairs"] + made["rejected_items"] == 20 and fake_train.calls[-1]["negatives"] == made["pairs"] > 0
     again = run(_config(tmp_path, fake_model, force=True, **OTHER))
     summary = again.stages["inject"]["summary"]
     assert summary["records"] == 12 and summary["strategy"] == "all" and summary["error_types"] == ["logic"]
@@ -109,12 +110,13 @@ def test_force_redoes_the_changed_stage_and_every_later_one(tmp_path, fake_model
 
 
 def test_a_changed_only_later_setting_redoes_only_from_that_stage(tmp_path, fake_model, fake_train):
-    run(_config(tmp_path, fake_model))
+    first = run(_config(tmp_path, fake_model))
     with pytest.raises(InputError, match=r"train.max_steps: -?\w+ -> 3[\s\S]*redo stage 'train'"):
         run(_config(tmp_path, fake_model, **{"train.max_steps": 3}))
     result = run(_config(tmp_path, fake_model, force=True, **{"train.max_steps": 3}))
     assert len(fake_train.calls) == 2 and fake_train.calls[-1]["max_steps"] == 3
-    assert result.stages["inject"]["summary"]["pairs"] == 20
+    assert result.stages["inject"]["summary"]["pairs"] == first.stages["inject"]["summary"]["pairs"]
+    assert fake_train.calls[-1]["negatives"] == first.stages["inject"]["summary"]["pairs"]
 
 
 def test_an_output_changed_after_its_stage_is_refused(tmp_path, fake_model, fake_train):

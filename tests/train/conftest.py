@@ -4,6 +4,7 @@ real rules injector and checked by the real verifier, and the settings the quick
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from seapo.inject.verify import Verifier
 from seapo.io import read_jsonl, write_jsonl
 from seapo.train.config import TrainConfig
 from seapo.train.data import load_preferences, select_pairs
+from tests.inject.helpers import gsm8k_records
 
 ERROR_TYPES = ("correctness", "logic", "hallucination")
 ROLE = {"human": "user", "gpt": "assistant", "system": "system"}
@@ -64,8 +66,15 @@ def make_negatives(records: list[Record], error_types: tuple[str, ...]) -> list[
 def demo_negatives(shared_data, tmp_path_factory) -> Path:
     """negatives.jsonl-style file: 12 real records x 3 error types (short prompts and responses,
     so the tiny model trains in seconds)."""
-    records = [r for r in demo_records(shared_data, 40, max_chars=600) if len(r.question) < 300][:12]
-    rows = make_negatives(records, ERROR_TYPES)
+    # The first 12 short records that get a negative of every type (the rules injector makes none of
+    # a type where the text has nothing that type can act on).
+    # dpo_en_demo's short answers give the second-generation rules too little to act on for all three
+    # types (1 of its short records gets all three), so GSM8K's worked solutions are used here.
+    candidates = [r for r in gsm8k_records(shared_data, 60) if len(r.question) < 300 and len(r.response) < 600]
+    rows = make_negatives(candidates, ERROR_TYPES)
+    per_record = Counter(r["record_id"] for r in rows)
+    keep = [rid for rid in dict.fromkeys(r["record_id"] for r in rows) if per_record[rid] == len(ERROR_TYPES)][:12]
+    rows = [r for r in rows if r["record_id"] in keep]
     assert len({r["record_id"] for r in rows}) == 12
     path = tmp_path_factory.mktemp("pairs") / "negatives.jsonl"
     write_jsonl(path, rows)
@@ -114,10 +123,11 @@ def tiny_lm(tiny_model):
 @pytest.fixture(scope="session")
 def injected_pairs(shared_data, tmp_path_factory) -> Path:
     """negatives.jsonl of ``seapo inject`` itself (rules injector, every error type, no judge) on 16
-    real dpo_en_demo records: the pairs the held-out metrics and the focus option are tested on."""
+    real GSM8K records (dpo_en_demo's short answers give the rules too little to act on): the pairs
+    the held-out metrics and the focus option are tested on."""
     from seapo.inject.pipeline import InjectConfig, inject
 
-    records = [r for r in demo_records(shared_data, 60, max_chars=600) if len(r.question) < 300][:16]
+    records = [r for r in gsm8k_records(shared_data, 60) if len(r.question) < 300 and len(r.response) < 600][:16]
     result = inject(records, tmp_path_factory.mktemp("inject"),
                     InjectConfig(injector="rules", strategy="all", judge={"name": "none"}))
     assert result.summary["pairs"] >= 30

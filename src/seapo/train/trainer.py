@@ -154,8 +154,8 @@ def train(pairs_path: str | Path, config: TrainConfig | None = None, *, callback
     ``transformers.TrainerCallback`` objects (e.g. to stop early). Returns a :class:`TrainResult`."""
 
     cfg = config or TrainConfig()
-    if not Path(pairs_path).exists():  # before the lock: a bad input must not create the output folder
-        raise InputError("no such file (the pairs, negatives or kto JSONL to train on)", path=str(pairs_path))
+    if not Path(pairs_path).is_file():  # load_preferences' own check, before the lock creates the output folder
+        raise InputError("training input not found", path=str(pairs_path))
     paths = RunPaths.of(cfg)
     # One training per output folder: the main process holds its lock (every process of a
     # multi-process run writes there, so only the main one takes it).
