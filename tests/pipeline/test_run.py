@@ -82,7 +82,9 @@ def test_default_demo_runs_end_to_end(tmp_path):
     subprocess.run([sys.executable, "-m", "seapo.cli", "run", "--out", str(tmp_path / "demo")], check=True)
     stages = json.loads((tmp_path / "demo" / "stages.json").read_text())
     summary = stages["inject"]["summary"]
-    assert summary["records"] >= 48 and summary["pairs"] == summary["records"]
+    # Every record ends up as a pair or a rejected item; the judge and rules v2 refuse some.
+    assert summary["records"] >= 48 and summary["pairs"] + summary["rejected_items"] == summary["records"]
+    assert summary["pairs"] >= summary["records"] // 2
     assert summary["injector"] == "llm"
     before, after = stages["train"]["heldout_before"], stages["train"]["heldout_after"]
     assert before["overall"]["n"] > 0 and after["overall"]["n"] == before["overall"]["n"]
