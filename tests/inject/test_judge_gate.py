@@ -72,3 +72,22 @@ def test_judge_none_keeps_what_the_verifier_passes(shared_data, tmp_path):
     assert all(p["judge"] is None for p in _read(result.pairs_path))
     assert all(c["judged_attempts"] == 0 and c["judge_agreement"] is None
                for c in result.summary["per_type"].values())
+
+
+
+def test_judge_model_shorthand_selects_the_llm_judge_and_refuses_contradictions():
+    import pytest
+
+    from seapo.inject.pipeline import build_judge
+    from seapo.judge.config import JudgeConfig
+    from seapo.judge.llm import LLMJudge
+
+    config = InjectConfig().updated({"judge.model": "embedded"})  # what --judge-model embedded sets
+    assert config.judge.name == "llm" and config.judge.llm["backend"]["model"] == "embedded"
+    judge = build_judge(config.judge)
+    assert any(isinstance(j, LLMJudge) for j in getattr(judge, "judges", [judge]))
+    assert JudgeConfig(**config.judge.model_dump()) == config.judge  # a dumped config reads back the same
+    for bad, says in [({"name": "none", "model": "m"}, "'none'"),
+                      ({"model": "a", "llm": {"backend": {"model": "b"}}}, "give one of them")]:
+        with pytest.raises(ValueError, match=says):
+            JudgeConfig(**bad)

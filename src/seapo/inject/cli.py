@@ -31,6 +31,7 @@ ALIASES = {
     "llm.backend.model": ["--model", "-m"],
     "llm.backend.name": ["--backend"],
     "judge.name": ["--judge"],
+    "judge.model": ["--judge-model"],
 }
 
 
