@@ -32,6 +32,10 @@ ALIASES = {
     "llm.backend.name": ["--backend"],
     "judge.name": ["--judge"],
     "judge.model": ["--judge-model"],
+    "fluency.enabled": ["--fluency/--no-fluency"],
+    # the gate's own settings carry its name, so --batch-size, --dtype, ... keep meaning the injector's
+    **{f"fluency.{key}": [f"--fluency-{key.replace('_', '-')}"]
+       for key in ("model", "dtype", "device", "max_drop", "context_tokens", "max_tokens", "batch_size")},
 }
 
 

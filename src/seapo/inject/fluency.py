@@ -88,6 +88,18 @@ class FluencyGate:
     def close(self) -> None:
         self.model = self.tokenizer = None
 
+    def fingerprint(self) -> str:
+        """The scorer's content, the dtype it runs in and every setting that moves a verdict (not
+        ``batch_size``): part of the injection store's resume key. Loads nothing."""
+        from seapo.fingerprint import model_fingerprint, stable_hash
+        from seapo.models import resolve_model
+        from seapo.models.loading import pick_dtype
+
+        cfg = self.config
+        dtype = str(pick_dtype(cfg.dtype, cfg.device)).removeprefix("torch.")
+        settings = cfg.model_dump(mode="json", exclude={"enabled", "batch_size", "model", "dtype", "device"})
+        return f"fluency:{stable_hash([model_fingerprint(resolve_model(cfg.model).path), dtype, settings])}"
+
     def __enter__(self) -> FluencyGate:
         return self.load()
 

@@ -62,6 +62,7 @@ def pair_row(record: Record, item: ItemResult) -> dict[str, Any]:
         "details": item.details,
         # The winning attempt is the last one (an item stops at its first pass).
         "judge": item.attempts[-1].judge if item.attempts else None,
+        "fluency": item.attempts[-1].fluency if item.attempts else None,
     }
 
 
@@ -97,6 +98,9 @@ def summarize(records: Sequence[Record], items: dict[tuple[str, str], ItemResult
             "judge_rejected": sum(n for r, n in reasons.items() if r and r.startswith("judge_")),
             "judge_findings": {f: findings.get(f, 0) for f in ("present", "absent", "unknown")},
             "judge_agreement": round(findings["present"] / len(judged), 4) if judged else None,
+            # The fluency gate (when on): attempts it scored, and those it turned away as broken text.
+            "fluency_scored": sum(1 for i in mine for a in i.attempts if a.fluency is not None),
+            "fluency_rejected": reasons.get("disfluent", 0),
         }
     return per_type
 

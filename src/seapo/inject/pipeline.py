@@ -24,6 +24,7 @@ from seapo.data.schema import Record, read_records
 from seapo.fingerprint import stable_hash
 from seapo.inject.base import INJECTORS, Injection, Injector, make_injector
 from seapo.inject.error_types import ALL_ERROR_TYPES, ErrorType, parse_error_types
+from seapo.inject.fluency import FluencyConfig, FluencyGate
 from seapo.inject.llm import LLMInjectorConfig
 from seapo.inject.outputs import OUTPUT_FILES, write_outputs
 from seapo.inject.rules import RulesInjectorConfig
@@ -77,6 +78,10 @@ class InjectConfig(SeapoConfig):
                                    "lost to a crash. Independent of the backend's batch size (default: 512 for "
                                    "the rules injector, else 128).")
     show_progress: bool | None = Field(None, description="Progress bars (default: when stderr is a terminal).")
+    fluency: FluencyConfig = Field(default_factory=FluencyConfig, description="The fluency gate: a negative "
+                                   "whose edit leaves broken text (a scorer model finds its least likely new token "
+                                   "far less likely than what it replaced) is a failed attempt, reason disfluent; "
+                                   "off by default (docs/fluency.md); --fluency switches it on.")
     audit: AuditConfig = Field(default_factory=AuditConfig, description="The shortcut audit of the accepted pairs "
                                "in summary.json (shortcut_audit; docs/audit.md); --no-shortcut-audit switches it "
                                "off.")
@@ -120,10 +125,10 @@ class InjectResult:
         return self.out_dir / OUTPUT_FILES["negatives"]
 
 
-def _attempt(injection: Injection, verdict: Verification, judged: Verdict | None) -> Attempt:
+def _attempt(injection: Injection, verdict: Verification, judged: Verdict | None, drop: float | None) -> Attempt:
     return Attempt(injection.injector, verdict.passed, verdict.reason, verdict.difference,
                    verdict.changed_tokens, injection.text, injection.error,
-                   judged.to_dict() if judged is not None else None)
+                   judged.to_dict() if judged is not None else None, drop)
 
 
 def _check(verifier: Verifier, record: Record, injection: Injection) -> Verification:
@@ -159,9 +164,29 @@ def judge_attempts(judge: Judge | None, records: Sequence[Record], injections: S
     return judged
 
 
+def fluency_attempts(gate: FluencyGate | None, records: Sequence[Record], injections: Sequence[Injection],
+                     verdicts: list[Verification]) -> list[float | None]:
+    """Score, in one batch, the negatives still passing (verifier and judge); one whose edit is broken
+    text (drop above ``max_drop``) becomes a failed attempt, reason ``disfluent``. Runs last: it
+    loads a model, and the judge has already turned away most of what it would reject."""
+    drops: list[float | None] = [None] * len(records)
+    todo = [i for i, v in enumerate(verdicts) if v.passed] if gate is not None else []
+    if not todo:
+        return drops
+    scored = gate.drops([(records[i].response, injections[i].text or "") for i in todo])
+    for i, drop in zip(todo, scored, strict=True):
+        drops[i] = drop
+        if drop is not None and drop > gate.config.max_drop:
+            v = verdicts[i]
+            verdicts[i] = Verification(False, "disfluent", v.difference, v.changed_tokens)
+    return drops
+
+
 def run_chunk(chunk: Sequence[Record], error_type: ErrorType, primary: Injector, fallback: Injector | None,
-              verifier: Verifier, config: InjectConfig, session: str, judge: Judge | None = None) -> list[ItemResult]:
-    """Inject, verify, judge, retry and fall back for one chunk of records; returns one result each."""
+              verifier: Verifier, config: InjectConfig, session: str, judge: Judge | None = None,
+              gate: FluencyGate | None = None) -> list[ItemResult]:
+    """Inject, verify, judge, check fluency, retry and fall back for one chunk of records; returns one
+    result each."""
     attempts: dict[str, list[Attempt]] = {r.id: [] for r in chunk}
     winners: dict[str, tuple[Injection, Verification, bool]] = {}
     tries = [(primary, config.max_attempts, False)]
@@ -178,8 +203,10 @@ def run_chunk(chunk: Sequence[Record], error_type: ErrorType, primary: Injector,
                                    f"{len(pending)} records")
             checks = [_check(verifier, r, i) for r, i in zip(pending, injections, strict=True)]
             judged = judge_attempts(judge, pending, injections, checks, error_type, config.judge)
-            for record, injection, verdict, found in zip(pending, injections, checks, judged, strict=True):
-                attempts[record.id].append(_attempt(injection, verdict, found))
+            drops = fluency_attempts(gate, pending, injections, checks)
+            for record, injection, verdict, found, drop in zip(pending, injections, checks, judged, drops,
+                                                               strict=True):
+                attempts[record.id].append(_attempt(injection, verdict, found, drop))
                 if verdict.passed:
                     winners[record.id] = (injection, verdict, is_fallback)
     results = []
@@ -197,14 +224,17 @@ def run_chunk(chunk: Sequence[Record], error_type: ErrorType, primary: Injector,
     return results
 
 
-def settings_key(config: InjectConfig, primary: str, fallback: str | None, judge: str | None = None) -> str:
+def settings_key(config: InjectConfig, primary: str, fallback: str | None, judge: str | None = None,
+                 fluency: str | None = None) -> str:
     """Hash of everything that changes an item's outcome, given the injectors' and the judge's
     fingerprints: the resume key (strategy and seed are not in it: they choose items, they do not
     change them)."""
     return stable_hash({"injector": primary, "verifier": config.verifier.model_dump(mode="json"),
                         "max_attempts": config.max_attempts, "fallback": fallback,
                         "fallback_attempts": config.fallback_attempts, "judge": judge,
-                        "accept_unknown": config.judge.accept_unknown})
+                        "accept_unknown": config.judge.accept_unknown}
+                       # only when the gate is on, so stores made without it keep their key
+                       | ({"fluency": fluency} if fluency is not None else {}))
 
 
 def build_judge(config: JudgeConfig) -> Judge | None:
@@ -265,14 +295,16 @@ def _inject(records: str | Path | Sequence[Record], out_dir: Path, config: Injec
     primary = injector or _build_injector(config.injector, config)
     fallback = _build_injector("rules", config) if config.fallback == "rules" and primary.name != "rules" else None
     judge = given_judge if given_judge is not None else build_judge(config.judge)
+    gate = FluencyGate(config.fluency) if config.fluency.enabled else None
     chunk_size = config.chunk_size or DEFAULT_CHUNKS.get(primary.name, 128)
 
     # A model's fingerprint hashes its weights (memoized, but still a walk of the folder): once per run.
     fingerprint = primary.fingerprint()
     judge_fingerprint = judge.fingerprint() if judge is not None else None
+    fluency_fingerprint = gate.fingerprint() if gate is not None else None
     store = InjectionStore(out_dir / STORE_FILE,
                            settings_key(config, fingerprint, fallback.fingerprint() if fallback else None,
-                                        judge_fingerprint))
+                                        judge_fingerprint, fluency_fingerprint))
     session = uuid.uuid4().hex[:8]
     done = store.done_keys()
     planned = [(r, et) for r in unique for et in plan[r.id]]
@@ -286,7 +318,8 @@ def _inject(records: str | Path | Sequence[Record], out_dir: Path, config: Injec
                 task = bar.add_task(f"{et.value:>13}", total=len(mine), completed=len(mine) - len(todo))
                 for start in range(0, len(todo), chunk_size):
                     chunk = todo[start:start + chunk_size]
-                    store.put_many(run_chunk(chunk, et, primary, fallback, verifier, config, session, judge))
+                    store.put_many(run_chunk(chunk, et, primary, fallback, verifier, config, session, judge,
+                                                   gate))
                     bar.advance(task, len(chunk))
         items = store.get_all()
     finally:
@@ -297,6 +330,8 @@ def _inject(records: str | Path | Sequence[Record], out_dir: Path, config: Injec
             fallback.close()
         if judge is not None and given_judge is None:
             judge.close()
+        if gate is not None:
+            gate.close()
     # What decides the outputs: the items' settings, the plan's, and which records.
     output_settings = {"settings_key": store.settings, "strategy": config.strategy,
                        "strategy_options": config.strategy_options, "seed": config.seed,
@@ -308,6 +343,7 @@ def _inject(records: str | Path | Sequence[Record], out_dir: Path, config: Injec
         "fallback": config.fallback,
         "judge": judge.name if judge is not None else "none",
         "judge_fingerprint": judge_fingerprint,
+        "fluency": {"max_drop": config.fluency.max_drop, "fingerprint": fluency_fingerprint} if gate else "off",
         "settings_key": store.settings,
         "seed": config.seed,
         "wall_time_s": round(time.time() - started, 2),

@@ -52,6 +52,8 @@ class Attempt:
     """The backend's reason when it failed on the item (reason ``backend_error``)."""
     judge: dict[str, Any] | None = None
     """The judge's verdict (:meth:`seapo.judge.Verdict.to_dict`) when the verifier passed the text."""
+    fluency: float | None = None
+    """The fluency gate's drop in nats (:mod:`seapo.inject.fluency`), when the gate scored the text."""
 
 
 @dataclass
