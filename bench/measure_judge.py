@@ -142,7 +142,7 @@ def make(args: argparse.Namespace) -> Judge:
         cls = JUDGES.get("llm")
         settings: dict[str, Any] = {}
         if args.judge_model:
-            set_dotted(settings, "model", args.judge_model)
+            set_dotted(settings, "backend.model", args.judge_model)
         for pair in args.judge_set:
             key, _, value = pair.partition("=")
             set_dotted(settings, key, json.loads(value) if value[:1] in "[{0123456789tfn\"" else value)

@@ -138,3 +138,18 @@ def test_pairs_jsonl_rows_are_accepted(tiny_lm, injected_pairs):
     rows = read_jsonl(injected_pairs)[:3]
     result = preference_accuracy(model, rows, tok)
     assert result["overall"]["n"] == 3 and set(result["per_error_type"]) == {r["error_type"] for r in rows}
+
+
+def test_the_effect_verdict_says_whether_the_interval_excludes_no_change():
+    from seapo.train.heldout import effect_verdict
+
+    def after(accuracy, ci, n):
+        return {"overall": {"n": n, "implicit_reward": {"n": n, "accuracy": accuracy, "accuracy_ci": ci}}}
+
+    assert "right way" in effect_verdict(after(0.8, [0.6, 0.95], 40))
+    assert "WRONG way" in effect_verdict(after(0.2, [0.05, 0.4], 40))
+    small = effect_verdict(after(0.556, [0.222, 0.889], 9))  # the demo's figures before this check
+    # half-width 0.3335 at effect 0.056: 9 * (0.3335 / 0.056)^2 = 319.1 -> 320 pairs
+    assert "too small" in small and "includes 0.5" in small and "about 320 pairs" in small
+    assert "no effect was measured" in effect_verdict(after(0.5, [0.3, 0.7], 10))
+    assert effect_verdict(None) is None and effect_verdict({"overall": {"n": 3}}) is None

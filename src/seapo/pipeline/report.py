@@ -19,7 +19,7 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 
 def _heldout_table(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[str]:
-    from seapo.train.heldout import HELDOUT_COLUMNS, heldout_rows
+    from seapo.train.heldout import HELDOUT_COLUMNS, effect_verdict, heldout_rows
 
     if not before:
         return ["No held-out pairs (held-out fraction 0 or too few records)."]
@@ -28,6 +28,9 @@ def _heldout_table(before: dict[str, Any] | None, after: dict[str, Any] | None) 
              "log-ratio (0.5 by construction before training); summed log-likelihood follows length.", "",
              "| " + " | ".join(HELDOUT_COLUMNS) + " |", "| --- |" + " ---: |" * (len(HELDOUT_COLUMNS) - 1)]
     lines += ["| " + " | ".join(row) + " |" for row in heldout_rows(before, after)]
+    verdict = effect_verdict(after)
+    if verdict:
+        lines += ["", f"**{verdict}**"]
     return lines
 
 

@@ -43,7 +43,7 @@ def run_train(cfg: TrainConfig, pairs: Path) -> None:
 def _print_heldout(console: Any, result: TrainResult) -> None:
     from rich.table import Table
 
-    from seapo.train.heldout import HELDOUT_COLUMNS, heldout_rows
+    from seapo.train.heldout import HELDOUT_COLUMNS, effect_verdict, heldout_rows
 
     table = Table(title="held-out: positive above negative (95% CI over records in brackets)")
     for col in HELDOUT_COLUMNS:
@@ -51,6 +51,9 @@ def _print_heldout(console: Any, result: TrainResult) -> None:
     for row in heldout_rows(result.heldout_before, result.heldout_after):  # called only when before exists
         table.add_row(*row)
     console.print(table)
+    verdict = effect_verdict(result.heldout_after)
+    if verdict:
+        console.print(verdict, highlight=False)
 
 
 train_command = config_command(

@@ -36,8 +36,8 @@ if TYPE_CHECKING:
 METRICS = ("divergent_span", "implicit_reward", "summed_logp")
 """The held-out figures, most meaningful first (module docstring)."""
 LENGTH_SENSITIVE = ("summed_logp",)
-__all__ = ["METRICS", "bootstrap_ci", "common_prefix", "encode_response", "heldout_rows", "preference_accuracy",
-           "sequence_logprobs", "token_logprobs", "without_details"]
+__all__ = ["METRICS", "bootstrap_ci", "common_prefix", "effect_verdict", "encode_response", "heldout_rows",
+           "preference_accuracy", "sequence_logprobs", "token_logprobs", "without_details"]
 BOOTSTRAP_SAMPLES = 2000
 
 
@@ -249,6 +249,29 @@ HELDOUT_COLUMNS = ("error type", "pairs", "divergent-span acc. before", "diverge
                    "divergent-span acc. change", "implicit-reward acc. after", "reward margin after",
                    "summed-logp acc. before -> after (length-sensitive)")
 """Columns of :func:`heldout_rows`: the CLI's and the run report's held-out table."""
+
+
+def effect_verdict(after: dict[str, Any] | None) -> str | None:
+    """One plain sentence: did training move the held-out preference, by the overall implicit-reward
+    accuracy's 95% CI against 0.5 (no change)? When the interval holds 0.5, how far short the set is:
+    the pairs an interval of this width would need to exclude 0.5 at the measured effect (the width
+    shrinks as 1/sqrt(n)). None without an after-training measurement."""
+    overall = (after or {}).get("overall") or {}
+    reward = overall.get("implicit_reward") or {}
+    accuracy, ci, n = reward.get("accuracy"), reward.get("accuracy_ci"), reward.get("n") or overall.get("n")
+    if accuracy is None or not ci:
+        return None
+    lo, hi = ci
+    shown = f"implicit-reward accuracy {accuracy:.3f} [{lo:.3f}, {hi:.3f}] over {n} held-out pairs"
+    if lo > 0.5:
+        return f"Training moved the held-out preference the right way: {shown}; the interval excludes 0.5."
+    if hi < 0.5:
+        return f"Training moved the held-out preference the WRONG way: {shown}; the interval excludes 0.5."
+    effect, half = abs(accuracy - 0.5), (hi - lo) / 2
+    need = (f"at the measured effect ({effect:+.3f}) about {math.ceil(n * (half / effect) ** 2)} pairs would "
+            "be needed" if effect > 0 and n else "no effect was measured at all")
+    return (f"This held-out set is too small to show an effect: {shown} includes 0.5 (no change); {need} "
+            "for the interval to exclude 0.5.")
 
 
 def heldout_rows(before: dict[str, Any], after: dict[str, Any] | None) -> list[tuple[str, ...]]:
