@@ -736,9 +736,9 @@ def make_reordered_steps(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit]
 def _premises(doc: Doc) -> list[tuple[int, int, str]]:
     """(start, end, unit) of a line whose computed number a later line uses: removed, the later
     line uses a number nothing produced. Only lines: the dependency is proven by the number's
-    flow. A prose sentence before a "So ..." was a site in v2, but read by hand its removal left
-    no error in 3 of 3 cases (the conclusion usually stood on the rest of the text): a deletion
-    that merely shortens a correct answer is not a SeaPO negative."""
+    flow. A prose sentence before a "So ..." was a site in v2, but read by hand its removal held
+    an error in only 5 of 9 cases (the conclusion often stood on the rest of the text): a
+    deletion that merely shortens a correct answer is not a SeaPO negative."""
     text = doc.text
     out = []
     lines = _step_lines(doc)
