@@ -233,7 +233,7 @@ def collect(run_dir: Path, config: InspectConfig) -> dict[str, Any]:
                  for row in _jsonl(train_dir / "train_log.jsonl")]
     train = stages.get("train")
     return {
-        "meta": {"title": config.title or f"seapo run {run_dir.resolve().name}", "run_dir": str(run_dir),
+        "meta": {"title": config.title or f"seapo inspect: {run_dir.resolve().name}", "run_dir": str(run_dir),
                  "kind": "run" if (run_dir / "stages.json").is_file() else "inject"},
         "summary": {k: v for k, v in summary.items() if k != "shortcut_audit"},
         "prepare": stages.get("prepare"),

@@ -119,7 +119,8 @@
     return el("table", attrs || {}, el("thead", {}, el("tr", {}, head.map((h) => el("th", {}, h)))),
       el("tbody", {}, rows.map((r) => el("tr", r.attrs || {}, r.cells.map((c) => c instanceof Node ? el("td", {}, c) : el("td", {}, c))))));
   }
-  const panel = (title, ...kids) => el("div", { class: "panel" }, el("h2", {}, title), ...kids);
+  const panel = (title, ...kids) => el("div", { class: "panel" + (WIDE.test(title) ? " wide" : "") }, el("h2", {}, title), ...kids);
+  const WIDE = /^(Injection|Held-out|Evaluation|Error profile)/;
 
   // ---------- summary ----------
   function renderSummary() {
@@ -303,13 +304,13 @@
       a.judge ? el("div", {}, "judge: " + Object.entries(a.judge).map(([t, f]) => `${t} ${f}`).join(", ") + (a.rationale ? ` — ${a.rationale}` : "")) : null,
       a.text ? el("details", {}, el("summary", {}, "text"), el("div", { class: "text" }, a.text)) : null));
     const sides = it.edits ? diffSides(it) : [el("div", { class: "text", "data-side": "positive" }, it.pos || "(record not found)"), el("div", { class: "text muted", "data-side": "negative" }, "(no negative)")];
-    box.replaceChildren(
+    box.replaceChildren(...[
       el("dl", { class: "meta" }, meta.flatMap(([k, v]) => [el("dt", {}, k), el("dd", { "data-k": k }, v)])),
       attempts.length ? el("div", {}, el("h3", {}, it.status === "rejected" ? "Attempts (all failed)" : "Failed attempts before this one"), attempts) : null,
       el("div", { class: "sides" },
         el("div", { class: "side" }, el("h3", {}, "Prompt"), it.prompt.map((m) => el("div", {}, el("div", { class: "muted" }, m[0]), el("div", { class: "text", "data-side": "prompt" }, m[1])))),
         el("div", { class: "side" }, el("h3", {}, "Positive (original)"), sides[0]),
-        el("div", { class: "side" }, el("h3", {}, "Negative (" + it.type + " injected)"), sides[1])));
+        el("div", { class: "side" }, el("h3", {}, "Negative (" + it.type + " injected)"), sides[1]))].filter(Boolean));
   }
 
   // ---------- input rejects ----------
