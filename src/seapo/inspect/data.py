@@ -8,6 +8,7 @@ import re
 import sqlite3
 from collections.abc import Iterator
 from difflib import SequenceMatcher
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +24,38 @@ DIFF_BINS = [0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5]
 
 def word_edits(a: str, b: str) -> list[list[Any]]:
     """``[[start, end, replacement], ...]`` in ``a``'s characters, in order, such that applying them to
-    ``a`` gives exactly ``b`` (:func:`apply_edits`); found by difflib on word tokens."""
-    ta, tb = TOKEN.findall(a), TOKEN.findall(b)
-    if "".join(ta) != a or "".join(tb) != b:  # cannot happen with this pattern; be exact regardless
-        ta, tb = list(a), list(b)
-    p = 0
-    while p < min(len(ta), len(tb)) and ta[p] == tb[p]:
-        p += 1
-    s = 0
-    while s < min(len(ta), len(tb)) - p and ta[-1 - s] == tb[-1 - s]:
-        s += 1
-    offsets_a, offsets_b = _offsets(ta), _offsets(tb)
-    matcher = SequenceMatcher(None, ta[p:len(ta) - s], tb[p:len(tb) - s], autojunk=False)
-    return _whole_words(a, [[offsets_a[p + i1], offsets_a[p + i2], b[offsets_b[p + j1]:offsets_b[p + j2]]]
+    ``a`` gives exactly ``b`` (:func:`apply_edits`); found by difflib on word tokens of the part between
+    the common beginning and end (cut at white space, so the tokens there are those of the whole text)."""
+    lo = _common(a, b)
+    while lo > 0 and not a[lo - 1].isspace():
+        lo -= 1
+    while lo > 0 and a[lo - 1].isspace():
+        lo -= 1
+    tail = min(_common(a[::-1], b[::-1]), len(a) - lo, len(b) - lo)
+    hi_a = len(a) - tail
+    while hi_a < len(a) and not a[hi_a].isspace():
+        hi_a += 1
+    while hi_a < len(a) and a[hi_a].isspace():
+        hi_a += 1
+    hi_b = hi_a + len(b) - len(a)
+    ta, tb = TOKEN.findall(a[lo:hi_a]), TOKEN.findall(b[lo:hi_b])
+    offsets_a = list(accumulate(map(len, ta), initial=lo))
+    offsets_b = list(accumulate(map(len, tb), initial=lo))
+    matcher = SequenceMatcher(None, ta, tb, autojunk=False)
+    return _whole_words(a, [[offsets_a[i1], offsets_a[i2], b[offsets_b[j1]:offsets_b[j2]]]
                             for tag, i1, i2, j1, j2 in matcher.get_opcodes() if tag != "equal"])
+
+
+def _common(a: str, b: str) -> int:
+    """Length of the common beginning of two strings (binary search over slice comparisons, done in C)."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:
+        mid = (low + high + 1) // 2
+        if a[:mid] == b[:mid]:
+            low = mid
+        else:
+            high = mid - 1
+    return low
 
 
 def _word_char(text: str, i: int, step: int) -> bool:
@@ -49,8 +68,9 @@ def _word_char(text: str, i: int, step: int) -> bool:
 
 
 def _whole_words(a: str, edits: list[list[Any]]) -> list[list[Any]]:
-    """Grow each edit to the whole word or number it cuts into ('6.2' -> '6.5' is one edit, not '2' -> '5'):
-    the text around an edit is the same on both sides, so it grows by the same characters on both."""
+    """Grow each edit to the whole word or number it cuts into ('6.2' -> '6.5' is one edit, not '2' -> '5'),
+    and join edits only white space apart ('a variety of' -> '30' is one edit): the text around an edit
+    is the same on both sides, so it grows by the same characters on both."""
     out: list[list[Any]] = []
     for k, (start, end, rep) in enumerate(edits):
         lo = out[-1][1] if out else 0
@@ -62,17 +82,18 @@ def _whole_words(a: str, edits: list[list[Any]]) -> list[list[Any]]:
         if (old[-1:] or rep[-1:]).isalnum():
             while end < hi and _word_char(a, end, 1):
                 end, rep = end + 1, rep + a[end]
-        if out and out[-1][1] == start:  # grown into the previous edit: one edit
-            out[-1][1], out[-1][2] = end, out[-1][2] + rep
+        if out and not a[out[-1][1]:start].strip():  # only white space from the previous edit: one edit
+            out[-1][2] += a[out[-1][1]:start] + rep
+            out[-1][1] = end
         else:
             out.append([start, end, rep])
-    return out
-
-
-def _offsets(tokens: list[str]) -> list[int]:
-    out = [0]
-    for t in tokens:
-        out.append(out[-1] + len(t))
+    for edit in out:  # white space both sides share at an edit's ends is no part of it
+        start, end, rep = edit
+        while end > start and rep and a[end - 1] == rep[-1] and rep[-1].isspace():
+            end, rep = end - 1, rep[:-1]
+        while end > start and rep and a[start] == rep[0] and rep[0].isspace():
+            start, rep = start + 1, rep[1:]
+        edit[:] = [start, end, rep]
     return out
 
 

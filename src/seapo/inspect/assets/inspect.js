@@ -33,8 +33,9 @@
     const node = $("data");
     let text = node.textContent;
     if (node.dataset.encoding === "gzip") {
-      const bin = atob(text.trim()), bytes = new Uint8Array(bin.length);
-      for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+      let bytes;
+      if (Uint8Array.fromBase64) bytes = Uint8Array.fromBase64(text.trim());
+      else { const bin = atob(text.trim()); bytes = new Uint8Array(bin.length); for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i); }
       const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
       text = await new Response(stream).text();
     }
