@@ -56,7 +56,7 @@
     return el("div", { class: "legend" }, names.map((n, i) => el("span", {}, el("span", { class: "sw", style: `background:${colors[i]}` }), label(n))));
   }
   function bars(cats, series, { title = "", stacked = true, height = 180 } = {}) {
-    const w = Math.max(260, cats.length * (stacked ? 46 : 20 * series.length + 16) + 50), h = height, pad = 36, bottom = 34;
+    const w = Math.max(260, cats.length * (stacked ? 60 : 20 * series.length + 16) + 50), h = height, pad = 36, bottom = 34;
     const totals = cats.map((_, i) => stacked ? series.reduce((s, se) => s + (se.values[i] || 0), 0) : Math.max(0, ...series.map((se) => se.values[i] || 0)));
     const max = Math.max(1e-9, ...totals);
     const s = svg("svg", { width: w, height: h, role: "img", "aria-label": title, viewBox: `0 0 ${w} ${h}` });
