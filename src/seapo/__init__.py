@@ -77,6 +77,9 @@ _EXPORTS = {
     "EvalConfig": "seapo.evaluate.runner",
     "EvalResult": "seapo.evaluate.runner",
     "compare": "seapo.evaluate.compare",
+    # the run inspector (report.html)
+    "inspect_run": "seapo.inspect",
+    "InspectConfig": "seapo.inspect",
     # one-command pipeline
     "run": "seapo.pipeline.run",
     "RunConfig": "seapo.pipeline.config",
@@ -109,6 +112,7 @@ if TYPE_CHECKING:  # for IDEs and type checkers; at run time the names load on f
     from seapo.inject.rules import RulesInjector, RulesInjectorConfig
     from seapo.inject.strategies import STRATEGIES, Strategy
     from seapo.inject.verify import Verification, Verifier, VerifierConfig
+    from seapo.inspect import InspectConfig, inspect_run
     from seapo.models import embedded_model_dir, load_causal_lm, load_tokenizer, resolve_model
     from seapo.pipeline.config import RunConfig
     from seapo.pipeline.run import RunResult, run

@@ -33,6 +33,7 @@ STAGE_CLIS = (
     "seapo.evaluate.cli",
     "seapo.pipeline.cli",
     "seapo.audit.cli",
+    "seapo.inspect.cli",
 )
 
 for _module in STAGE_CLIS:

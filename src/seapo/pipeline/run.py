@@ -296,7 +296,8 @@ def _run(config: RunConfig, run_dir: Path) -> RunResult:
     to_run = {s.name for s in order[first:]} if first is not None else set()
     resolve_models(config, to_run)
     if to_run:
-        (run_dir / "report.md").unlink(missing_ok=True)  # it would describe the stages about to change
+        for name in ("report.md", "report.html"):  # they would describe the stages about to change
+            (run_dir / name).unlink(missing_ok=True)
 
     previous: str | None = None
     for stage in order:
@@ -308,7 +309,10 @@ def _run(config: RunConfig, run_dir: Path) -> RunResult:
             console.print(f"[dim]stage {stage.name}: already done with these settings, skipped[/]")
         previous = key
     report = write_report(run_dir, config, {s.name: stages.done[s.name] for s in order})
-    console.print(f"[bold green]done[/]: {report}")
+    from seapo.inspect import InspectConfig, inspect_run
+
+    html = inspect_run(run_dir, InspectConfig())  # report.html beside report.md: the browsable run
+    console.print(f"[bold green]done[/]: {report}, {html}")
     return RunResult(run_dir, report, stages.done)
 
 
