@@ -25,9 +25,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.backends.openai_server import LOOPBACK, SERVED_NAME, LlamaServer, free_port  # noqa: E402
+
 from seapo.backends import GenerationRequest, make_backend  # noqa: E402
 from seapo.models.resolve import embedded_gguf_path  # noqa: E402
-from tests.backends.openai_server import LOOPBACK, SERVED_NAME, LlamaServer, free_port  # noqa: E402
 
 QUESTIONS = ["Explain why the sky is blue.", "Write a short story about a lighthouse keeper.",
              "List five uses of a paperclip and explain each.", "Describe how a bicycle works.",
