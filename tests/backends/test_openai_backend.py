@@ -69,13 +69,17 @@ def test_greedy_chat_and_text_requests(server):
 
 def test_n_stop_logprobs_and_progress(server):
     b = backend(server.base_url)
+    free = b.generate([GenerationRequest(prompt="Count: 1, 2, 3,", max_new_tokens=12)])[0].text
+    words = free.split()
+    assert len(words) >= 3, free
+    stop = " " + words[2]  # a stop sequence the greedy continuation is known to reach
     done = []
-    out = b.generate([GenerationRequest(prompt="Count: 1, 2, 3,", max_new_tokens=12, stop=(" 5",)),
+    out = b.generate([GenerationRequest(prompt="Count: 1, 2, 3,", max_new_tokens=12, stop=(stop,)),
                       GenerationRequest(messages=CHAT, max_new_tokens=8, n=3, temperature=0.8, seed=1),
                       GenerationRequest(prompt="Hello", max_new_tokens=4, logprobs=True)], progress=done.append)
     assert sum(done) == 3
     counted = out[0]
-    assert counted.ok and " 5" not in counted.text and counted.finish_reason == "stop", counted.text
+    assert counted.ok and counted.finish_reason == "stop" and counted.text == free[:free.index(stop)], counted.text
     assert len(out[1].completions) == 3 and all(c.text for c in out[1].completions)
     lp = out[2].completions[0].token_logprobs
     assert lp is not None and len(lp) == out[2].num_tokens and all(x <= 0 for x in lp)

@@ -294,7 +294,8 @@ class OpenAIBackend(GenerationBackend):
                 message = self._safe(_message(exc))
                 if status == 404:
                     models = await self._models(client)
-                    listed = ", ".join(models) if models else "none it would list"
+                    listed = ", ".join(models) if models else ("nothing at /models either: is base_url the API "
+                                                               "root, e.g. ending in /v1?")
                     raise InputError(f"the server at {self._safe(cfg.base_url)} answered 404 for model "
                                      f"'{cfg.model}' ({message}); it serves: {listed}",
                                      field="backend.model") from None
