@@ -249,14 +249,16 @@ def test_server_killed_mid_run_then_restarted_resumes_with_nothing_lost(gguf, re
 
 def test_inject_stops_at_the_token_budget_and_a_rerun_resumes(server, records, tmp_path):
     out = tmp_path / "budget"
-    first = run_inject(records, out, server.base_url, "--set", "llm.backend.token_budget=50", "--fallback", "none",
-                       limit=3)
-    assert first.returncode == 1 and "token budget of 50" in first.stderr + first.stdout
+    # One request per item (one attempt, no fallback, chunks of one): the first request spends the budget of
+    # one token, so the first item is finished and stored and the second is never sent.
+    opts = ("--fallback", "none", "--max-attempts", "1")
+    first = run_inject(records, out, server.base_url, "--set", "llm.backend.token_budget=1", *opts, limit=3)
+    assert first.returncode == 1 and "token budget of 1 " in first.stderr + first.stdout
     assert "rerun the same command" in first.stderr + first.stdout and not (out / "summary.json").exists()
     with sqlite3.connect(out / "injections.sqlite") as db:
         stored = db.execute("SELECT count(*) FROM items").fetchone()[0]
-    assert 1 <= stored < 3
-    again = run_inject(records, out, server.base_url, "--fallback", "none", limit=3)
+    assert stored == 1
+    again = run_inject(records, out, server.base_url, *opts, limit=3)
     assert again.returncode in (0, 1), again.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["resumed_items"] == stored and summary["pairs"] + summary["rejected_items"] == 3
