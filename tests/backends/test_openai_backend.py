@@ -176,30 +176,31 @@ def records(tmp_path_factory) -> Path:
     return path
 
 
-def run_inject(records: Path, out: Path, base_url: str, *extra: str, key: str | None = None, limit: int = 3,
+def run_inject(records: Path, out: Path, base_url: str, *extra: str, key: str | None = None, limit: int = 2,
                popen: bool = False):
     env = {**os.environ, "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
     if key is not None:
         env["SEAPO_TEST_API_KEY"] = key
     cmd = [sys.executable, "-m", "seapo.cli", "inject", str(records), "--out", str(out), "--backend", "openai",
            "--model", SERVED_NAME, "--limit", str(limit), "--strategy", "mixed", "--chunk-size", "1",
-           "--set", f"llm.backend.base_url={base_url}", "--set", "llm.max_new_tokens=48", "--no-shortcut-audit",
+           "--set", f"llm.backend.base_url={base_url}", "--set", "llm.max_new_tokens=16", "--no-shortcut-audit",
            *(("--set", "llm.backend.api_key_env=SEAPO_TEST_API_KEY") if key is not None else ()), *extra]
     if popen:
         return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_inject_end_to_end_counts_tokens_and_never_writes_the_key(server, records, tmp_path):
     out = tmp_path / "inject"
     with FaultProxy(server.port) as proxy:  # the proxy sees the key as the server would
-        done = run_inject(records, out, proxy.base_url, key=SECRET)
+        done = run_inject(records, out, proxy.base_url, "--max-attempts", "1", key=SECRET)
     assert done.returncode in (0, 1), done.stderr
     summary = json.loads((out / "summary.json").read_text())
     usage = summary["token_usage"]
     planned = {t for t, c in summary["per_type"].items() if c["planned"]}
     assert planned and all(usage[t]["prompt_tokens"] > 0 and usage[t]["completion_tokens"] > 0 for t in planned)
-    assert summary["pairs"] + summary["rejected_items"] == 3
+    assert summary["pairs"] + summary["rejected_items"] == 2
     for text in [done.stdout, done.stderr]:
         assert SECRET not in text
     for path in out.rglob("*"):
@@ -247,19 +248,20 @@ def test_server_killed_mid_run_then_restarted_resumes_with_nothing_lost(gguf, re
     assert got == want  # nothing lost, nothing different from the undisturbed run
 
 
+@pytest.mark.slow
 def test_inject_stops_at_the_token_budget_and_a_rerun_resumes(server, records, tmp_path):
     out = tmp_path / "budget"
     # One request per item (one attempt, no fallback, chunks of one): the first request spends the budget of
     # one token, so the first item is finished and stored and the second is never sent.
     opts = ("--fallback", "none", "--max-attempts", "1")
-    first = run_inject(records, out, server.base_url, "--set", "llm.backend.token_budget=1", *opts, limit=3)
+    first = run_inject(records, out, server.base_url, "--set", "llm.backend.token_budget=1", *opts)
     said = " ".join((first.stderr + first.stdout).split())  # the console wraps long lines
     assert first.returncode == 1 and "token budget of 1 tokens is spent" in said, said
     assert "rerun the same command" in said and not (out / "summary.json").exists()
     with sqlite3.connect(out / "injections.sqlite") as db:
         stored = db.execute("SELECT count(*) FROM items").fetchone()[0]
     assert stored == 1
-    again = run_inject(records, out, server.base_url, *opts, limit=3)
+    again = run_inject(records, out, server.base_url, *opts)
     assert again.returncode in (0, 1), again.stderr
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["resumed_items"] == stored and summary["pairs"] + summary["rejected_items"] == 3
+    assert summary["resumed_items"] == stored and summary["pairs"] + summary["rejected_items"] == 2
