@@ -32,6 +32,16 @@ def llama_cpp_available() -> bool:
     return importlib.util.find_spec("llama_cpp") is not None and importlib.util.find_spec("uvicorn") is not None
 
 
+def _die_with_parent() -> None:
+    """Linux: the server gets SIGKILL when the process that started it dies (a killed test run)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 class LlamaServer:
     """``python -m llama_cpp.server`` serving the embedded GGUF file on 127.0.0.1 (never another address)."""
 
@@ -51,7 +61,8 @@ class LlamaServer:
             [sys.executable, "-m", "llama_cpp.server", "--model", str(self.gguf), "--model_alias", SERVED_NAME,
              "--host", LOOPBACK, "--port", str(self.port), "--n_ctx", str(self.n_ctx),
              "--n_threads", str(self.n_threads), "--n_threads_batch", str(self.n_threads), *self.extra],
-            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            preexec_fn=_die_with_parent)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
