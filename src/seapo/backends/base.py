@@ -1,4 +1,4 @@
-"""One interface for every LLM backend (transformers today; servers, vLLM and Ray build on it).
+"""One interface for every LLM backend (transformers, OpenAI-compatible servers; vLLM and Ray build on it).
 
 A backend has a lifecycle (distilabel style):
 
@@ -229,7 +229,8 @@ class GenerationBackend(ABC):
 
 
 BACKENDS: Registry[type[GenerationBackend]] = Registry(
-    "backend", "seapo.backends", builtin_modules=("seapo.backends.transformers_backend",))
+    "backend", "seapo.backends", builtin_modules=(
+    "seapo.backends.transformers_backend", "seapo.backends.openai_backend"))
 """Every backend by name."""
 
 

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from seapo.audit.config import AuditConfig
+from seapo.backends.openai_backend import BudgetExceeded
 from seapo.config import SeapoConfig
 from seapo.data.schema import Record, read_records
 from seapo.fingerprint import stable_hash
@@ -308,6 +309,8 @@ def _inject(records: str | Path | Sequence[Record], out_dir: Path, config: Injec
     session = uuid.uuid4().hex[:8]
     done = store.done_keys()
     planned = [(r, et) for r in unique for et in plan[r.id]]
+    usage = getattr(getattr(primary, "backend", None), "usage", None)  # a served model's token counts
+    token_usage: dict[str, dict[str, int]] = {}
     try:
         with make_progress(disable=None if config.show_progress is None else not config.show_progress) as bar:
             for et in config.error_types:
@@ -316,11 +319,22 @@ def _inject(records: str | Path | Sequence[Record], out_dir: Path, config: Injec
                 if not mine:
                     continue
                 task = bar.add_task(f"{et.value:>13}", total=len(mine), completed=len(mine) - len(todo))
-                for start in range(0, len(todo), chunk_size):
-                    chunk = todo[start:start + chunk_size]
-                    store.put_many(run_chunk(chunk, et, primary, fallback, verifier, config, session, judge,
-                                                   gate))
-                    bar.advance(task, len(chunk))
+                before = dict(usage) if usage is not None else {}
+                try:
+                    for start in range(0, len(todo), chunk_size):
+                        chunk = todo[start:start + chunk_size]
+                        store.put_many(run_chunk(chunk, et, primary, fallback, verifier, config, session, judge,
+                                                 gate))
+                        bar.advance(task, len(chunk))
+                except BudgetExceeded as exc:  # finished chunks are stored; the one in flight is not
+                    stored = len(store.done_keys())
+                    raise BudgetExceeded(f"{exc}. {stored} items are stored in {out_dir / STORE_FILE}; rerun the "
+                                         "same command (a larger token_budget, or none) to continue from "
+                                         "them") from None
+                finally:
+                    if usage is not None:
+                        token_usage[et.value] = {k: usage.get(k, 0) - before.get(k, 0)
+                                                 for k in ("prompt_tokens", "completion_tokens")}
         items = store.get_all()
     finally:
         store.close()
@@ -349,5 +363,6 @@ def _inject(records: str | Path | Sequence[Record], out_dir: Path, config: Injec
         "wall_time_s": round(time.time() - started, 2),
         "resumed_items": sum(1 for r, et in planned if (r.id, et.value) in done),
         "plan": plan_summary,
+        **({"token_usage": token_usage} if usage is not None else {}),
     }, settings=output_settings, audit=config.audit)
     return InjectResult(out_dir, summary)
