@@ -19,13 +19,12 @@ import platform
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.backends.openai_server import LOOPBACK, SERVED_NAME, LlamaServer, free_port  # noqa: E402
+from tests.backends.openai_server import LOOPBACK, SERVED_NAME, LlamaServer, free_port, wait_until_ok  # noqa: E402
 
 from seapo.backends import GenerationRequest, make_backend  # noqa: E402
 from seapo.models.resolve import embedded_gguf_path  # noqa: E402
@@ -48,14 +47,8 @@ class NativeServer(LlamaServer):
             [self.binary, "-m", str(self.gguf), "--alias", SERVED_NAME, "--host", LOOPBACK, "--port", str(self.port),
              "--parallel", str(self.slots), "-c", str(self.n_ctx * self.slots), "-t", str(self.n_threads),
              "--cont-batching"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://{LOOPBACK}:{self.port}/health", timeout=2) as r:
-                    if r.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.25)
+        if wait_until_ok(f"http://{LOOPBACK}:{self.port}/health", self.proc, timeout, "llama-server"):
+            return self
         self.stop()
         raise RuntimeError("llama-server did not become healthy")
 

@@ -26,6 +26,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until_ok(url: str, proc: subprocess.Popen, timeout: float, what: str) -> bool:
+    """Poll ``url`` until it answers 200 (True) or ``timeout`` passes (False); a server process that
+    exits meanwhile raises at once, naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.25)
+    return False
+
+
 def llama_cpp_available() -> bool:
     import importlib.util
 
@@ -63,16 +79,8 @@ class LlamaServer:
              "--n_threads", str(self.n_threads), "--n_threads_batch", str(self.n_threads), *self.extra],
             stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
             preexec_fn=_die_with_parent)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited with {self.proc.returncode} (log: {self.log})")
-            try:
-                with urllib.request.urlopen(f"{self.base_url}/models", timeout=2) as r:
-                    if r.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.25)
+        if wait_until_ok(f"{self.base_url}/models", self.proc, timeout, f"llama_cpp.server (log: {self.log})"):
+            return self
         self.stop()
         raise RuntimeError(f"llama_cpp.server did not answer /v1/models within {timeout} s (log: {self.log})")
 
