@@ -746,6 +746,8 @@ def _premises(doc: Doc) -> list[tuple[int, int, str]]:
         produced = _results(doc, a) - {"0", "1", "2"}
         if produced and any(produced & _uses(doc, b) for b in lines[i + 1:]) and a.body == a.start:
             end = a.end + 1 if text[a.end:a.end + 1] == "\n" else a.end
+            if a.start == 0:  # the text's first line: take the blank lines after it too (no leading newline)
+                end += len(text[end:]) - len(text[end:].lstrip())
             out.append((a.start, end, "line"))
     return out
 
