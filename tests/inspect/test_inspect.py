@@ -256,4 +256,5 @@ def test_a_bare_inject_folder_and_the_cli(browser, tmp_path, shared_data):
     (tmp_path / "empty").mkdir()
     bad_run = subprocess.run([sys.executable, "-m", "seapo.cli", "inspect", str(tmp_path / "empty")],
                              capture_output=True, text=True)
-    assert bad_run.returncode == 2 and "no injection outputs" in bad_run.stdout + bad_run.stderr
+    said = " ".join((bad_run.stdout + bad_run.stderr).split())  # the console wraps long lines
+    assert bad_run.returncode == 2 and "no injection outputs" in said
