@@ -54,6 +54,13 @@ class NoUsableOutput(SeapoError):
     exit_code = EXIT_NO_OUTPUT
 
 
+class BudgetExceeded(SeapoError):
+    """A backend's token budget (``token_budget``) is spent: the run stops; what was finished is kept
+    (exit 1), and rerunning the same command continues from it."""
+
+    exit_code = EXIT_NO_OUTPUT
+
+
 class ModelNotFoundError(SeapoError):
     """A model argument that none of the accepted forms resolves."""
 

@@ -40,14 +40,8 @@ from seapo.backends.base import (
     Progress,
     register_backend,
 )
-from seapo.errors import InputError, SeapoError
+from seapo.errors import BudgetExceeded, InputError
 from seapo.redact import REDACTED, redact_text
-
-
-class BudgetExceeded(SeapoError):
-    """The token budget (``token_budget``) is spent: the run stops; what was finished is kept (exit 1)."""
-
-    exit_code = 1
 
 
 class OpenAIBackendConfig(BackendConfig):

@@ -19,9 +19,9 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from seapo.audit.config import AuditConfig
-from seapo.backends.openai_backend import BudgetExceeded
 from seapo.config import SeapoConfig
 from seapo.data.schema import Record, read_records
+from seapo.errors import BudgetExceeded
 from seapo.fingerprint import stable_hash
 from seapo.inject.base import INJECTORS, Injection, Injector, make_injector
 from seapo.inject.error_types import ALL_ERROR_TYPES, ErrorType, parse_error_types
