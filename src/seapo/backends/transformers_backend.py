@@ -74,13 +74,11 @@ class TransformersBackend(GenerationBackend):
 
     def fingerprint(self) -> str:
         """The model's content (not its name) and the dtype it runs in: no model is loaded."""
-        from seapo.fingerprint import model_fingerprint, stable_hash
-        from seapo.models import resolve_model
-        from seapo.models.loading import pick_dtype
+        from seapo.fingerprint import stable_hash
+        from seapo.models.loading import weights_identity
 
         cfg = self.config
-        dtype = str(pick_dtype(cfg.dtype, cfg.device)).removeprefix("torch.")
-        return f"transformers:{stable_hash([model_fingerprint(resolve_model(cfg.model).path), dtype])}"
+        return f"transformers:{stable_hash(weights_identity(cfg.model, cfg.dtype, cfg.device))}"
 
     @property
     def dtype_name(self) -> str:

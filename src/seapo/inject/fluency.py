@@ -91,14 +91,12 @@ class FluencyGate:
     def fingerprint(self) -> str:
         """The scorer's content, the dtype it runs in and every setting that moves a verdict (not
         ``batch_size``): part of the injection store's resume key. Loads nothing."""
-        from seapo.fingerprint import model_fingerprint, stable_hash
-        from seapo.models import resolve_model
-        from seapo.models.loading import pick_dtype
+        from seapo.fingerprint import stable_hash
+        from seapo.models.loading import weights_identity
 
         cfg = self.config
-        dtype = str(pick_dtype(cfg.dtype, cfg.device)).removeprefix("torch.")
         settings = cfg.model_dump(mode="json", exclude={"enabled", "batch_size", "model", "dtype", "device"})
-        return f"fluency:{stable_hash([model_fingerprint(resolve_model(cfg.model).path), dtype, settings])}"
+        return f"fluency:{stable_hash([*weights_identity(cfg.model, cfg.dtype, cfg.device), settings])}"
 
     def __enter__(self) -> FluencyGate:
         return self.load()

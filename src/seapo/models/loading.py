@@ -64,6 +64,14 @@ def pick_dtype(dtype: str = "auto", device: str | None = None) -> torch.dtype:
     return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
 
 
+def weights_identity(model: str, dtype: str = "auto", device: str | None = None) -> list[str]:
+    """What a model's outputs depend on, without loading it: the content fingerprint of its files
+    (not its name) and the dtype it runs in (``auto`` resolved for ``device``)."""
+    from seapo.fingerprint import model_fingerprint
+
+    return [model_fingerprint(resolve_model(model).path), str(pick_dtype(dtype, device)).removeprefix("torch.")]
+
+
 def _as_resolved(model: str | ResolvedModel) -> ResolvedModel:
     return model if isinstance(model, ResolvedModel) else resolve_model(model)
 
