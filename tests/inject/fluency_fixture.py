@@ -15,15 +15,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from seapo.inspect.data import apply_edits
+
 FIXTURE = Path(__file__).with_name("data") / "fluency_pairs.jsonl"
-
-
-def apply_edits(text: str, edits: list[list[Any]]) -> str:
-    out, last = [], 0
-    for start, end, replacement in edits:
-        out += [text[last:start], replacement]
-        last = end
-    return "".join(out) + text[last:]
 
 
 def load_fluency_pairs(shared_data: Path) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from seapo.inspect.config import InspectConfig
+from seapo.io import iter_jsonl
 
 TOKEN = re.compile(r"\s+|\w+|[^\w\s]")
 """Diff units: words, single punctuation marks and runs of white space (kept, so the edits are exact)."""
@@ -107,11 +108,10 @@ def apply_edits(a: str, edits: list[list[Any]]) -> str:
 
 
 def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """The rows of a run's JSONL file, none when it is absent (a bad line: InputError naming file and line)."""
     if path.is_file():
-        with path.open(encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    yield json.loads(line)
+        for _, row in iter_jsonl(path):
+            yield row
 
 
 def _json(path: Path) -> Any:
