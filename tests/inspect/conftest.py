@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,16 +21,19 @@ def _find(*names: str) -> str | None:
     return next((p for p in map(shutil.which, names) if p), None)
 
 
-@pytest.fixture(scope="session")
-def browser():
-    """One headless Chromium for the session (a fresh profile folder each time)."""
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
+@contextlib.contextmanager
+def headless_chromium() -> Iterator[Any]:
+    """A headless Chromium driven by Selenium, with a fresh profile folder; raises LookupError naming
+    what is missing (selenium, chromium or chromedriver). Used by the tests and bench/bench_inspect.py."""
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        raise LookupError("selenium is not installed (pip install selenium)") from None
     chromium = _find("chromium", "chromium-browser", "google-chrome")
     driver_path = _find("chromedriver")
     if chromium is None or driver_path is None:
-        pytest.skip("chromium / chromedriver not found (Debian: apt-get install chromium chromium-driver)")
-    from selenium.webdriver.chrome.service import Service
-
+        raise LookupError("chromium / chromedriver not found (Debian: apt-get install chromium chromium-driver)")
     profile = tempfile.mkdtemp(prefix="seapo-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
@@ -41,6 +47,16 @@ def browser():
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the session (a fresh profile folder each time)."""
+    try:
+        with headless_chromium() as driver:
+            yield driver
+    except LookupError as missing:
+        pytest.skip(str(missing))
 
 
 def open_page(driver, path: Path, timeout: float = 120.0) -> float:
