@@ -191,18 +191,26 @@ class GenerationBackend(ABC):
         self.load()
         if not requests:
             return []
-        if not self.supports_json_schema and any(r.json_schema is not None for r in requests):
-            # Never decode unconstrained while the caller believes the output follows the schema.
-            unsupported = f"backend '{self.name}' does not support constrained (JSON-schema) decoding"
-            rest = [r for r in requests if r.json_schema is None]
+        refused = self.refused(requests)
+        if any(f is not None for f in refused):
+            rest = [r for r, f in zip(requests, refused, strict=True) if f is None]
             done = iter(self.generate(rest, progress) if rest else [])
             if progress:
                 progress(len(requests) - len(rest))
-            return [Generation.failed(unsupported) if r.json_schema is not None else next(done) for r in requests]
+            return [f if f is not None else next(done) for f in refused]
         out = self._generate(list(requests), progress)
         if len(out) != len(requests):
             raise RuntimeError(f"backend '{self.name}' returned {len(out)} results for {len(requests)} requests")
         return out
+
+    def refused(self, requests: Sequence[GenerationRequest]) -> list[Generation | None]:
+        """Per request, a failed :class:`Generation` where it asks for JSON-schema decoding this backend
+        cannot do (never decode unconstrained while the caller believes the output follows the
+        schema), else None: the one check :meth:`generate` and native ``agenerate`` overrides share."""
+        if self.supports_json_schema:
+            return [None] * len(requests)
+        reason = f"backend '{self.name}' does not support constrained (JSON-schema) decoding"
+        return [Generation.failed(reason) if r.json_schema is not None else None for r in requests]
 
     async def agenerate(self, requests: Sequence[GenerationRequest],
                         progress: Progress | None = None) -> list[Generation]:

@@ -206,21 +206,10 @@ class OpenAIBackend(GenerationBackend):
                         progress: Progress | None = None) -> list[Generation]:
         """Native async generation (what :meth:`generate` runs)."""
         self.load()
-        requests = list(requests)
-        if not requests:
-            return []
-        results: list[Generation | None] = [None] * len(requests)
-        todo = []
-        for i, r in enumerate(requests):
-            if r.json_schema is not None:
-                results[i] = Generation.failed(f"backend '{self.name}' does not support constrained "
-                                               "(JSON-schema) decoding")
-            else:
-                todo.append(i)
-        done = await self._run([requests[i] for i in todo], progress) if todo else []
-        for i, g in zip(todo, done, strict=True):
-            results[i] = g
-        return [g if g is not None else Generation.failed("not generated") for g in results]
+        refused = self.refused(list(requests))
+        todo = [r for r, f in zip(requests, refused, strict=True) if f is None]
+        done = iter(await self._run(todo, progress) if todo else [])
+        return [f if f is not None else next(done) for f in refused]
 
     async def _run(self, requests: list[GenerationRequest], progress: Progress | None) -> list[Generation]:
         semaphore = asyncio.Semaphore(self.config.max_in_flight)
