@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import html
 import json
 from importlib import resources
 from pathlib import Path
@@ -30,7 +31,7 @@ def render(data: dict, config: InspectConfig) -> str:
     else:
         payload, encoding = text.replace("<", "\\u003c").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"), \
             "json"
-    title = data["meta"]["title"].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    title = html.escape(data["meta"]["title"], quote=False)
     page = _asset("inspect.html")
     for key, value in (("TITLE", title), ("STYLE", _asset("inspect.css")), ("SCRIPT", _asset("inspect.js")),
                        ("ENCODING", encoding)):
