@@ -89,7 +89,9 @@ def test_default_demo_runs_end_to_end(tmp_path):
     before, after = stages["train"]["heldout_before"], stages["train"]["heldout_after"]
     assert before["overall"]["n"] > 0 and after["overall"]["n"] == before["overall"]["n"]
     report = (tmp_path / "demo" / "report.md").read_text()
-    assert "accuracy before" in report and "train_log.png" in report
+    # the held-out table (divergent-span accuracy before and after) and its one-sentence verdict
+    assert "## Held-out preference accuracy" in report and "divergent-span acc. before" in report
+    assert "implicit-reward accuracy" in report and "train_log.png" in report
 
 
 def test_run_with_an_eval_suite_compares_base_and_trained(tmp_path, tiny_model, shared_data):
