@@ -126,7 +126,8 @@ class Generation:
 class BackendConfig(SeapoConfig):
     """Settings every backend has; each backend subclasses it with its own fields."""
 
-    name: str = Field("transformers", description="Backend: transformers (local, CPU or GPU), or a "
+    name: str = Field("transformers", description="Backend: transformers (local, CPU or GPU), llamacpp (GGUF "
+                      "files on CPU), openai (an OpenAI-compatible server), or a "
                       "third-party one registered under the 'seapo.backends' entry points.",
                       json_schema_extra={"cli_name": "backend"})
     model: str = Field("embedded", description="Model: 'embedded', a Hugging Face folder, a .gguf file or a Hub "
@@ -238,7 +239,7 @@ class GenerationBackend(ABC):
 
 BACKENDS: Registry[type[GenerationBackend]] = Registry(
     "backend", "seapo.backends", builtin_modules=(
-    "seapo.backends.transformers_backend", "seapo.backends.openai_backend"))
+    "seapo.backends.transformers_backend", "seapo.backends.openai_backend", "seapo.backends.llamacpp_backend"))
 """Every backend by name."""
 
 
