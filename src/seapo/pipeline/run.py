@@ -50,13 +50,26 @@ def environment() -> dict[str, Any]:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
-    try:
-        revision = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                                  cwd=Path(__file__).parent).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        revision = None
     return {"packages": versions, "python": sys.version.split()[0], "platform": platform.platform(),
-            "git_revision": revision, "command": redact_argv(sys.argv)}
+            "git_revision": git_revision(), "command": redact_argv(sys.argv)}
+
+
+def git_revision(package_dir: Path | None = None) -> str | None:
+    """The commit of the seapo checkout this code runs from; None, silently, for an installed copy.
+
+    A copy installed into a virtual environment that sits inside some other repository must not
+    record that repository's commit, so the checkout counts only if it holds this very package
+    (``src/seapo`` under its top level)."""
+    package_dir = (package_dir or Path(__file__).resolve().parents[1]).resolve()
+    try:
+        out = subprocess.run(["git", "rev-parse", "--show-toplevel", "HEAD"], capture_output=True, text=True,
+                             timeout=5, cwd=package_dir)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = out.stdout.split()
+    if out.returncode != 0 or len(lines) != 2 or (Path(lines[0]) / "src" / package_dir.name).resolve() != package_dir:
+        return None
+    return lines[1]
 
 
 STAGES_FILE = "stages.json"
