@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from seapo.backends.base import GenerationRequest
+from seapo.backends import GenerationRequest, make_backend
 from seapo.backends.transformers_backend import TransformersBackend
 from seapo.evaluate import loaders
 from seapo.evaluate.runner import engine_settings, evaluate, select_items
@@ -215,14 +215,19 @@ def test_math_runs_end_to_end_where_its_data_is(tiny_model, math_dir, tmp_path):
         assert oracle.score_math(record, [record["output"]])["exact_match"] == record["metrics"]["exact_match"]
 
 
-def test_seapo_backend_generates_what_the_oracle_prompts_generate(embedded_model, shared_data, tmp_path):
+@pytest.mark.parametrize("generator", ["transformers", "llamacpp"])
+def test_seapo_backend_generates_what_the_oracle_prompts_generate(generator, embedded_model, shared_data, tmp_path):
     """GSM8K through lm-eval over SeapoLM: lm-eval asks for the oracle's prompts, stop sequences and
-    length, so the embedded model writes what the backend writes for the oracle's prompts directly;
-    lm-eval and the oracle parse the same final number."""
-    common = dict(tasks=["gsm8k"], limit=2, data_dir=str(shared_data / "eval"), out=str(tmp_path), threads=2)
+    length, so the embedded model writes what the generation backend writes for the oracle's prompts
+    directly; lm-eval and the oracle parse the same final number."""
+    if generator == "llamacpp":
+        pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
+    common = dict(tasks=["gsm8k"], limit=2, data_dir=str(shared_data / "eval"), out=str(tmp_path), threads=2,
+                  generation_backend=generator)
     theirs = evaluate("embedded", eval_config(**common, run_name="lm-eval"))
     spec, data, items = _task("gsm8k", shared_data / "eval", None, limit=2)
-    backend = TransformersBackend(eval_config().backend)
+    backend = (TransformersBackend(eval_config().backend) if generator == "transformers"
+               else make_backend(name="llamacpp", model="embedded", n_threads=2))
     direct = backend.generate([GenerationRequest(prompt=oracle.prompt(spec, data, it), stop=tuple(spec.stop),
                                                  max_new_tokens=spec.max_new_tokens) for it in items])
     lines = (theirs.out_dir / "predictions" / "gsm8k.jsonl").read_text().splitlines()

@@ -239,6 +239,6 @@ def test_eval_config_fields_are_documented_and_map_to_the_old_flags():
     for key, flag in (("backend.dtype", "--dtype"), ("backend.device", "--device"), ("data_dir", "--data-dir"),
                       ("run_name", "--run-name"), ("lm_backend", "--lm-backend"), ("num_samples", "--num-samples"),
                       ("threads", "--threads"), ("chunk_size", "--chunk-size"), ("seed", "--seed"),
-                      ("suite", "--suite")):
+                      ("suite", "--suite"), ("generation_backend", "--generation-backend")):
         assert flags[key] == [flag], key
     assert "backend.name" not in flags

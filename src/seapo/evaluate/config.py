@@ -46,6 +46,13 @@ class EvalConfig(SeapoConfig):
     lm_backend: Literal["seapo", "hf"] = Field(
         "seapo", description="The model under lm-eval: seapo (seapo's batched, prefix-cached scorer behind lm-eval's "
                              "LM interface; several times faster) or hf (lm-eval's own HFLM around the same model).")
+    generation_backend: Literal["auto", "transformers", "llamacpp"] = Field(
+        "auto", description="Backend of the generation tasks (GSM8K, MATH, BBH, HumanEval; lm-eval's generate_until "
+                            "semantics: greedy, stop sequences, max tokens): llamacpp (the model's GGUF file on CPU: "
+                            "'embedded' or a .gguf; needs llama-cpp-python) or transformers (the loaded model). auto: "
+                            "llamacpp for a GGUF model on CPU when llama-cpp-python is installed, else transformers. "
+                            "Log-likelihood tasks always use seapo's prefix-cached scorer; with --lm-backend hf, "
+                            "lm-eval generates itself.")
     num_samples: int | None = Field(None, ge=0, description="Sampled completions per HumanEval problem (task "
                                                             "default 20, for pass@10); 0 computes pass@1 only.")
     chunk_size: int = Field(64, ge=1, description="Items computed between two cache commits: at most this much work "

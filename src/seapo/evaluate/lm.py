@@ -4,8 +4,9 @@ Prompts are plain text WITHOUT the chat template (the paper's open-instruct prot
 does not happen here: :class:`EvalLM` holds a :class:`~seapo.backends.transformers_backend.TransformersBackend`
 (whose loaded model and tokenizer it scores with), and every generation of an evaluation --
 lm-eval's ``generate_until`` under :class:`~seapo.evaluate.lmeval_model.SeapoLM`, HumanEval's
-greedy and sampled completions -- goes through that backend's ``generate`` with raw-text
-requests (:class:`~seapo.backends.base.GenerationRequest` with ``prompt=``).
+greedy and sampled completions -- goes through :attr:`EvalLM.generator`'s ``generate`` with raw-text
+requests (:class:`~seapo.backends.base.GenerationRequest` with ``prompt=``). The generator is that
+transformers backend unless :func:`generation_backend` chose another (llama.cpp for a GGUF model).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from seapo.backends.base import GenerationBackend
 from seapo.backends.transformers_backend import TransformersBackend, TransformersBackendConfig
+from seapo.errors import InputError
 from seapo.evaluate.cache import model_key
 
 if TYPE_CHECKING:
@@ -78,6 +81,9 @@ class EvalLM:
             backend = TransformersBackend(TransformersBackendConfig(model=str(model), **settings))
         backend.load()
         self.backend = backend
+        self.generator: GenerationBackend = backend
+        """What generates (lm-eval's generate_until, HumanEval): this backend, or one :func:`generation_backend`
+        chose."""
         self.prefix_cache_enabled = True
         self._prefix_memo: dict[tuple[int, ...], object] = {}
 
@@ -347,6 +353,41 @@ class EvalLM:
         import inspect
 
         return "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+
+
+def llamacpp_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
+def generation_backend(lm: EvalLM, choice: str, threads: int | None = None) -> GenerationBackend:
+    """The backend of an evaluation's generations for ``choice`` (``auto``, ``transformers``, ``llamacpp``).
+
+    ``auto`` takes llama.cpp where it is the faster engine: a GGUF model (``embedded`` or a ``.gguf``) on a CPU,
+    with llama-cpp-python installed; otherwise the transformers backend ``lm`` already holds. llama.cpp runs
+    the GGUF file itself (not the dequantized copy the scorer uses): the same weights, its own arithmetic.
+    """
+    resolved = lm.resolved
+    gguf = resolved.kind in ("embedded", "gguf")
+    on_cpu = str(lm.model.device) == "cpu"
+    if choice == "auto":
+        choice = "llamacpp" if gguf and on_cpu and llamacpp_available() else "transformers"
+    if choice == "transformers":
+        return lm.backend
+    if not gguf:
+        raise InputError(f"generation_backend llamacpp runs GGUF files; '{resolved.spec}' is a {resolved.kind} "
+                         "model (use transformers, or pass the model as 'embedded' or a .gguf file)",
+                         field="generation_backend")
+    if not llamacpp_available():
+        raise InputError("generation_backend llamacpp needs llama-cpp-python: pip install 'seapo[llamacpp]'",
+                         field="generation_backend")
+    from seapo.backends.llamacpp_backend import LlamaCppBackend, LlamaCppBackendConfig
+
+    backend = LlamaCppBackend(LlamaCppBackendConfig(model=resolved.spec, batch_size=lm.batch_size,
+                                                    n_threads=threads))
+    backend.load()
+    return backend
 
 
 def _common_prefix(rows: Sequence[Sequence[int]]) -> list[int]:

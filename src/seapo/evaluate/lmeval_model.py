@@ -4,9 +4,9 @@ lm-eval's own ``HFLM`` scores every (context, answer) row with the full context.
 answers the same requests with seapo's machinery: ``loglikelihood`` with
 :class:`~seapo.evaluate.lm.EvalLM`, which encodes each task's shared few-shot prefix once and
 reuses its KV cache (TruthfulQA's primer, an MMLU subject's dev examples), and ``generate_until``
-with the transformers backend's ``generate`` (raw-text requests: batched, left-padded, cut at the
-stop sequences). The numbers are lm-eval's: it builds the prompts, parses the answers and
-computes the metrics.
+with the ``generate`` of :attr:`EvalLM.generator <seapo.evaluate.lm.EvalLM.generator>` (the transformers
+backend, or llama.cpp for a GGUF model: raw-text requests, greedy, cut at the stop sequences). The
+numbers are lm-eval's: it builds the prompts, parses the answers and computes the metrics.
 
 Usable on its own with any lm-eval task (importing this module registers it as ``seapo``)::
 
@@ -87,7 +87,7 @@ class SeapoLM(LM):
 
     def generate_until(self, requests: list, disable_tqdm: bool = False) -> list[str]:
         # The backend batches requests that share decoding settings itself.
-        generations = self.lm.backend.generate([self.request(*r.args) for r in requests],
+        generations = self.lm.generator.generate([self.request(*r.args) for r in requests],
                                                progress=self._advance(len(requests)))
         out = []
         for r, generation in zip(requests, generations, strict=True):

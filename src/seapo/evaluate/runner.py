@@ -28,7 +28,7 @@ from seapo.errors import InputError
 from seapo.evaluate.cache import ResultCache
 from seapo.evaluate.config import EvalConfig
 from seapo.evaluate.humaneval import run_chunk as run_sandbox_chunk
-from seapo.evaluate.lm import EvalLM
+from seapo.evaluate.lm import EvalLM, generation_backend
 from seapo.evaluate.loaders import LOADERS, DataUnavailable, TaskData
 from seapo.evaluate.results import EvalResult, TaskResult, prediction_record
 from seapo.evaluate.tasks import TaskSpec, get_task, suite_tasks
@@ -101,11 +101,14 @@ def engine_settings(spec: TaskSpec) -> dict[str, Any]:
             "task_versions": lmeval_engine.task_versions(spec) if lmeval else {}, "protocol_hash": spec.protocol_hash()}
 
 
-def task_key(spec: TaskSpec, config: EvalConfig, engine: dict[str, Any]) -> str:
+def task_key(spec: TaskSpec, config: EvalConfig, engine: dict[str, Any], generation: str | None = None) -> str:
     """The cache key of ``spec``'s per-item results: its protocol, engine, lm-eval and task versions, and
-    what else changes a result (the model under lm-eval; HumanEval's samples and seed)."""
-    extra = ({"lm_backend": config.lm_backend} if spec.engine == "lm-eval"
-             else {"samples": _samples(spec, config), "seed": config.seed})
+    what else changes a result (the model under lm-eval; HumanEval's samples and seed; ``generation``: the
+    fingerprint of a generation backend other than the scorer's own transformers backend)."""
+    extra: dict[str, Any] = ({"lm_backend": config.lm_backend} if spec.engine == "lm-eval"
+                             else {"samples": _samples(spec, config), "seed": config.seed})
+    if generation is not None and spec.kind in ("generate", "code"):
+        extra["generation"] = generation
     return f"{spec.name}:{stable_hash({**engine, **extra}, length=16)}"
 
 
@@ -169,9 +172,16 @@ def _evaluate(lm: EvalLM | None, config: EvalConfig, started: float) -> EvalResu
     if lm is None:
         lm = EvalLM(config.backend)
     lm.batch_size = config.backend.batch_size
+    if any(t.spec.kind in ("generate", "code") for t in loaded.values()):
+        lm.generator = generation_backend(lm, config.generation_backend, config.threads)
     out_dir = Path(config.out) / (config.run_name or run_name_for(lm.resolved.spec))
-    with folder_lock(out_dir):  # two evaluations writing one run folder would mix their predictions
-        return _evaluate_into(out_dir, lm, loaded, skipped, config, started)
+    try:
+        with folder_lock(out_dir):  # two evaluations writing one run folder would mix their predictions
+            return _evaluate_into(out_dir, lm, loaded, skipped, config, started)
+    finally:
+        if lm.generator is not lm.backend:
+            lm.generator.close()
+            lm.generator = lm.backend
 
 
 def _evaluate_into(out_dir: Path, lm: EvalLM, loaded: dict[str, _Loaded], skipped: Any, config: EvalConfig,
@@ -194,6 +204,9 @@ def _evaluate_into(out_dir: Path, lm: EvalLM, loaded: dict[str, _Loaded], skippe
                 write_jsonl(out_dir / "predictions" / f"{name}.jsonl",
                             ({"task": name, **records[it["id"]]} for it in task.items))
                 results[name] = _aggregate(task, records, cached, config)
+                if task.spec.kind in ("generate", "code") and not (task.spec.engine == "lm-eval"
+                                                                  and config.lm_backend == "hf"):
+                    results[name].settings["generation_backend"] = lm.generator.name
                 results[name].seconds = round(time.perf_counter() - t0, 2)
     finally:
         cache.close()
@@ -218,7 +231,8 @@ def _run_task(lm: EvalLM, task: _Loaded, config: EvalConfig, cache: ResultCache,
               lmeval_model: Any) -> tuple[dict[str, dict], int]:
     """Compute the items not cached yet, ``chunk_size`` at a time, committing each chunk."""
     spec = task.spec
-    key = task_key(spec, config, task.engine)
+    own = lm.generator is lm.backend or (spec.engine == "lm-eval" and config.lm_backend == "hf")
+    key = task_key(spec, config, task.engine, None if own else lm.generator.fingerprint())
     records = cache.get_many(fingerprint, key, (it["id"] for it in task.items)) if config.use_cache else {}
     cached = len(records)
     pending = [it for it in task.items if it["id"] not in records]
@@ -230,7 +244,7 @@ def _run_task(lm: EvalLM, task: _Loaded, config: EvalConfig, cache: ResultCache,
             progress.advance(bar, fraction * size)
 
         if spec.engine == "sandbox":
-            new = run_sandbox_chunk(lm.backend, spec, chunk, _samples(spec, config), config.seed, advance)
+            new = run_sandbox_chunk(lm.generator, spec, chunk, _samples(spec, config), config.seed, advance)
         else:
             new = lmeval_engine.run_chunk(lmeval_model, spec, task.data, chunk, advance)
         # A failed generation (too long an input, a device error) is retried by the next run, not cached.

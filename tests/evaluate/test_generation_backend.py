@@ -1,0 +1,51 @@
+"""Evaluation's generation tasks through a chosen backend: llama.cpp on the GGUF file or the transformers model."""
+
+from __future__ import annotations
+
+import pytest
+
+from seapo.errors import InputError
+from seapo.evaluate.config import EvalConfig
+from seapo.evaluate.lm import EvalLM, generation_backend
+from seapo.evaluate.runner import evaluate
+from seapo.io import read_jsonl
+
+pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install 'seapo[llamacpp]')")
+
+TASKS = ["gsm8k", "bbh:boolean_expressions"]
+
+
+def test_auto_picks_llamacpp_for_a_gguf_model_and_transformers_otherwise(tiny_model):
+    folder = EvalLM(str(tiny_model), dtype="fp32")
+    assert generation_backend(folder, "auto") is folder.backend
+    with pytest.raises(InputError, match="GGUF"):
+        generation_backend(folder, "llamacpp")
+    embedded = EvalLM("embedded", dtype="fp32")
+    chosen = generation_backend(embedded, "auto", threads=1)
+    try:
+        assert chosen.name == "llamacpp" and chosen.config.batch_size == embedded.batch_size
+    finally:
+        chosen.close()
+    assert generation_backend(embedded, "transformers") is embedded.backend
+
+
+def test_generation_tasks_score_alike_through_either_backend(shared_data, tmp_path):
+    """Two GSM8K and BBH items each: the same scores through both (their texts may differ, see
+    docs/backends.md); lm-eval's stop sequences cut both; the cache keeps their results apart."""
+    runs = {}
+    for name in ("llamacpp", "transformers"):
+        config = EvalConfig(tasks=TASKS, limit=2, data_dir=str(shared_data / "eval"), out=str(tmp_path),
+                            run_name=name, generation_backend=name, backend={"dtype": "fp32"})
+        runs[name] = evaluate("embedded", config)
+        assert all(t.cached == 0 for t in runs[name].tasks.values())  # the other backend's results are not reused
+        for task in TASKS:
+            task = task.partition(":")[0]
+            assert runs[name].tasks[task].settings["generation_backend"] == name
+            records = read_jsonl(runs[name].out_dir / "predictions" / f"{task}.jsonl")
+            assert len(records) == 2 and all("error" not in r and "\n\n" not in r["output"] for r in records)
+    for task in ("gsm8k", "bbh"):
+        assert runs["llamacpp"].tasks[task].metrics == runs["transformers"].tasks[task].metrics, task
+    again = evaluate("embedded", EvalConfig(tasks=TASKS, limit=2, data_dir=str(shared_data / "eval"), out=str(tmp_path),
+                                            run_name="llamacpp", generation_backend="llamacpp",
+                                            backend={"dtype": "fp32"}))
+    assert all(t.cached == 2 for t in again.tasks.values())
