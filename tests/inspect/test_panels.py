@@ -319,3 +319,18 @@ def test_page_keys_and_tab_order(browser, profiled_run, tmp_path):
     press(Keys.ENTER)  # a focused tab button opens its tab
     assert browser.find_element("id", "tab-items").get_attribute("hidden") is not None
     assert browser.find_element("id", "tab-summary").get_attribute("hidden") is None
+
+
+def test_heldout_table_cells_equal_report_md(browser, profiled_run):
+    """One formatter for the held-out figures: the page's table is report.md's, cell for cell."""
+    report = (profiled_run / "report.md").read_text(encoding="utf-8")
+    section = report.split("## Held-out preference accuracy", 1)[1].split("\n## ", 1)[0]
+    table = _markdown_table(section)
+    assert len(table) >= 2
+    open_page(browser, profiled_run / "report.html")
+    shown = browser.execute_script(
+        "const t = document.getElementById('heldout-table'); return [[...t.querySelectorAll('thead th')].map(c => "
+        "c.textContent), ...[...t.querySelectorAll('tbody tr')].map(r => [...r.cells].map(c => c.textContent))]")
+    assert shown == table
+    assert all(re.fullmatch(r"[+-]?\d\.\d{3} \[-?\d\.\d{2}, -?\d\.\d{2}\]", c) for row in shown[1:] for c in row[2:7]
+               if c != "-"), shown
