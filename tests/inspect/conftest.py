@@ -87,9 +87,10 @@ class GSM8KStandInConfig(BackendConfig):
 class GSM8KStandIn(GenerationBackend):
     """A policy for the profile stage, in place of a model: the embedded model's own GSM8K answers are
     mostly cut off at the token limit ("unknown" to the reference judge), so its profile would show
-    next to nothing. This one answers by the problem's place in the file: every third with the worked
-    reference solution (judged correct), the next with that solution's final number off by one (a
-    correctness error), the next without a number ("unknown"), so the profile has all three counts."""
+    next to nothing. This one answers by the problem's place in the file, in fives: the first with the
+    worked reference solution (judged correct), the next three with that solution's final number off by
+    one (a correctness error), the last without a number ("unknown"), so the profile has all three
+    counts, and different ones (of 24: 5 correct, 15 erroneous, 4 unknown)."""
 
     config_class = GSM8KStandInConfig
 
@@ -101,9 +102,9 @@ class GSM8KStandIn(GenerationBackend):
         asked = (request.messages or [{}])[-1].get("content", "")
         question = asked.split("\nSolve it step by step")[0].strip()
         index, solution = self.solutions[question]
-        if index % 3 == 0:
+        if index % 5 == 0:
             return solution
-        if index % 3 == 1:
+        if index % 5 != 4:
             worked, final = solution.rsplit("####", 1)
             return f"{worked}#### {int(final.strip().replace(',', '')) + 1}"
         return "I would need to think about this problem for longer."

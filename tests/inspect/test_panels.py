@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import time
 from pathlib import Path
 
@@ -44,6 +43,29 @@ def _wait_for(browser, script: str, expected, timeout: float = 5.0):
             return seen
         time.sleep(0.05)
     return seen
+
+
+def _check_dots(browser, prof: dict) -> None:
+    """Dots and whiskers: one dot per type and figure (share, rate), at its value on the chart's own axis
+    (its grid lines at 0 and 1), its whisker from the low to the high bound."""
+    grid = dict(browser.execute_script(
+        "return [...document.querySelectorAll('#profile-chart line.grid')].map(l => [+l.dataset.at,"
+        " +l.getAttribute('x1')])"))
+    x = lambda v: grid[0] + (grid[1] - grid[0]) * v  # noqa: E731
+    dots = browser.execute_script(
+        "return [...document.querySelectorAll('#profile-chart circle')].map(c => ({label: c.dataset.label,"
+        " value: +c.dataset.value, low: +c.dataset.low, high: +c.dataset.high, cx: +c.getAttribute('cx'),"
+        " cy: +c.getAttribute('cy')}))")
+    expected = {f"{et} share": (d["share"], d["low"], d["high"]) for et, d in prof["distribution"].items()}
+    expected |= {f"{et} rate": (r["rate"], r["low"], r["high"]) for et, r in prof["rates"].items()}
+    assert {d["label"]: (d["value"], d["low"], d["high"]) for d in dots} == expected
+    whiskers = {round(y): (a, b) for a, b, y in browser.execute_script(
+        "return [...document.querySelectorAll('#profile-chart line.whisker')].map(l => [+l.getAttribute('x1'),"
+        " +l.getAttribute('x2'), +l.getAttribute('y1')])")}
+    assert len(whiskers) == len(dots)
+    for d in dots:
+        assert d["cx"] == pytest.approx(x(d["value"]), abs=0.01), d
+        assert whiskers[round(d["cy"])] == pytest.approx((x(d["low"]), x(d["high"])), abs=0.01), d
 
 
 def _check_mix(browser, plan: dict, *, with_target: bool) -> None:
@@ -85,24 +107,7 @@ def test_profile_panel_numbers_equal_the_profile_files(browser, profiled_run, tm
         assert _text(browser, f'{row} [data-k="count"]') == str(prof["counts"][et])
         assert _text(browser, f'{row} [data-k="share"]') == _interval(d["share"], d["low"], d["high"])
         assert _text(browser, f'{row} [data-k="rate"]') == _interval(rate["rate"], rate["low"], rate["high"])
-    # Dots and whiskers: one dot per type and figure, at its value, the whisker from low to high.
-    dots = browser.execute_script(
-        "return [...document.querySelectorAll('#profile-chart circle')].map(c => ({label: c.dataset.label,"
-        " value: +c.dataset.value, low: +c.dataset.low, high: +c.dataset.high, cx: +c.getAttribute('cx')}))")
-    expected = {f"{et} share": (d["share"], d["low"], d["high"]) for et, d in prof["distribution"].items()}
-    expected |= {f"{et} rate": (r["rate"], r["low"], r["high"]) for et, r in prof["rates"].items()}
-    assert {d["label"]: (d["value"], d["low"], d["high"]) for d in dots} == expected
-    by_value = sorted(dots, key=lambda d: d["value"])  # positions follow the values
-    assert [d["cx"] for d in by_value] == sorted(d["cx"] for d in dots)
-    assert by_value[0]["cx"] < by_value[-1]["cx"]
-    whiskers = browser.execute_script(
-        "return [...document.querySelectorAll('#profile-chart line.whisker')].map(l => [+l.getAttribute('x1'),"
-        " +l.getAttribute('x2')])")
-    scale = (by_value[-1]["cx"] - by_value[0]["cx"]) / (by_value[-1]["value"] - by_value[0]["value"])
-    origin = by_value[0]["cx"] - scale * by_value[0]["value"]
-    ends = sorted([origin + scale * d["low"], origin + scale * d["high"]] for d in dots)
-    assert len(whiskers) == len(dots)
-    assert [x for pair in sorted(whiskers) for x in pair] == pytest.approx([x for pair in ends for x in pair], abs=0.01)
+    _check_dots(browser, prof)
     methods = _text(browser, '#profile [data-k="intervals"]')
     assert prof["intervals"]["distribution"] in methods and prof["intervals"]["rates"] in methods
     assert _text(browser, '#mix [data-k="floor"]') == f"{plan['floor']:.3f}"
@@ -112,8 +117,14 @@ def test_profile_panel_numbers_equal_the_profile_files(browser, profiled_run, tm
 def test_a_bare_inject_folder_following_a_profile_shows_it(browser, profiled_run, tmp_path):
     profile_copy = tmp_path / "elsewhere" / "profile.json"
     profile_copy.parent.mkdir()
-    shutil.copy(profiled_run / "profile" / "profile.json", profile_copy)
-    prof = json.loads(profile_copy.read_text())
+    # Another policy's profile: the session's, with the distribution of a policy that makes all three
+    # kinds of error (the reference judge of the session's profile can only find correctness errors),
+    # so that the shares, their intervals and the mix they give all differ.
+    prof = json.loads((profiled_run / "profile" / "profile.json").read_text())
+    prof["distribution"] = {"correctness": {"share": 0.55, "low": 0.38, "high": 0.71},
+                            "logic": {"share": 0.3, "low": 0.16, "high": 0.45},
+                            "hallucination": {"share": 0.15, "low": 0.05, "high": 0.27}}
+    profile_copy.write_text(json.dumps(prof))
     folder = tmp_path / "inject"
     seapo.inject(profiled_run / "data" / "records.jsonl", folder, seapo.InjectConfig(
         injector="rules", strategy="profile", strategy_options={"profile": str(profile_copy)}))
@@ -126,6 +137,7 @@ def test_a_bare_inject_folder_following_a_profile_shows_it(browser, profiled_run
     for et, d in prof["distribution"].items():
         assert _text(browser, f'#profile-types tr[data-type="{et}"] [data-k="share"]') == \
             _interval(d["share"], d["low"], d["high"])
+    _check_dots(browser, prof)
     _check_mix(browser, plan, with_target=True)
     # The profile the strategy followed is gone: the page says so, and the mix is still shown.
     profile_copy.unlink()
@@ -248,11 +260,15 @@ def test_text_search_narrows_to_the_right_ids(browser, profiled_run):
         for w in set(re.findall(r"[a-z]{6,}", text.lower())):
             words[w] = words.get(w, 0) + 1
     common = next(w for w, n in sorted(words.items()) if 3 <= n <= len(texts) // 3)
-    pair = next(p for p in _jsonl(profiled_run / "inject" / "pairs.jsonl")
-                if p["details"].get("edits") and len(p["details"]["edits"][0]["replacement"]) >= 3
-                and sum(p["details"]["edits"][0]["replacement"].lower() in t.lower() for t in texts.values()) == 1)
+    # A rules edit's replacement found in one negative and in no other text of any item (a number's
+    # replacement is often in the judge's rationale too): only a search of the negatives finds it.
+    pairs = _jsonl(profiled_run / "inject" / "pairs.jsonl")
+    negatives = {p["id"]: p["rejected"]["content"].lower() for p in pairs}
+    others = "\n".join(t.lower().replace(negatives.get(i, "\0"), "") for i, t in texts.items())
+    pair = next(p for p in pairs if p["details"].get("edits") and len(p["details"]["edits"][0]["replacement"]) >= 3
+                and (rep := p["details"]["edits"][0]["replacement"].lower()) not in others
+                and sum(rep in n for n in negatives.values()) == 1)
     only_in_negative = pair["details"]["edits"][0]["replacement"]
-    assert only_in_negative not in pair["chosen"]["content"]
     queries = [common.upper(), only_in_negative, pair["id"], "no such text anywhere 42", "?"]
     open_page(browser, profiled_run / "report.html")
     browser.find_element("tag name", "body").send_keys("/")  # the search key

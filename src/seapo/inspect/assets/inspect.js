@@ -117,7 +117,7 @@
     const X = (v) => left + (w - left - 12) * (v - lo) / (hi - lo || 1);
     const s = svg("svg", { width: w, height: h, role: "img", "aria-label": title, viewBox: `0 0 ${w} ${h}` });
     if (id) s.id = id;
-    [lo, (lo + hi) / 2, hi].forEach((t) => { s.appendChild(svg("line", { x1: X(t), y1: 0, x2: X(t), y2: h - 16, stroke: "#ddd" })); s.appendChild(svg("text", { x: X(t) - 8, y: h - 4 }, fmt(t, 2))); });
+    [lo, (lo + hi) / 2, hi].forEach((t) => { s.appendChild(svg("line", { x1: X(t), y1: 0, x2: X(t), y2: h - 16, stroke: "#ddd", class: "grid", "data-at": t })); s.appendChild(svg("text", { x: X(t) - 8, y: h - 4 }, fmt(t, 2))); });
     rows.forEach((r, i) => {
       const y = i * rh + 12;
       s.appendChild(svg("text", { x: 2, y: y + 4 }, String(r.label).slice(0, 24)));
