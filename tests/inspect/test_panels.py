@@ -265,10 +265,13 @@ def test_text_search_narrows_to_the_right_ids(browser, profiled_run):
     pairs = _jsonl(profiled_run / "inject" / "pairs.jsonl")
     negatives = {p["id"]: p["rejected"]["content"].lower() for p in pairs}
     others = "\n".join(t.lower().replace(negatives.get(i, "\0"), "") for i, t in texts.items())
-    pair = next(p for p in pairs if p["details"].get("edits") and len(p["details"]["edits"][0]["replacement"]) >= 3
-                and (rep := p["details"]["edits"][0]["replacement"].lower()) not in others
+    # One line and short: it is typed into the search box (where Enter would leave the box).
+    pair = next(p for p in pairs if p["details"].get("edits")
+                and 3 <= len(p["details"]["edits"][0]["replacement"].strip()) <= 40
+                and "\n" not in p["details"]["edits"][0]["replacement"]
+                and (rep := p["details"]["edits"][0]["replacement"].strip().lower()) not in others
                 and sum(rep in n for n in negatives.values()) == 1)
-    only_in_negative = pair["details"]["edits"][0]["replacement"]
+    only_in_negative = pair["details"]["edits"][0]["replacement"].strip()
     queries = [common.upper(), only_in_negative, pair["id"], "no such text anywhere 42", "?"]
     open_page(browser, profiled_run / "report.html")
     browser.find_element("tag name", "body").send_keys("/")  # the search key
