@@ -1,6 +1,7 @@
-"""`seapo inspect` in a real headless Chromium: a real run (rules injection on the shared UltraFeedback
-sample, a short training with the tiny model, a small evaluation), a bare inject folder, escaping,
-keyboard navigation and a narrow window. Screenshots go to each test's tmp folder."""
+"""`seapo inspect` in a real headless Chromium: a real run (a profile, rules injection on the shared
+UltraFeedback sample following it, a short training with the tiny model, a small evaluation: the session's
+run of tests/inspect/conftest.py), a bare inject folder, escaping, keyboard navigation and a narrow
+window. Screenshots go to each test's tmp folder."""
 
 from __future__ import annotations
 
@@ -20,19 +21,10 @@ def _jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-@pytest.fixture(scope="module")
-def real_run(tmp_path_factory, tiny_model, shared_data) -> Path:
-    from seapo.pipeline.config import load_run_config
-    from seapo.pipeline.run import run
-
-    out = tmp_path_factory.mktemp("inspect") / "run"
-    config = load_run_config(None, {
-        "out": str(out), "prepare.source": str(shared_data / "source" / "ultrafeedback" / "train_1k.jsonl"),
-        "prepare.limit": 40, "inject.injector": "rules", "train.model": str(tiny_model), "train.max_steps": 2,
-        "train.batch_size": 4, "train.max_length": 256, "train.heldout_fraction": 0.3,
-        "eval.tasks": ["truthfulqa_mc"], "eval.limit": 3, "eval.data_dir": str(shared_data / "eval")})
-    run(config)
-    return out
+@pytest.fixture
+def real_run(profiled_run) -> Path:
+    """The session's profiled run (tests/inspect/conftest.py)."""
+    return profiled_run
 
 
 def _set_filter(driver, name: str, value: str) -> list[str]:

@@ -52,6 +52,9 @@ def test_run_wires_every_stage_and_resumes(tmp_path, tiny_model):
     })
     result = run(config)
     report = result.report.read_text()
+    # report.html beside report.md: the inspector page of this run
+    assert result.report_html == tmp_path / "run" / "report.html" and result.report.parent == result.out
+    assert 'id="data" data-encoding="gzip"' in result.report_html.read_text(encoding="utf-8")
     for heading in ("## Data", "## Injection", "## Training", "## Held-out preference accuracy",
                     "## Wall time per stage", "## Resolved config", "### Shortcut audit"):
         assert heading in report
@@ -74,6 +77,7 @@ def test_run_wires_every_stage_and_resumes(tmp_path, tiny_model):
     # A second run finds every stage done and only rewrites the report.
     again = run(config)
     assert again.stages["train"]["wall_time_s"] == stages["train"]["wall_time_s"]
+    assert again.report_html.is_file()  # rewritten with the report
 
 
 @pytest.mark.slow

@@ -153,7 +153,10 @@ def _shown(settings: dict[str, Any], key: str) -> str:
     return repr(settings[key]) if key in settings else "none recorded (written by an older seapo)"
 
 
-def _fmt(value: float | None, base: float | None, first: bool) -> str:
+def format_score(value: float | None, base: float | None, first: bool) -> str:
+    """One cell of the comparison table: a score x100 to one decimal, and after the first column its
+    change against the first run's score (``61.5 (+2.0)``); ``--`` where the run lacks the metric.
+    ``comparison.md`` and the inspector's table (``seapo inspect``) both use it, so they agree."""
     if value is None:
         return "--"
     if first or base is None:
@@ -161,13 +164,22 @@ def _fmt(value: float | None, base: float | None, first: bool) -> str:
     return f"{value:.1f} ({value - base:+.1f})"
 
 
+def score_cells(row: dict[str, Any]) -> list[str]:
+    """The formatted cells of one :attr:`CompareResult.rows` entry, one per run (:func:`format_score`)."""
+    base = row["values"][0]
+    return [format_score(v, base, i == 0) for i, v in enumerate(row["values"])]
+
+
+def column_headers(columns: list[str]) -> list[str]:
+    """The table's run headers: the first run's label, then each other's with ``(Δ vs first)``."""
+    return [c if i == 0 else f"{c} (Δ vs first)" for i, c in enumerate(columns)]
+
+
 def _markdown(columns: list[str], rows: list[dict[str, Any]], notes: list[str]) -> str:
-    head = "| task / dimension | " + " | ".join(
-        c if i == 0 else f"{c} (Δ vs first)" for i, c in enumerate(columns)) + " |"
+    head = "| task / dimension | " + " | ".join(column_headers(columns)) + " |"
     lines = [head, "| --- |" + " ---: |" * len(columns)]
     for row in rows:
-        base = row["values"][0]
-        cells = [_fmt(v, base, i == 0) for i, v in enumerate(row["values"])]
+        cells = score_cells(row)
         label = row["label"] if row["kind"] == "dimension" else f"&nbsp;&nbsp;{row['label']}"
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     text = "Scores x100; deltas against the first column.\n\n" + "\n".join(lines) + "\n"

@@ -249,7 +249,6 @@ def collect(run_dir: Path, config: InspectConfig) -> dict[str, Any]:
                 counts = histograms[name]["counts"].setdefault(item["type"], [0] * len(bounds))
                 counts[_bin(value, bounds)] += 1
 
-    prof = _json(run_dir / "profile" / "profile.json")
     train_log = [{k: v for k, v in row.items() if isinstance(v, (int, float))}
                  for row in _jsonl(train_dir / "train_log.jsonl")]
     train = stages.get("train")
@@ -261,16 +260,13 @@ def collect(run_dir: Path, config: InspectConfig) -> dict[str, Any]:
         "items": build.items,
         "input_rejects": input_rejects,
         "histograms": histograms,
-        "profile": None if prof is None else {k: prof.get(k) for k in (
-            "answers", "judged_correct", "erroneous", "unknown", "counts", "distribution", "rates", "intervals",
-            "judge", "warnings")},
+        "profile": _profile(run_dir, inject_dir, summary),
+        "plan": _plan(summary),
         "train": None if not (train or train_log) else {
             "log": train_log, "algo": (train or {}).get("settings", {}).get("algo"),
             "steps": (train or {}).get("global_step"), "train_pairs": (train or {}).get("train_pairs"),
             "heldout_pairs": (train or {}).get("heldout_pairs")},
-        "heldout": None if not heldout.get("before") else {
-            side: {k: v for k, v in (heldout.get(side) or {}).items() if k != "details"} or None
-            for side in ("before", "after")},
+        "heldout": _heldout(heldout),
         "compare": _comparison(run_dir / "eval"),
     }
 
@@ -287,16 +283,96 @@ def _labels(bounds: list[float]) -> list[str]:
     return out
 
 
+def _profile_path(run_dir: Path, inject_dir: Path | None, plan: dict[str, Any]) -> Path | None:
+    """The profile a run made (``RUN_DIR/profile/profile.json``), else the one a bare inject folder's
+    ``profile`` or ``top`` strategy followed (``summary.json``'s ``plan.profile``, a path as given to
+    ``seapo inject``: tried as it is, then against the folder's parent, where ``seapo run`` keeps it)."""
+    own = run_dir / "profile" / "profile.json"
+    if own.is_file():
+        return own
+    named = plan.get("profile")
+    if not named:
+        return None
+    candidates = [Path(named)]
+    if inject_dir is not None and not Path(named).is_absolute():
+        candidates.append(inject_dir.parent / "profile" / Path(named).name)
+    return next((p for p in candidates if p.is_file()), None)
+
+
+PROFILE_KEYS = ("data", "data_format", "items", "answers", "judged_correct", "erroneous", "unknown", "counts",
+                "distribution", "rates", "intervals", "judge", "policy", "warnings", "policy_errors",
+                "truncated_answers")
+"""What the profile panel shows of ``profile.json`` (per-group figures and verdicts stay in the file)."""
+
+
+def _profile(run_dir: Path, inject_dir: Path | None, summary: dict[str, Any]) -> dict[str, Any] | None:
+    """The policy's error profile with its table cells formatted as ``report.md`` formats them; None when
+    the run was not profiled. A profile the strategy named but that is gone: only its path, to say so."""
+    from seapo.profile.stats import format_interval
+
+    plan = summary.get("plan") or {}
+    path = _profile_path(run_dir, inject_dir, plan)
+    if path is None:
+        return {"path": plan["profile"], "missing": True} if plan.get("profile") else None
+    prof = _json(path) or {}
+    out: dict[str, Any] = {k: prof.get(k) for k in PROFILE_KEYS}
+    out["path"], out["missing"] = str(path), False
+    dist, rates = prof.get("distribution") or {}, prof.get("rates") or {}
+    out["cells"] = {t: {"count": str((prof.get("counts") or {}).get(t, "–")),
+                        "share": format_interval(d.get("share"), d.get("low"), d.get("high")),
+                        "rate": format_interval((rates.get(t) or {}).get("rate"), (rates.get(t) or {}).get("low"),
+                                                (rates.get(t) or {}).get("high"))}
+                    for t, d in dist.items()}
+    return out
+
+
+def _share(value: Any) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def _plan(summary: dict[str, Any]) -> dict[str, Any] | None:
+    """The strategy's plan: planned negatives per type, their share, the profile strategies' target mix
+    and floor (``summary.json``'s ``plan``), with the cells formatted."""
+    plan = summary.get("plan")
+    if not plan:
+        return None
+    types = sorted(set(plan.get("planned") or {}) | set(plan.get("target") or {}))
+    return {"strategy": summary.get("strategy"), "planned": plan.get("planned") or {},
+            "realised": plan.get("realised") or {}, "target": plan.get("target"), "floor": plan.get("floor"),
+            "profile": plan.get("profile"), "types": types,
+            "cells": {t: {"planned": str((plan.get("planned") or {}).get(t, 0)),
+                          "realised": _share((plan.get("realised") or {}).get(t)),
+                          "target": _share((plan.get("target") or {}).get(t)) if plan.get("target") is not None
+                          else "–"} for t in types}}
+
+
+def _heldout(heldout: dict[str, Any]) -> dict[str, Any] | None:
+    """Held-out figures before and after training (per-pair details stay out: they go to the items), and
+    the table's cells from :func:`seapo.train.heldout.heldout_rows`, the formatter of ``report.md``."""
+    if not heldout.get("before"):
+        return None
+    from seapo.train.heldout import HELDOUT_COLUMNS, effect_verdict, heldout_rows
+
+    figures = {side: {k: v for k, v in (heldout.get(side) or {}).items() if k != "details"} or None
+               for side in ("before", "after")}
+    return {**figures, "columns": list(HELDOUT_COLUMNS),
+            "rows": [list(r) for r in heldout_rows(figures["before"], figures["after"])],
+            "verdict": effect_verdict(figures["after"])}
+
+
 def _comparison(eval_dir: Path) -> dict[str, Any] | None:
-    """The ``seapo compare`` table of the run's evaluations (columns, rows of scores x100, notes)."""
+    """The ``seapo compare`` table of the run's evaluations: columns, rows of scores x100, each row's
+    cells as ``comparison.md`` writes them (:func:`seapo.evaluate.compare.score_cells`), notes."""
     paths = sorted(eval_dir.glob("*/metrics.json")) if eval_dir.is_dir() else []
     if not paths:
         return None
     from seapo.errors import SeapoError
-    from seapo.evaluate.compare import compare
+    from seapo.evaluate.compare import column_headers, compare, score_cells
 
     try:
         result = compare(paths, verify=False)
     except SeapoError as exc:
-        return {"columns": [], "rows": [], "notes": [f"not comparable: {exc}"]}
-    return {"columns": result.columns, "rows": result.rows, "notes": result.notes}
+        return {"columns": [], "headers": [], "rows": [], "notes": [f"not comparable: {exc}"]}
+    return {"columns": result.columns, "headers": column_headers(result.columns),
+            "rows": [{**row, "label": row["label"].strip("*"), "cells": score_cells(row)} for row in result.rows],
+            "notes": result.notes}

@@ -35,9 +35,9 @@ def _heldout_table(before: dict[str, Any] | None, after: dict[str, Any] | None) 
 
 
 def _interval(entry: dict[str, Any], value: str) -> str:
-    if entry.get(value) is None:
-        return "–"
-    return f"{entry[value]:.3f} [{_fmt(entry.get('low'))}, {_fmt(entry.get('high'))}]"
+    from seapo.profile.stats import format_interval
+
+    return format_interval(entry.get(value), entry.get("low"), entry.get("high"))
 
 
 def _profile_section(prof: dict[str, Any], run_dir: Path, inject: dict[str, Any] | None) -> list[str]:

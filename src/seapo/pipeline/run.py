@@ -37,9 +37,16 @@ PACKAGES = ("seapo", "torch", "transformers", "trl", "peft", "accelerate", "data
 
 @dataclass
 class RunResult:
+    """What :func:`run` returns: where the run's outputs are."""
+
     out: Path
+    """The run directory."""
     report: Path
+    """Its ``report.md``."""
     stages: dict[str, Any]
+    """``stages.json``: each stage's outputs and figures, with the key it was done with."""
+    report_html: Path
+    """Its ``report.html``: the inspector (:func:`seapo.inspect.inspect_run`), to open in a browser."""
 
 
 def environment() -> dict[str, Any]:
@@ -326,7 +333,7 @@ def _run(config: RunConfig, run_dir: Path) -> RunResult:
 
     html = inspect_run(run_dir, InspectConfig())  # report.html beside report.md: the browsable run
     console.print(f"[bold green]done[/]: {report}, {html}")
-    return RunResult(run_dir, report, stages.done)
+    return RunResult(run_dir, report, stages.done, html)
 
 
 FIX = "rerun `seapo run` with --force to redo this stage, or choose another --out"

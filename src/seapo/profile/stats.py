@@ -25,6 +25,15 @@ BOOTSTRAP_RESAMPLES = 2000
 Z95 = 1.959963984540054
 
 
+def format_interval(value: float | None, low: float | None, high: float | None) -> str:
+    """``0.625 [0.410, 0.830]``: a share or rate with its interval, as ``report.md`` and the inspector
+    show them; ``–`` for no value (and for a missing bound)."""
+    if value is None:
+        return "–"
+    bound = "–" if low is None else f"{low:.3f}", "–" if high is None else f"{high:.3f}"
+    return f"{value:.3f} [{bound[0]}, {bound[1]}]"
+
+
 def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float] | None:
     """Wilson score interval of a binomial proportion k/n (None for n = 0)."""
     if n == 0:

@@ -25,7 +25,10 @@
     return e;
   }
   const fmt = (v, d = 3) => v === null || v === undefined ? "–" : typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toFixed(d)) : String(v);
-  const ci = (v, c) => v === null || v === undefined ? "–" : fmt(v) + (c ? ` [${fmt(c[0], 2)}, ${fmt(c[1], 2)}]` : "");
+  // One way to write a figure with its interval (as seapo.profile.stats.format_interval does): three
+  // decimals for the value and both bounds, whole numbers included ("0.000 [0.000, 0.000]").
+  const fixed3 = (v) => v === null || v === undefined || v === "" ? "–" : Number(v).toFixed(3);
+  const interval = (v, lo, hi) => v === null || v === undefined ? "–" : `${fixed3(v)} [${fixed3(lo)}, ${fixed3(hi)}]`;
   const label = (s) => String(s).replace(/_/g, " ");
 
   async function load() {
@@ -55,29 +58,38 @@
   function legend(names, colors) {
     return el("div", { class: "legend" }, names.map((n, i) => el("span", {}, el("span", { class: "sw", style: `background:${colors[i]}` }), label(n))));
   }
-  function bars(cats, series, { title = "", stacked = true, height = 180 } = {}) {
-    const w = Math.max(260, cats.length * (stacked ? 60 : 20 * series.length + 16) + 50), h = height, pad = 36, bottom = 34;
+  // A category label is a string or an array of lines (drawn one under the other, never cut: the
+  // category is made as wide as its longest line, and the full label is the bar's tooltip too).
+  const labelLines = (c) => (Array.isArray(c) ? c : [c]).map((x) => label(x));
+  function bars(cats, series, { title = "", stacked = true, height = 180, tops = null, id = null } = {}) {
+    const lineCount = Math.max(1, ...cats.map((c) => labelLines(c).length));
+    const longest = Math.max(0, ...cats.flatMap((c) => labelLines(c).map((x) => x.length)));
+    const bw = Math.max(stacked ? 60 : 20 * series.length + 16, longest * 6.4 + 10);
+    const pad = 36, bottom = 8 + 13 * lineCount, w = Math.max(260, cats.length * bw + pad + 8), h = height + 13 * (lineCount - 1);
     const totals = cats.map((_, i) => stacked ? series.reduce((s, se) => s + (se.values[i] || 0), 0) : Math.max(0, ...series.map((se) => se.values[i] || 0)));
     const max = Math.max(1e-9, ...totals);
     const s = svg("svg", { width: w, height: h, role: "img", "aria-label": title, viewBox: `0 0 ${w} ${h}` });
+    if (id) s.id = id;
     s.appendChild(svg("line", { x1: pad, y1: h - bottom, x2: w - 4, y2: h - bottom, stroke: "#888" }));
     s.appendChild(svg("text", { x: 2, y: 12 }, fmt(max, 1)));
-    const bw = (w - pad - 8) / cats.length;
     cats.forEach((c, i) => {
       let y = h - bottom;
+      const name = labelLines(c).join(" ");
       series.forEach((se, k) => {
         const v = se.values[i] || 0, bh = (h - bottom - 16) * v / max;
         const x = stacked ? pad + i * bw + 4 : pad + i * bw + 4 + k * ((bw - 8) / series.length);
         const width = stacked ? bw - 8 : (bw - 8) / series.length - 1;
         const top = stacked ? y - bh : h - bottom - bh;
-        const r = svg("rect", { x, y: top, width: Math.max(1, width), height: bh, fill: se.color });
-        r.appendChild(svg("title", {}, `${label(c)} · ${label(se.name)}: ${fmt(v, 2)}`));
+        const r = svg("rect", { x, y: top, width: Math.max(1, width), height: bh, fill: se.color, "data-cat": name, "data-series": se.name, "data-value": v });
+        r.appendChild(svg("title", {}, `${name} · ${label(se.name)}: ${fmt(v, 2)}`));
         s.appendChild(r);
-        if (!stacked && v) s.appendChild(svg("text", { x: x, y: top - 2 }, fmt(v, 1)));
+        if (!stacked && se.values[i] !== null && se.values[i] !== undefined) s.appendChild(svg("text", { x: x, y: top - 2 }, fmt(v, 1)));
         if (stacked) y -= bh;
       });
-      if (stacked) s.appendChild(svg("text", { x: pad + i * bw + 4, y: y - 2 }, fmt(totals[i])));
-      s.appendChild(svg("text", { x: pad + i * bw + 2, y: h - bottom + 13 }, String(c).slice(0, 12)));
+      if (stacked) s.appendChild(svg("text", { x: pad + i * bw + 4, y: y - 2 }, tops ? tops[i] : fmt(totals[i])));
+      const text = svg("text", { x: pad + i * bw + bw / 2, y: h - bottom + 13, "text-anchor": "middle", class: "cat" });
+      labelLines(c).forEach((line, n) => text.appendChild(svg("tspan", { x: pad + i * bw + bw / 2, dy: n ? 13 : 0 }, line)));
+      s.appendChild(text);
     });
     return el("figure", {}, s, legend(series.map((x) => x.name), series.map((x) => x.color)));
   }
@@ -100,18 +112,23 @@
     });
     return el("figure", {}, s, legend(series.map((x) => x.name), series.map((x) => x.color)));
   }
-  function whiskers(rows, { lo = 0, hi = 1, title = "" } = {}) {  // rows: {label, value, low, high, color}
+  function whiskers(rows, { lo = 0, hi = 1, title = "", id = null } = {}) {  // rows: {label, value, low, high, color}
     const w = 420, rh = 20, left = 150, h = rows.length * rh + 24;
     const X = (v) => left + (w - left - 12) * (v - lo) / (hi - lo || 1);
     const s = svg("svg", { width: w, height: h, role: "img", "aria-label": title, viewBox: `0 0 ${w} ${h}` });
-    [lo, (lo + hi) / 2, hi].forEach((t) => { s.appendChild(svg("line", { x1: X(t), y1: 0, x2: X(t), y2: h - 16, stroke: "#ddd" })); s.appendChild(svg("text", { x: X(t) - 8, y: h - 4 }, fmt(t, 2))); });
+    if (id) s.id = id;
+    [lo, (lo + hi) / 2, hi].forEach((t) => { s.appendChild(svg("line", { x1: X(t), y1: 0, x2: X(t), y2: h - 16, stroke: "#ddd", class: "grid", "data-at": t })); s.appendChild(svg("text", { x: X(t) - 8, y: h - 4 }, fmt(t, 2))); });
     rows.forEach((r, i) => {
       const y = i * rh + 12;
       s.appendChild(svg("text", { x: 2, y: y + 4 }, String(r.label).slice(0, 24)));
       if (r.value === null || r.value === undefined) return;
-      if (r.low !== null && r.low !== undefined) s.appendChild(svg("line", { x1: X(r.low), y1: y, x2: X(r.high), y2: y, stroke: r.color, "stroke-width": 2 }));
-      const c = svg("circle", { cx: X(r.value), cy: y, r: 4, fill: r.color });
-      c.appendChild(svg("title", {}, `${r.label}: ${fmt(r.value)} [${fmt(r.low, 2)}, ${fmt(r.high, 2)}]`));
+      const has = (v) => v !== null && v !== undefined;
+      if (has(r.low) && has(r.high)) {
+        s.appendChild(svg("line", { x1: X(r.low), y1: y, x2: X(r.high), y2: y, stroke: r.color, "stroke-width": 2, class: "whisker" }));
+        for (const b of [r.low, r.high]) s.appendChild(svg("line", { x1: X(b), y1: y - 4, x2: X(b), y2: y + 4, stroke: r.color, "stroke-width": 2 }));
+      }
+      const c = svg("circle", { cx: X(r.value), cy: y, r: 4, fill: r.color, "data-label": r.label, "data-value": r.value, "data-low": has(r.low) ? r.low : "", "data-high": has(r.high) ? r.high : "" });
+      c.appendChild(svg("title", {}, `${r.label}: ${interval(r.value, r.low, r.high)}`));
       s.appendChild(c);
     });
     return el("figure", {}, s);
@@ -120,8 +137,8 @@
     return el("table", attrs || {}, el("thead", {}, el("tr", {}, head.map((h) => el("th", {}, h)))),
       el("tbody", {}, rows.map((r) => el("tr", r.attrs || {}, r.cells.map((c) => c instanceof Node ? el("td", {}, c) : el("td", {}, c))))));
   }
-  const panel = (title, ...kids) => el("div", { class: "panel" + (WIDE.test(title) ? " wide" : "") }, el("h2", {}, title), ...kids);
-  const WIDE = /^(Injection|Held-out|Evaluation|Error profile)/;
+  const panel = (title, attrs, ...kids) => el("div", { ...attrs, class: "panel" + (WIDE.test(title) ? " wide" : "") }, el("h2", {}, title), ...kids);
+  const WIDE = /^(Injection|Held-out|Evaluation|Error profile|Mix of error types)/;
 
   // ---------- summary ----------
   function renderSummary() {
@@ -129,7 +146,7 @@
     const out = [];
     const counts = { accepted: 0, fallen_back: 0, rejected: 0 };
     S.items.forEach((it) => { counts[it.status]++; });
-    out.push(panel("Injection",
+    out.push(panel("Injection", { id: "injection" },
       el("p", {}, `injector ${sm.injector || "?"} (${sm.injector_fingerprint || ""}), fallback ${sm.fallback || "?"}, judge ${sm.judge || "none"}, strategy ${sm.strategy || "?"}: `,
         el("b", { id: "n-pairs" }, fmt(sm.pairs)), " pairs from ", el("b", { id: "n-records" }, fmt(sm.records)), " records, ",
         el("b", { id: "n-rejected" }, fmt(sm.rejected_items)), " items rejected."),
@@ -138,47 +155,72 @@
         { id: "per-type" }),
       bars(types, ["accepted", "fallen_back", "rejected"].map((k) => ({ name: k, color: OUTCOME_COLORS[k], values: types.map((t) => per[t][k] || 0) })), { title: "outcomes per error type" })));
     const reasons = new Set(); types.forEach((t) => Object.keys(per[t].failed_attempt_reasons || {}).forEach((r) => reasons.add(r)));
-    if (reasons.size) out.push(panel("Failed attempts: why", table(["reason", ...types], [...reasons].map((r) => ({ cells: [label(r), ...types.map((t) => fmt((per[t].failed_attempt_reasons || {})[r] || 0))] })))));
-    if (d.prepare) out.push(panel("Data (seapo prepare)", el("p", {}, ["read", "kept", "rejected", "filtered", "duplicates", "duplicate_prompts"].map((k) => `${label(k)} ${fmt(d.prepare[k])}`).join(", ") + ` (layout ${d.prepare.format}).`)));
+    if (reasons.size) out.push(panel("Failed attempts: why", { id: "failed-reasons" }, table(["reason", ...types], [...reasons].map((r) => ({ cells: [label(r), ...types.map((t) => fmt((per[t].failed_attempt_reasons || {})[r] || 0))] })))));
+    if (d.prepare) out.push(panel("Data (seapo prepare)", { id: "data-prepare" }, el("p", {}, ["read", "kept", "rejected", "filtered", "duplicates", "duplicate_prompts"].map((k) => `${label(k)} ${fmt(d.prepare[k])}`).join(", ") + ` (layout ${d.prepare.format}).`)));
     for (const [name, what] of [["edit_size", "Edit size (changed tokens) of accepted negatives"], ["difference", "Difference (normalized token distance)"]]) {
       const hg = d.histograms[name], ts = Object.keys(hg.counts);
-      out.push(panel(what, ts.length ? bars(hg.bins, ts.map((t, i) => ({ name: t, color: COLORS[i % COLORS.length], values: hg.counts[t] })), { title: what }) : el("p", { class: "muted" }, "no accepted negatives")));
+      out.push(panel(what, { id: "histogram-" + name }, ts.length ? bars(hg.bins, ts.map((t, i) => ({ name: t, color: COLORS[i % COLORS.length], values: hg.counts[t] })), { title: what }) : el("p", { class: "muted" }, "no accepted negatives")));
     }
-    if (d.profile) {
-      const p = d.profile, dist = p.distribution || {}, plan = sm.plan || {};
-      out.push(panel("Error profile of the policy",
-        el("p", {}, `judge ${(p.judge || {}).name || "?"} on ${p.answers} answers: ${p.judged_correct} judged correct, ${p.erroneous} erroneous, ${p.unknown} unknown.`),
-        whiskers(Object.keys(dist).map((t, i) => ({ label: `${t} share`, value: dist[t].share, low: dist[t].low, high: dist[t].high, color: COLORS[i % COLORS.length] })), { title: "error profile shares" }),
-        table(["error type", "answers with it", "share [95% CI]", "rate [95% CI]", "target mix", "planned mix"], Object.keys(dist).map((t) => ({
-          cells: [t, fmt((p.counts || {})[t]), ci(dist[t].share, [dist[t].low, dist[t].high]), ci(((p.rates || {})[t] || {}).rate, [((p.rates || {})[t] || {}).low, ((p.rates || {})[t] || {}).high]), fmt((plan.target || {})[t]), fmt((plan.realised || {})[t])] }))),
+    const dd = (k, v) => [el("dt", {}, k), el("dd", { "data-k": k }, v)];
+    const cell = (k, v) => el("span", { "data-k": k }, v);
+    if (d.profile && d.profile.missing) {
+      out.push(panel("Error profile of the policy", { id: "profile" },
+        el("p", { class: "muted" }, `The strategy followed the profile ${d.profile.path}, which is not there any more.`)));
+    } else if (d.profile) {
+      const p = d.profile, dist = p.distribution || {}, rates = p.rates || {}, types = Object.keys(dist);
+      const pol = p.policy || {}, jd = p.judge || {}, iv = p.intervals || {};
+      out.push(panel("Error profile of the policy", { id: "profile" },
+        el("dl", { class: "meta" }, dd("policy", `${pol.model ?? "?"} (${pol.fingerprint ?? "?"})`),
+          dd("data", `${p.data ?? "?"} (${p.data_format ?? "?"}, ${fmt(p.items)} prompts)`),
+          dd("judge", `${jd.name ?? "?"} (${jd.fingerprint ?? "?"})`), dd("file", p.path)),
+        el("p", {}, cell("answers", fmt(p.answers)), " answers: ", cell("judged_correct", fmt(p.judged_correct)), " judged correct, ",
+          cell("erroneous", fmt(p.erroneous)), " erroneous, ", cell("unknown", fmt(p.unknown)), " unknown",
+          ` (${fmt(p.truncated_answers)} cut off at the token limit, ${fmt(p.policy_errors)} not answered).`),
+        whiskers(types.flatMap((t) => [
+          { label: `${t} share`, value: dist[t].share, low: dist[t].low, high: dist[t].high, color: COLORS[0] },
+          { label: `${t} rate`, value: (rates[t] || {}).rate, low: (rates[t] || {}).low, high: (rates[t] || {}).high, color: COLORS[1] }]),
+        { title: "error profile: shares and rates with their 95% intervals", id: "profile-chart" }),
+        legend(["share of the error findings (bootstrap CI)", "rate over the decided answers (Wilson CI)"], [COLORS[0], COLORS[1]]),
+        table(["error type", "answers with it", "share [95% CI]", "rate [95% CI]"], types.map((t) => ({ attrs: { "data-type": t },
+          cells: [t, cell("count", p.cells[t].count), cell("share", p.cells[t].share), cell("rate", p.cells[t].rate)] })), { id: "profile-types" }),
+        el("p", { class: "muted", "data-k": "intervals" }, `Intervals (${Math.round(100 * (iv.confidence ?? 0.95))}%): share — ${iv.distribution ?? "?"}; rate — ${iv.rates ?? "?"}.`),
         (p.warnings || []).map((w) => el("p", { class: "muted" }, "warning: " + w))));
-    } else if (sm.plan && sm.plan.realised) {
-      out.push(panel("Planned mix", table(["error type", "share"], Object.entries(sm.plan.realised).map(([t, v]) => ({ cells: [t, fmt(v)] })))));
     }
+    if (d.plan) {
+      const pl = d.plan, types = pl.types, target = pl.target !== null && pl.target !== undefined;
+      const how = !target ? "Planned by the strategy alone (the run was not profiled)."
+        : pl.strategy === "top" ? "Target: the profile's most common error type for every record."
+        : "Target: each type's profile share, with a floor per type: floor + (1 − types × floor) × share.";
+      out.push(panel(`Mix of error types (strategy ${pl.strategy ?? "?"})`, { id: "mix" },
+        el("p", {}, how, target ? [" Floor ", cell("floor", fmt(pl.floor)), "."] : null),
+        table(["error type", ...(target ? ["target mix"] : []), "planned negatives", "planned share"], types.map((t) => ({ attrs: { "data-type": t },
+          cells: [t, ...(target ? [cell("target", pl.cells[t].target)] : []), cell("planned", pl.cells[t].planned), cell("realised", pl.cells[t].realised)] })), { id: "mix-types" }),
+        bars(types, [{ name: "planned negatives", color: COLORS[0], values: types.map((t) => pl.planned[t] || 0) }],
+          { title: "planned negatives per error type", id: "mix-chart", tops: types.map((t) => `${pl.cells[t].planned} (${pl.cells[t].realised})`) })));
+    }
+
     if (d.train) {
       const log = d.train.log || [], keys = new Set(); log.forEach((r) => Object.keys(r).forEach((k) => keys.add(k)));
       const wanted = [...keys].filter((k) => /loss|margin|accurac|reward/.test(k) && !/runtime|per_second/.test(k)).slice(0, 6);
-      out.push(panel("Training", el("p", {}, `${d.train.algo || ""} ${fmt(d.train.train_pairs)} training pairs, ${fmt(d.train.heldout_pairs)} held out, ${fmt(d.train.steps)} steps.`),
+      out.push(panel("Training", { id: "training" }, el("p", {}, `${d.train.algo || ""} ${fmt(d.train.train_pairs)} training pairs, ${fmt(d.train.heldout_pairs)} held out, ${fmt(d.train.steps)} steps.`),
         wanted.map((k, i) => el("div", {}, el("h3", {}, label(k)), lines([{ name: k, color: COLORS[i % COLORS.length], points: log.filter((r) => typeof r[k] === "number" && r.step !== undefined).map((r) => [r.step, r[k]]) }], { title: k })))));
     }
     if (d.heldout && d.heldout.before) {
-      const b = d.heldout.before, a = d.heldout.after || {}, groups = [["overall", b.overall, a.overall], ...Object.keys(b.per_error_type || {}).map((t) => [t, b.per_error_type[t], (a.per_error_type || {})[t]])];
+      const h = d.heldout, b = h.before, a = h.after || {}, groups = [["overall", b.overall, a.overall], ...Object.keys(b.per_error_type || {}).map((t) => [t, b.per_error_type[t], (a.per_error_type || {})[t]])];
       const m = (side, metric, key) => ((side || {})[metric] || {})[key];
-      out.push(panel("Held-out preference accuracy (95% bootstrap CI over records)",
-        whiskers(groups.flatMap(([g, bb, aa]) => [
-          { label: `${g} before`, value: m(bb, "divergent_span", "accuracy"), low: (m(bb, "divergent_span", "accuracy_ci") || [])[0], high: (m(bb, "divergent_span", "accuracy_ci") || [])[1], color: "#999" },
-          { label: `${g} after`, value: m(aa, "divergent_span", "accuracy"), low: (m(aa, "divergent_span", "accuracy_ci") || [])[0], high: (m(aa, "divergent_span", "accuracy_ci") || [])[1], color: "#1f6fb5" }]), { title: "held-out divergent-span accuracy" }),
-        table(["group", "pairs", "divergent-span acc. before", "after", "change", "implicit-reward acc. after", "reward margin after", "summed-logp acc. before → after"],
-          groups.map(([g, bb, aa]) => ({ attrs: { "data-group": g }, cells: [g, fmt((bb || {}).n), ci(m(bb, "divergent_span", "accuracy"), m(bb, "divergent_span", "accuracy_ci")), ci(m(aa, "divergent_span", "accuracy"), m(aa, "divergent_span", "accuracy_ci")),
-            ci((((aa || {}).change || {}).divergent_span || {}).accuracy_delta, (((aa || {}).change || {}).divergent_span || {}).accuracy_delta_ci),
-            ci(m(aa, "implicit_reward", "accuracy"), m(aa, "implicit_reward", "accuracy_ci")), ci(m(aa, "implicit_reward", "mean_margin"), m(aa, "implicit_reward", "mean_margin_ci")),
-            `${fmt(m(bb, "summed_logp", "accuracy"))} → ${fmt(m(aa, "summed_logp", "accuracy"))}`] })))));
+      const whisker = (g, side, when, color) => ({ label: `${g} ${when}`, value: m(side, "divergent_span", "accuracy"), low: (m(side, "divergent_span", "accuracy_ci") || [])[0], high: (m(side, "divergent_span", "accuracy_ci") || [])[1], color });
+      out.push(panel("Held-out preference accuracy (95% bootstrap CI over records)", { id: "heldout" },
+        whiskers(groups.flatMap(([g, bb, aa]) => [whisker(g, bb, "before", "#999"), whisker(g, aa, "after", "#1f6fb5")]), { title: "held-out divergent-span accuracy" }),
+        table(h.columns, h.rows.map((r) => ({ attrs: { "data-group": r[0] }, cells: r })), { id: "heldout-table" }),
+        h.verdict ? el("p", {}, el("b", {}, h.verdict)) : null));
     }
     if (d.compare) {
       const c = d.compare;
-      out.push(panel("Evaluation (seapo compare; scores ×100)",
-        table(["metric", ...c.columns], c.rows.map((r) => ({ cells: [r.label.replace(/\*\*/g, ""), ...r.values.map((v) => fmt(v, 1))] })), { id: "compare" }),
-        bars(c.rows.filter((r) => r.kind === "task").map((r) => r.label), c.columns.map((col, i) => ({ name: col, color: COLORS[i % COLORS.length], values: c.rows.filter((r) => r.kind === "task").map((r) => r.values[i]) })), { stacked: false, title: "evaluation" }),
+      // Two-line chart labels: a task row's task above its metric, a dimension above the word "dimension".
+      const twoLines = (r) => { if (r.kind === "dimension") return [r.label, "(dimension)"]; const k = r.label.lastIndexOf(" "); return k > 0 ? [r.label.slice(0, k), r.label.slice(k + 1)] : [r.label]; };
+      out.push(panel("Evaluation (seapo compare; scores ×100)", { id: "evaluation" },
+        table(["task / dimension", ...c.headers], c.rows.map((r) => ({ attrs: { "data-row": r.label, class: r.kind }, cells: [r.label, ...r.cells] })), { id: "compare" }),
+        c.rows.length ? bars(c.rows.map(twoLines), c.columns.map((col, i) => ({ name: col, color: COLORS[i % COLORS.length], values: c.rows.map((r) => r.values[i]) })), { stacked: false, title: "evaluation", id: "compare-chart" }) : null,
         (c.notes || []).map((n) => el("p", { class: "muted" }, n))));
     }
     root.replaceChildren(el("div", { class: "panels" }, out));
