@@ -141,3 +141,12 @@ def test_seapos_writers_never_write_non_standard_json(tmp_path):
     write_json(tmp_path / "b.json", {"accuracy": math.nan, "n": 0})
     assert read_jsonl(tmp_path / "a.jsonl") == [{"mean": None, "xs": [1.5, None, None]}]  # strict reader
     assert json.loads((tmp_path / "b.json").read_text(), parse_constant=pytest.fail) == {"accuracy": None, "n": 0}
+
+
+def test_a_run_refuses_llamacpp_generation_before_doing_any_work():
+    """The trained model is a transformers folder: a run whose eval asks for llama.cpp would fail after
+    training, and base and trained must generate with one backend."""
+    with pytest.raises(ConfigError) as err:
+        load_run_config(None, {"eval": {"generation_backend": "llamacpp"}})
+    assert err.value.field is not None and err.value.field.startswith("eval") and "llamacpp" in str(err.value)
+    assert load_run_config(None, {"eval": {"generation_backend": "auto"}}).eval.generation_backend == "auto"

@@ -109,6 +109,7 @@ def _copy_with(run, folder, task: str, **settings):
     ({"lm_eval_version": "0.4.2"}, "lm-eval version"),
     ({"task_versions": {"mmlu/default/_default_template_yaml": 0.0}}, "lm-eval task versions"),
     ({"protocol_hash": "000000000000"}, "task protocol (protocol_hash)"),
+    ({"generation_backend": "llamacpp"}, "generation backend"),
 ])
 def test_compare_refuses_runs_scored_differently(two_runs, tmp_path, settings, what):
     """Scores of one task from different engines, lm-eval versions or task versions are not comparable."""

@@ -98,7 +98,16 @@ def test_default_demo_runs_end_to_end(tmp_path):
     assert "implicit-reward accuracy" in report and "train_log.png" in report
 
 
-def test_run_with_an_eval_suite_compares_base_and_trained(tmp_path, tiny_model, shared_data):
+def test_run_with_an_eval_suite_compares_base_and_trained(tmp_path, tiny_model, shared_data, monkeypatch):
+    import seapo.evaluate.runner as runner
+
+    backends, real_evaluate = [], runner.evaluate
+
+    def recording_evaluate(model, config):
+        backends.append(config.generation_backend)
+        return real_evaluate(model, config)
+
+    monkeypatch.setattr(runner, "evaluate", recording_evaluate)
     config = load_run_config(None, {
         "out": str(tmp_path / "run"), "prepare.limit": 12, "inject.injector": "rules",
         "train.model": str(tiny_model), "train.max_steps": 1, "train.batch_size": 4, "train.max_length": 128,
@@ -107,5 +116,7 @@ def test_run_with_an_eval_suite_compares_base_and_trained(tmp_path, tiny_model, 
     result = run(config)
     stages = result.stages
     assert set(stages["eval"]["metrics"]) == {"base", "trained"}
+    # auto is pinned to one backend for both sides (llama.cpp cannot run the trained folder)
+    assert backends == ["transformers", "transformers"]
     report = result.report.read_text()
     assert "## Evaluation: base vs trained" in report and "base" in report and "trained" in report

@@ -19,8 +19,10 @@ from seapo.outputs import is_set_folder, verify_set
 DIMENSION_ORDER = ["truthfulness", "knowledge", "math", "reasoning", "code"]
 
 COMPARABLE = {"engine": "engine", "lm_eval_version": "lm-eval version", "task_versions": "lm-eval task versions",
-              "protocol_hash": "task protocol (protocol_hash)"}
-"""Task settings that must agree for two runs' scores of a task to be comparable."""
+              "protocol_hash": "task protocol (protocol_hash)",
+              "generation_backend": "generation backend"}
+"""Task settings that must agree for two runs' scores of a task to be comparable (the generation backend too:
+llama.cpp on a GGUF file and transformers on its dequantized copy give different greedy outputs)."""
 
 
 @dataclass

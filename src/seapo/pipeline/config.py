@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from seapo.config import SeapoConfig
 from seapo.data.prepare import PrepareConfig
@@ -45,6 +45,16 @@ class RunConfig(SeapoConfig):
     train: TrainConfig = Field(default_factory=TrainConfig, description="Preference training (seapo train).")
     eval: EvalConfig | None = Field(None, description="Benchmark evaluation of the base and the trained model "
                                                       "(seapo eval); none skips it.")
+
+    @field_validator("eval")
+    @classmethod
+    def _one_generation_backend(cls, value: EvalConfig | None) -> EvalConfig | None:
+        # The trained model is a transformers folder; base and trained must generate the same way.
+        if value is not None and value.generation_backend == "llamacpp":
+            raise ValueError("eval.generation_backend llamacpp cannot run the trained model (a transformers "
+                             "folder, not a GGUF file), and base and trained must generate with the same "
+                             "backend: use auto or transformers")
+        return value
 
 
 def packaged_config(name: str = DEMO_CONFIG) -> Path:

@@ -277,8 +277,11 @@ def _run(config: RunConfig, run_dir: Path) -> RunResult:
             output_set = OutputSet(eval_dir, "eval", key, fix=FIX)
             output_set.begin()
             metrics = {}
+            # The trained model is a transformers folder, so both sides generate with transformers: an
+            # 'auto' base on llama.cpp would mix the backends' differences into the before/after change.
+            pinned = "transformers" if config.eval.generation_backend == "auto" else config.eval.generation_backend
             for label, model in (("base", config.train.model), ("trained", stages.done["train"]["merged_dir"])):
-                eval_config = config.eval.updated(out=str(eval_dir), run_name=label)
+                eval_config = config.eval.updated(out=str(eval_dir), run_name=label, generation_backend=pinned)
                 metrics[label] = str(evaluate(model, eval_config).metrics_path)
             comparison = compare(list(metrics.values()), out=eval_dir, verify=False)  # its own set
             output_set.commit(str(Path(p).relative_to(eval_dir)) for p in
