@@ -24,6 +24,19 @@ def _text(browser, selector: str) -> str:
     return browser.find_element("css selector", selector).get_attribute("textContent")
 
 
+def _shot(browser, element_id: str, path: Path) -> None:
+    """A screenshot of a whole panel: the window made tall enough for it (the tabs scroll inside the
+    window, so a panel below the fold would be cut), then put back."""
+    size = browser.get_window_size()
+    element = browser.find_element("id", element_id)
+    browser.set_window_size(size["width"], max(size["height"], element.rect["height"] + 400))
+    try:
+        browser.execute_script("arguments[0].scrollIntoView()", element)
+        element.screenshot(str(path))
+    finally:
+        browser.set_window_size(size["width"], size["height"])
+
+
 def _interval(value: float, low: float, high: float) -> str:
     return f"{value:.3f} [{low:.3f}, {high:.3f}]"
 
@@ -92,10 +105,8 @@ def test_profile_panel_numbers_equal_the_profile_files(browser, profiled_run, tm
     plan = json.loads((profiled_run / "inject" / "summary.json").read_text())["plan"]
     assert prof["judged_correct"] > 0 and prof["erroneous"] > 0 and prof["unknown"] > 0  # the stand-in's three
     open_page(browser, profiled_run / "report.html")
-    panel = browser.find_element("id", "profile")
-    browser.execute_script("arguments[0].scrollIntoView()", panel)
-    panel.screenshot(str(tmp_path / "profile.png"))
-    browser.find_element("id", "mix").screenshot(str(tmp_path / "mix.png"))
+    _shot(browser, "profile", tmp_path / "profile.png")
+    _shot(browser, "mix", tmp_path / "mix.png")
     for key in ("answers", "judged_correct", "erroneous", "unknown"):
         assert _text(browser, f'#profile [data-k="{key}"]') == str(prof[key]), key
     policy = prof["policy"]
@@ -130,7 +141,7 @@ def test_a_bare_inject_folder_following_a_profile_shows_it(browser, profiled_run
         injector="rules", strategy="profile", strategy_options={"profile": str(profile_copy)}))
     plan = json.loads((folder / "summary.json").read_text())["plan"]
     open_page(browser, inspect_run(folder, InspectConfig()))
-    browser.find_element("id", "profile").screenshot(str(tmp_path / "profile.png"))
+    _shot(browser, "profile", tmp_path / "profile.png")
     assert _text(browser, '#profile [data-k="file"]') == str(profile_copy)
     for key in ("answers", "judged_correct", "erroneous", "unknown"):
         assert _text(browser, f'#profile [data-k="{key}"]') == str(prof[key]), key
@@ -154,7 +165,7 @@ def test_an_unprofiled_run_shows_only_the_planned_mix(browser, tmp_path, shared_
     plan = json.loads((tmp_path / "inject" / "summary.json").read_text())["plan"]
     assert "target" not in plan
     open_page(browser, inspect_run(tmp_path / "inject", InspectConfig()))
-    browser.find_element("id", "mix").screenshot(str(tmp_path / "mix.png"))
+    _shot(browser, "mix", tmp_path / "mix.png")
     assert browser.find_elements("id", "profile") == []
     assert browser.find_elements("css selector", '#mix [data-k="floor"]') == []
     assert "not profiled" in _text(browser, "#mix")
@@ -171,9 +182,7 @@ def test_compare_table_cells_equal_comparison_md_and_the_chart_is_drawn(browser,
     table = _markdown_table((profiled_run / "eval" / "comparison.md").read_text(encoding="utf-8"))
     assert len(table) >= 3 and any("(" in c for row in table[1:] for c in row[2:])  # deltas against base
     open_page(browser, profiled_run / "report.html")
-    panel = browser.find_element("id", "evaluation")
-    browser.execute_script("arguments[0].scrollIntoView()", panel)
-    panel.screenshot(str(tmp_path / "compare.png"))
+    _shot(browser, "evaluation", tmp_path / "compare.png")
     shown = browser.execute_script(
         "const t = document.getElementById('compare'); return [[...t.querySelectorAll('thead th')].map(c => "
         "c.textContent), ...[...t.querySelectorAll('tbody tr')].map(r => [...r.cells].map(c => c.textContent))]")
