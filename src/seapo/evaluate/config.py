@@ -49,8 +49,9 @@ class EvalConfig(SeapoConfig):
     generation_backend: Literal["auto", "transformers", "llamacpp"] = Field(
         "auto", description="Backend of the generation tasks (GSM8K, MATH, BBH, HumanEval; lm-eval's generate_until "
                             "semantics: greedy, stop sequences, max tokens): llamacpp (the model's GGUF file on CPU: "
-                            "'embedded' or a .gguf; needs llama-cpp-python) or transformers (the loaded model). auto: "
-                            "llamacpp for a GGUF model on CPU when llama-cpp-python is installed, else transformers. "
+                            "'embedded' or a .gguf; needs llama-cpp-python; opt-in: slower than transformers at batch "
+                            "16 and on long few-shot prompts on the CPU measured) or transformers (the loaded model). "
+                            "auto: transformers. "
                             "Log-likelihood tasks always use seapo's prefix-cached scorer; with --lm-backend hf, "
                             "lm-eval generates itself.")
     num_samples: int | None = Field(None, ge=0, description="Sampled completions per HumanEval problem (task "

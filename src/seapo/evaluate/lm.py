@@ -364,16 +364,16 @@ def llamacpp_available() -> bool:
 def generation_backend(lm: EvalLM, choice: str, threads: int | None = None) -> GenerationBackend:
     """The backend of an evaluation's generations for ``choice`` (``auto``, ``transformers``, ``llamacpp``).
 
-    ``auto`` takes llama.cpp where it is the faster engine: a GGUF model (``embedded`` or a ``.gguf``) on a CPU,
-    with llama-cpp-python installed; otherwise the transformers backend ``lm`` already holds. llama.cpp runs
-    the GGUF file itself (not the dequantized copy the scorer uses): the same weights, its own arithmetic.
+    ``auto`` is the transformers backend ``lm`` already holds: measured on this project's 2-core AMX CPU
+    (docs/benchmarks.md, 2026-12-03), llama.cpp is faster only at batch 1 (6.8 vs 36 ms per step); at
+    batch 16 it is slower (78-81 vs 44 ms: Q4_1 has no batched kernel in an AVX2 build), and long
+    few-shot prompts (MATH, BBH) ran far slower on it, so it is opt-in (``llamacpp``) until it wins
+    where evaluation spends its time. llama.cpp runs the GGUF file itself (not the dequantized copy
+    the scorer uses): the same weights, its own arithmetic, other greedy texts.
     """
     resolved = lm.resolved
     gguf = resolved.kind in ("embedded", "gguf")
-    on_cpu = str(lm.model.device) == "cpu"
-    if choice == "auto":
-        choice = "llamacpp" if gguf and on_cpu and llamacpp_available() else "transformers"
-    if choice == "transformers":
+    if choice in ("auto", "transformers"):
         return lm.backend
     if not gguf:
         raise InputError(f"generation_backend llamacpp runs GGUF files; '{resolved.spec}' is a {resolved.kind} "
