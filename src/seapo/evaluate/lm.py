@@ -371,11 +371,10 @@ def generation_backend(lm: EvalLM, choice: str, threads: int | None = None) -> G
     where evaluation spends its time. llama.cpp runs the GGUF file itself (not the dequantized copy
     the scorer uses): the same weights, its own arithmetic, other greedy texts.
     """
-    resolved = lm.resolved
-    gguf = resolved.kind in ("embedded", "gguf")
     if choice in ("auto", "transformers"):
         return lm.backend
-    if not gguf:
+    resolved = lm.resolved
+    if resolved.kind not in ("embedded", "gguf"):
         raise InputError(f"generation_backend llamacpp runs GGUF files; '{resolved.spec}' is a {resolved.kind} "
                          "model (use transformers, or pass the model as 'embedded' or a .gguf file)",
                          field="generation_backend")

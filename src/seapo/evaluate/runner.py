@@ -101,6 +101,12 @@ def engine_settings(spec: TaskSpec) -> dict[str, Any]:
             "task_versions": lmeval_engine.task_versions(spec) if lmeval else {}, "protocol_hash": spec.protocol_hash()}
 
 
+def _uses_generator(spec: TaskSpec, config: EvalConfig) -> bool:
+    """Whether :attr:`EvalLM.generator` writes this task's outputs: a generation or code task, unless
+    lm-eval's own HFLM (``lm_backend hf``) generates it."""
+    return spec.kind in ("generate", "code") and not (spec.engine == "lm-eval" and config.lm_backend == "hf")
+
+
 def task_key(spec: TaskSpec, config: EvalConfig, engine: dict[str, Any], generation: str | None = None) -> str:
     """The cache key of ``spec``'s per-item results: its protocol, engine, lm-eval and task versions, and
     what else changes a result (the model under lm-eval; HumanEval's samples and seed; ``generation``: the
@@ -204,8 +210,7 @@ def _evaluate_into(out_dir: Path, lm: EvalLM, loaded: dict[str, _Loaded], skippe
                 write_jsonl(out_dir / "predictions" / f"{name}.jsonl",
                             ({"task": name, **records[it["id"]]} for it in task.items))
                 results[name] = _aggregate(task, records, cached, config)
-                if task.spec.kind in ("generate", "code") and not (task.spec.engine == "lm-eval"
-                                                                  and config.lm_backend == "hf"):
+                if _uses_generator(task.spec, config):
                     results[name].settings["generation_backend"] = lm.generator.name
                 results[name].seconds = round(time.perf_counter() - t0, 2)
     finally:
@@ -231,7 +236,7 @@ def _run_task(lm: EvalLM, task: _Loaded, config: EvalConfig, cache: ResultCache,
               lmeval_model: Any) -> tuple[dict[str, dict], int]:
     """Compute the items not cached yet, ``chunk_size`` at a time, committing each chunk."""
     spec = task.spec
-    own = lm.generator is lm.backend or (spec.engine == "lm-eval" and config.lm_backend == "hf")
+    own = lm.generator is lm.backend or not _uses_generator(spec, config)
     key = task_key(spec, config, task.engine, None if own else lm.generator.fingerprint())
     records = cache.get_many(fingerprint, key, (it["id"] for it in task.items)) if config.use_cache else {}
     cached = len(records)
