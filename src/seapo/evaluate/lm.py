@@ -365,8 +365,8 @@ def generation_backend(lm: EvalLM, choice: str, threads: int | None = None) -> G
     """The backend of an evaluation's generations for ``choice`` (``auto``, ``transformers``, ``llamacpp``).
 
     ``auto`` is the transformers backend ``lm`` already holds: measured on this project's 2-core AMX CPU
-    (docs/benchmarks.md, 2026-12-03), llama.cpp is faster only at batch 1 (6.8 vs 36 ms per step); at
-    batch 16 it is slower (78-81 vs 44 ms: Q4_1 has no batched kernel in an AVX2 build), and long
+    (docs/benchmarks.md, 2026-12-03), llama.cpp is faster only at batch 1 (16.8 vs 36.9 ms per step); at
+    batch 16 it is slower (84.1 vs 48.4 ms: Q4_1 has no batched kernel in an AVX2 build), and long
     few-shot prompts (MATH, BBH) ran far slower on it, so it is opt-in (``llamacpp``) until it wins
     where evaluation spends its time. llama.cpp runs the GGUF file itself (not the dequantized copy
     the scorer uses): the same weights, its own arithmetic, other greedy texts.
