@@ -6,6 +6,7 @@ import shutil
 import pytest
 
 from seapo.backends import GenerationRequest, available_backends, make_backend
+from seapo.backends.base import common_prefix
 from seapo.errors import ConfigError
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install 'seapo[llamacpp]')")
@@ -29,10 +30,6 @@ def test_registered_and_validated():
     assert "llamacpp" in available_backends()
     with pytest.raises(ConfigError, match="GGUF"):
         make_backend(name="llamacpp", model="HuggingFaceTB/SmolLM2-135M-Instruct")
-
-
-def common_prefix(a, b):
-    return next((k for k, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
 
 
 def test_greedy_is_deterministic_and_batching_barely_matters(backend):

@@ -243,6 +243,16 @@ BACKENDS: Registry[type[GenerationBackend]] = Registry(
 """Every backend by name."""
 
 
+def common_prefix(a: Sequence[Any], b: Sequence[Any]) -> int:
+    """Number of leading items ``a`` and ``b`` share (token ids of two prompts, of a pair's two sides)."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
 def register_backend(name: str):
     """Class decorator: make a :class:`GenerationBackend` subclass available by name."""
     return BACKENDS.register(name)

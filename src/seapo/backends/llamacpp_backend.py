@@ -32,7 +32,6 @@ from __future__ import annotations
 import os
 import weakref
 from collections import deque
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -46,12 +45,12 @@ from seapo.backends.base import (
     GenerationBackend,
     GenerationRequest,
     Progress,
+    common_prefix,
     register_backend,
 )
-from seapo.backends.transformers_backend import TransformersBackend, cut_at_stop
+from seapo.backends.transformers_backend import SHARED_PREFIX_MIN, TransformersBackend, cut_at_stop
 from seapo.errors import InputError, ModelNotFoundError
 
-SHARED_PREFIX_MIN = 16
 """A prompt copies a cached prefix only when at least this many tokens are shared."""
 
 
@@ -315,13 +314,6 @@ class LlamaCppBackend(GenerationBackend):
         budget = self.n_ctx - 1
         last_started: _Row | None = None
 
-        def shared(a: Sequence[int], b: Sequence[int]) -> int:
-            n = min(len(a), len(b))
-            k = 0
-            while k < n and a[k] == b[k]:
-                k += 1
-            return k
-
         def release(row: _Row) -> None:
             nonlocal reserved
             lib.llama_memory_seq_rm(mem, row.seq, -1, -1)
@@ -339,9 +331,9 @@ class LlamaCppBackend(GenerationBackend):
                         break
                     lib.llama_memory_seq_rm(mem, ref_seq, -1, -1)  # room for this one prompt
                     ref = []
-                common = min(shared(ref, row.prompt), len(row.prompt) - 1)
+                common = min(common_prefix(ref, row.prompt), len(row.prompt) - 1)
                 if (last_started is not None and last_started.fed < len(last_started.prompt)
-                        and min(shared(last_started.prompt, row.prompt), len(row.prompt) - 1)
+                        and min(common_prefix(last_started.prompt, row.prompt), len(row.prompt) - 1)
                         >= max(common + 1, SHARED_PREFIX_MIN)):
                     break  # its prefix is being prefilled right now: wait for it and copy it
                 pending.popleft()

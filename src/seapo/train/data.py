@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from seapo.backends.base import common_prefix
 from seapo.errors import ConfigError, InputError
 from seapo.inject.outputs import SET_MARKERS, STAGE, rerun_hint
 from seapo.inject.strategies import draw_mixed
@@ -246,16 +247,6 @@ def drop_long_prompts(pairs: Sequence[Pair], tokenizer: Any, max_length: int) ->
 
 
 # --------------------------------------------------------------------------------------------- tokenization
-
-
-def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    """Number of leading items ``a`` and ``b`` share."""
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def encode_response(tokenizer: Any, prompt: list[dict[str, str]], response: str,
