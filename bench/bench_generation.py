@@ -22,7 +22,6 @@ import time
 from importlib.metadata import version
 
 from _shared import SHARED
-
 from seapo.backends import GenerationRequest, make_backend
 from seapo.backends.transformers_backend import cut_at_stop
 

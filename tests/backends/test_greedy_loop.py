@@ -39,7 +39,7 @@ def requests_with_shared_prefixes():
     return out
 
 
-@pytest.mark.parametrize("batch_size", [3, 16])
+@pytest.mark.parametrize("batch_size", [2, 16])  # 2: rows leave and the next prompts join mid-run
 def test_greedy_loop_picks_the_tokens_model_generate_picks(embedded_model, batch_size):
     backend = make_backend(model="embedded", dtype="fp32", batch_size=batch_size)
     requests = requests_with_shared_prefixes()
@@ -63,7 +63,8 @@ def test_shared_prefix_prefill_equals_a_full_prefill(embedded_model):
     prompts = [backend.encode(GenerationRequest(prompt=f"{FEW_SHOT}Q: {q}\nA:")) for q in ("Why?", "What is 1 + 1?")]
     prompts.append(backend.encode(GenerationRequest(prompt="Unrelated text")))
     width = max(map(len, prompts))
-    cache, first = backend._prefill(prompts, width + 4)
+    with torch.inference_mode():
+        cache, first = backend._prefill(prompts, width + 4, width)
     for r, ids in enumerate(prompts):
         whole = backend.model(input_ids=torch.tensor([ids]), cache=kv_cache_for(backend.model, len(ids)))
         assert torch.allclose(first[r], whole.logits[0, -1].float(), atol=1e-4)

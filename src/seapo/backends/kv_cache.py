@@ -92,6 +92,17 @@ class PreallocatedLayer(DynamicLayer):
                 setattr(self, name, kept)
             self.keys, self.values = self._keys[:, :, :self.length], self._values[:, :, :self.length]
 
+    def crop_front(self, columns: int) -> None:
+        """Drop the first ``columns`` positions (left padding every remaining row has)."""
+        if self.is_initialized and columns:
+            for name in ("_keys", "_values"):
+                old = getattr(self, name)
+                kept = old.new_zeros(old.shape)
+                kept[:, :, :self.length - columns] = old[:, :, columns:self.length]
+                setattr(self, name, kept)
+            self.length -= columns
+            self.keys, self.values = self._keys[:, :, :self.length], self._values[:, :, :self.length]
+
     def batch_repeat_interleave(self, repeats: int) -> None:
         if self.is_initialized:
             self._keys = self._keys.repeat_interleave(repeats, dim=0)
@@ -117,3 +128,26 @@ def kv_cache_for(model: Any, capacity: int, batch: int = 1) -> DynamicCache:
     if supports_preallocation(model):
         cache.layers = [PreallocatedLayer(capacity, batch) for _ in range(len(cache.layers))]
     return cache
+
+
+def join_rows(cache: DynamicCache, other: DynamicCache) -> DynamicCache:
+    """``cache``'s rows, then ``other``'s, in one cache: both of :class:`PreallocatedLayer` and of one length."""
+    for mine, theirs in zip(cache.layers, other.layers, strict=True):
+        if mine.length != theirs.length:
+            raise ValueError(f"cannot join caches of {mine.length} and {theirs.length} positions")
+        capacity = max(mine.capacity, theirs.capacity)
+        for name in ("_keys", "_values"):
+            a, b = getattr(mine, name), getattr(theirs, name)
+            joined = a.new_zeros((a.shape[0] + b.shape[0], a.shape[1], capacity, a.shape[-1]))
+            joined[:a.shape[0], :, :mine.length] = a[:, :, :mine.length]
+            joined[a.shape[0]:, :, :mine.length] = b[:, :, :mine.length]
+            setattr(mine, name, joined)
+        mine.capacity, mine.batch = capacity, mine._keys.shape[0]
+        mine.keys, mine.values = mine._keys[:, :, :mine.length], mine._values[:, :, :mine.length]
+    return cache
+
+
+def crop_front(cache: DynamicCache, columns: int) -> None:
+    """Drop the first ``columns`` positions of every layer (see :meth:`PreallocatedLayer.crop_front`)."""
+    for layer in cache.layers:
+        layer.crop_front(columns)

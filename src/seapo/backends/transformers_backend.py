@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections import deque
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -129,6 +130,9 @@ class TransformersBackend(GenerationBackend):
         for members in groups.values():
             request = requests[members[0]]
             order = sorted(members, key=lambda i: len(encoded[i]), reverse=True)
+            if self._continuous(request):
+                self._greedy_or_singles(order, encoded, request, results, progress)
+                continue
             per_batch = max(1, self.config.batch_size // request.n)
             for start in range(0, len(order), per_batch):
                 batch = order[start:start + per_batch]
@@ -155,9 +159,17 @@ class TransformersBackend(GenerationBackend):
         return out
 
     def _run_batch(self, prompts: list[list[int]], request: GenerationRequest, start: int) -> list[Generation]:
-        if request.temperature == 0:
-            return self._greedy_batch(prompts, request)
-        return self._sampled_batch(prompts, request, start)
+        if self._continuous(request):
+            out: dict[int, Generation] = {}
+            self._greedy(prompts, request, out.__setitem__)
+            return [out[i] for i in range(len(prompts))]
+        return self._generate_batch(prompts, request, start)
+
+    def _continuous(self, request: GenerationRequest) -> bool:
+        """Whether seapo's own loop runs ``request``: greedy, one completion, a model whose cache it can lay out."""
+        from seapo.backends.kv_cache import supports_preallocation
+
+        return request.temperature == 0 and request.n == 1 and supports_preallocation(self.model)
 
     def _left_padded(self, rows: list[list[int]]) -> tuple[Any, Any, int]:
         import torch
@@ -170,105 +182,137 @@ class TransformersBackend(GenerationBackend):
             mask[r, width - len(tokens):] = 1
         return ids.to(self.model.device), mask.to(self.model.device), width
 
-    def _greedy_batch(self, prompts: list[list[int]], request: GenerationRequest) -> list[Generation]:
-        """Greedy decoding in seapo's own loop, the tokens ``model.generate`` picks (tested), faster on a CPU:
-        the KV cache is preallocated (:mod:`seapo.backends.kv_cache`) and a row that has ended -- EOS or a
-        stop sequence -- leaves the batch, so the steps after it cost only the rows still running."""
+    def _greedy_or_singles(self, order: list[int], encoded: dict[int, list[int]], request: GenerationRequest,
+                           results: list[Generation | None], progress: Progress | None) -> None:
+        """:meth:`_greedy` over ``order``; if it fails, each prompt not yet done alone, so only a bad one is lost."""
+        def done(k: int, generation: Generation) -> None:
+            results[order[k]] = generation
+            if progress:
+                progress(1)
+
+        try:
+            self._greedy([encoded[i] for i in order], request, done)
+        except Exception:  # noqa: BLE001 - e.g. out of memory, a kernel error on one input
+            for k, i in enumerate(order):
+                if results[i] is None:
+                    done(k, self._batch_or_singles([encoded[i]], request, 0)[0])
+
+    def _greedy(self, prompts: list[list[int]], request: GenerationRequest, done: Any) -> None:
+        """Greedy decoding of ``prompts`` (longest first) with continuous batching, calling ``done(k, generation)``
+        as prompt ``k`` ends. It picks the tokens ``model.generate`` picks (tests/backends/test_greedy_loop.py)
+        and spends less on a CPU (docs/backends.md): a preallocated KV cache, prompts prefilled one at a time
+        reusing shared prefixes, and up to ``batch_size`` rows running, an ended row (EOS, a stop sequence,
+        the token limit) making room for the next prompt."""
         import torch
 
+        from seapo.backends.kv_cache import crop_front, join_rows
 
-        model, eos = self.model, torch.tensor(sorted(self._eos), device=self.model.device)
-        width = max(len(p) for p in prompts)
-        mask = torch.zeros((len(prompts), width), dtype=torch.long, device=model.device)
-        for r, p in enumerate(prompts):
-            mask[r, width - len(p):] = 1
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache, logits = self._prefill(prompts, width + request.max_new_tokens)
-        rows = list(range(len(prompts)))  # the prompt each batch row belongs to
+        model, device, slots = self.model, self.model.device, self.config.batch_size
+        eos = torch.tensor(sorted(self._eos), device=device)
+        tail = 4 + 2 * max((len(s) for s in request.stop), default=0)  # tokens that can hold a stop sequence
+        pending = deque(sorted(range(len(prompts)), key=lambda k: -len(prompts[k])))  # later prompts fit
+        rows: list[int] = []  # the prompt of each batch row
         tokens: list[list[int]] = [[] for _ in prompts]
         logprobs: list[list[float]] = [[] for _ in prompts]
-        ended: list[str | None] = [None] * len(prompts)
-        tail = 4 + 2 * max((len(s) for s in request.stop), default=0)  # tokens that can hold a stop sequence
+        ended: list[bool] = [False] * len(prompts)
+        cache = mask = positions = logits = None
+
+        def finish(k: int, hit_end: bool) -> None:
+            ended[k] = True
+            text, hit = cut_at_stop(self.tokenizer.decode(tokens[k], skip_special_tokens=True), request.stop)
+            done(k, Generation([Completion(text, "stop" if hit or hit_end else "length", len(tokens[k]),
+                                           logprobs[k] if request.logprobs else None)]))
+
         with torch.inference_mode():
-            for step in range(request.max_new_tokens):
+            while pending or rows:
+                live = [b for b, k in enumerate(rows) if not ended[k]]
+                # Ended rows leave in groups (each removal copies the cache); free slots take the next prompts.
+                if len(rows) - len(live) >= max(1, len(rows) // 8) or not live:
+                    if len(live) < len(rows):
+                        index = torch.tensor(live, dtype=torch.long, device=device)
+                        rows = [rows[b] for b in live]
+                        mask, positions, logits = mask[index], positions[index], logits[index]
+                        trim = int((mask.cumsum(-1) == 0).sum(-1).min()) if rows else 0  # padding all rows share
+                        cache.batch_select_indices(index)
+                        if rows and trim:
+                            crop_front(cache, trim)
+                            mask = mask[:, trim:]
+                    new = [pending.popleft() for _ in range(min(slots - len(rows), len(pending)))]
+                    if new:
+                        width = mask.shape[1] if rows else len(prompts[new[0]])
+                        fresh, first = self._prefill([prompts[k] for k in new], width + request.max_new_tokens,
+                                                     width)
+                        fresh_mask = torch.zeros((len(new), width), dtype=torch.long, device=device)
+                        for r, k in enumerate(new):
+                            fresh_mask[r, width - len(prompts[k]):] = 1
+                        fresh_pos = torch.tensor([[len(prompts[k]) - 1] for k in new], device=device)
+                        if rows:
+                            cache = join_rows(cache, fresh)
+                            mask, logits = torch.cat([mask, fresh_mask]), torch.cat([logits, first])
+                            positions = torch.cat([positions[:, -1:], fresh_pos])
+                        else:
+                            cache, mask, positions, logits = fresh, fresh_mask, fresh_pos, first
+                        rows += new
+                    if not rows:
+                        break
                 chosen = logits.argmax(-1)
                 picked = chosen.tolist()
-                if request.logprobs:
-                    lps = logits.log_softmax(-1).gather(-1, chosen[:, None]).squeeze(-1).tolist()
+                lps = logits.log_softmax(-1).gather(-1, chosen[:, None]).squeeze(-1).tolist() if request.logprobs \
+                    else None
                 is_eos = torch.isin(chosen, eos).tolist()
-                for b, row in enumerate(rows):
-                    if ended[row]:
-                        continue  # ended, still in the batch until enough rows have ended to drop them
+                for b, k in enumerate(rows):
+                    if ended[k]:
+                        continue  # still in the batch until enough rows have ended to remove them
                     if is_eos[b]:
-                        ended[row] = "eos"
+                        finish(k, True)
                         continue
-                    tokens[row].append(picked[b])
-                    if request.logprobs:
-                        logprobs[row].append(lps[b])
-                    if request.stop and any(s in self.tokenizer.decode(tokens[row][-tail:]) for s in request.stop):
-                        ended[row] = "stop"
-                live = [b for b, row in enumerate(rows) if not ended[row]]
-                if not live or step == request.max_new_tokens - 1:
-                    break
-                # Dropping rows copies the cache, so ended rows leave in groups of an eighth of the batch.
-                if len(rows) - len(live) >= max(1, len(rows) // 8):
-                    index = torch.tensor(live, device=model.device)
-                    rows = [rows[b] for b in live]
-                    chosen, mask, positions = chosen[index], mask[index], positions[index]
-                    cache.batch_select_indices(index)
+                    tokens[k].append(picked[b])
+                    if lps is not None:
+                        logprobs[k].append(lps[b])
+                    if request.stop and any(s in self.tokenizer.decode(tokens[k][-tail:]) for s in request.stop):
+                        finish(k, True)
+                    elif len(tokens[k]) >= request.max_new_tokens:
+                        finish(k, False)
+                if all(ended[k] for k in rows):
+                    continue
                 mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
                 positions = positions[:, -1:] + 1
                 out = model(input_ids=chosen[:, None], attention_mask=mask, position_ids=positions,
                             use_cache=True, **{self._cache_arg: cache})
                 logits = out.logits[:, -1].float()
-        generations = []
-        for row in range(len(prompts)):
-            text = self.tokenizer.decode(tokens[row], skip_special_tokens=True)
-            text, hit = cut_at_stop(text, request.stop)
-            generations.append(Generation([Completion(text, "stop" if hit or ended[row] else "length",
-                                                      len(tokens[row]),
-                                                      logprobs[row] if request.logprobs else None)]))
-        return generations
 
-    def _prefill(self, prompts: list[list[int]], capacity: int) -> tuple[Any, Any]:
-        """The KV cache of ``prompts``, left-padded into one batch, and each prompt's next-token logits (fp32).
-
-        Each prompt runs on its own, so no compute goes to padding, and in sorted order, so one that starts
-        like the previous prompt (few-shot exemplars, a shared instruction) reuses that prefix's keys and values.
-        """
+    def _prefill(self, prompts: list[list[int]], capacity: int, width: int) -> tuple[Any, Any]:
+        """The KV cache of ``prompts``, left-padded to ``width`` in one batch, and each prompt's next-token
+        logits (fp32). Each prompt runs on its own, so no compute goes to padding, and in sorted order, so one
+        that starts like the previous prompt (few-shot exemplars, a shared instruction) reuses that prefix's
+        keys and values."""
         import torch
 
-        from seapo.backends.kv_cache import kv_cache_for, supports_preallocation
+        from seapo.backends.kv_cache import kv_cache_for
 
-        model, width = self.model, max(len(p) for p in prompts)
+        model = self.model
         batch = kv_cache_for(model, capacity, batch=len(prompts))
-        with torch.inference_mode():
-            if not supports_preallocation(model):  # e.g. sliding-window layers: one padded forward
-                ids, mask, _ = self._left_padded(prompts)
-                out = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
-                            use_cache=True, logits_to_keep=1, **{self._cache_arg: batch})
-                return batch, out.logits[:, -1].float()
-            first: list[Any] = [None] * len(prompts)
-            previous, previous_ids = None, []
-            for r in sorted(range(len(prompts)), key=lambda r: prompts[r]):
-                ids = prompts[r]
-                own = kv_cache_for(model, len(ids))
-                common = min(common_prefix(previous_ids, ids), len(ids) - 1)
-                if previous is not None and common >= SHARED_PREFIX_MIN:
-                    for layer, source in zip(own.layers, previous.layers, strict=True):
-                        layer.seed(source, common)
-                else:
-                    common = 0
-                out = model(input_ids=torch.tensor([ids[common:]], device=model.device),
-                            position_ids=torch.arange(common, len(ids), device=model.device)[None],
-                            use_cache=True, logits_to_keep=1, **{self._cache_arg: own})
-                first[r] = out.logits[0, -1].float()
-                for layer, source in zip(batch.layers, own.layers, strict=True):
-                    layer.place(r, source, width)
-                previous, previous_ids = own, ids
+        first: list[Any] = [None] * len(prompts)
+        previous, previous_ids = None, []
+        for r in sorted(range(len(prompts)), key=lambda r: prompts[r]):
+            ids = prompts[r]
+            own = kv_cache_for(model, len(ids))
+            common = min(common_prefix(previous_ids, ids), len(ids) - 1)
+            if previous is not None and common >= SHARED_PREFIX_MIN:
+                for layer, source in zip(own.layers, previous.layers, strict=True):
+                    layer.seed(source, common)
+            else:
+                common = 0
+            out = model(input_ids=torch.tensor([ids[common:]], device=model.device),
+                        position_ids=torch.arange(common, len(ids), device=model.device)[None],
+                        use_cache=True, logits_to_keep=1, **{self._cache_arg: own})
+            first[r] = out.logits[0, -1].float()
+            for layer, source in zip(batch.layers, own.layers, strict=True):
+                layer.place(r, source, width)
+            previous, previous_ids = own, ids
         return batch, torch.stack(first)
 
-    def _sampled_batch(self, prompts: list[list[int]], request: GenerationRequest, start: int) -> list[Generation]:
+    def _generate_batch(self, prompts: list[list[int]], request: GenerationRequest, start: int) -> list[Generation]:
         import torch
 
         from seapo.backends.kv_cache import kv_cache_for
