@@ -8,8 +8,9 @@ greedy, ``--new-tokens`` at most): long prompts that share their exemplars, and 
 different lengths -- where the evaluation's generation time goes (docs/benchmarks.md). The peer is
 the transformers backend's code path before its own loop: ``model.generate`` with stop strings on
 length-sorted, left-padded batches of ``--batch`` (here re-stated in ``peer_generate``). Both run the
-same loaded model and the same requests; printed: wall time, generated tokens, tokens/s, the ratio,
-and how many completions are identical. Wall-clock figures move with the machine's load, printed too.
+same loaded model and the same requests; printed: wall time, generated tokens, tokens/s, the ratio, how many completions
+are identical, and how many of each side's equal an fp32 run's (skip with ``--no-reference``).
+Wall-clock figures move with the machine's load, printed too.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=512)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--dtype", default="bf16")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="skip the fp32 run that both sides' completions are compared with")
     args = parser.parse_args()
     requests = bbh_requests(args.tasks, args.per_task, args.new_tokens)
     backend = make_backend(model="embedded", dtype=args.dtype, batch_size=args.batch)
@@ -91,6 +94,14 @@ def main() -> None:
     print(f"seapo greedy loop:     {ours_s:7.1f} s  {ours_tokens:6d} tokens  {ours_tokens / ours_s:6.1f} tok/s")
     print(f"ratio (wall time, peer / seapo): {theirs_s / ours_s:.2f}x; identical completions {same}/{len(requests)}; "
           f"load average after {os.getloadavg()[0]:.2f}")
+    if not args.no_reference and args.dtype != "fp32":
+        # In fp32 seapo's loop picks model.generate's tokens (tests/backends/test_greedy_loop.py); in bf16 any
+        # change of batching can flip a near-tie. How far each bf16 side is from fp32 shows which is closer.
+        backend.close()
+        reference = make_backend(model="embedded", dtype="fp32", batch_size=args.batch).generate(requests)
+        for name, texts in (("model.generate", [t for t, _ in theirs]), ("seapo loop", [g.text for g in ours])):
+            exact = sum(a == r.text for a, r in zip(texts, reference, strict=True))
+            print(f"{name} {args.dtype} vs fp32: identical {exact}/{len(requests)}")
 
 
 if __name__ == "__main__":
