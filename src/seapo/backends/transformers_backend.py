@@ -35,6 +35,9 @@ class TransformersBackendConfig(BackendConfig):
                                                        "the model's authors.")
 
 
+DECODER_VERSION = 2
+"""Version of the greedy decoding loop (1: ``model.generate``): part of evaluation's cache keys."""
+
 SHARED_PREFIX_MIN = 16
 """Prompt tokens two prompts must share before the second reuses the first's keys and values."""
 

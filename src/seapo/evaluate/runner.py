@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import seapo.evaluate.lmeval_engine as lmeval_engine
+from seapo.backends.transformers_backend import DECODER_VERSION
 from seapo.errors import InputError
 from seapo.evaluate.cache import ResultCache
 from seapo.evaluate.config import EvalConfig
@@ -110,11 +111,14 @@ def _uses_generator(spec: TaskSpec, config: EvalConfig) -> bool:
 def task_key(spec: TaskSpec, config: EvalConfig, engine: dict[str, Any], generation: str | None = None) -> str:
     """The cache key of ``spec``'s per-item results: its protocol, engine, lm-eval and task versions, and
     what else changes a result (the model under lm-eval; HumanEval's samples and seed; ``generation``: the
-    fingerprint of a generation backend other than the scorer's own transformers backend)."""
+    fingerprint of a generation backend other than the scorer's own transformers backend; the version of the
+    transformers backend's greedy loop, since in bf16 a new loop can flip near-ties)."""
     extra: dict[str, Any] = ({"lm_backend": config.lm_backend} if spec.engine == "lm-eval"
                              else {"samples": _samples(spec, config), "seed": config.seed})
-    if generation is not None and spec.kind in ("generate", "code"):
-        extra["generation"] = generation
+    if spec.kind in ("generate", "code"):
+        extra["decoder"] = DECODER_VERSION  # greedy outputs made by model.generate (1) are not reused
+        if generation is not None:
+            extra["generation"] = generation
     return f"{spec.name}:{stable_hash({**engine, **extra}, length=16)}"
 
 
