@@ -150,7 +150,7 @@ def choose_settings(cfg: TrainConfig, shape: ModelShape, device: str, world_size
         candidates = [cfg.per_device_batch_size]
     elif is_gpu:
         candidates = [b for b in (16, 8, 4, 2, 1) if min_batch <= b <= per_device_max] or [min_batch]
-    elif cfg.algo == "kto" and cfg.shared_prefix:
+    elif cfg.algo == "kto" and cfg.shared_prefix and per_device_max >= 4:
         # CPU, KTO with the shared prefix: 4 rows = 2 pairs, the smallest micro-batch that holds a
         # pair's two rows (packed into one) while KTO's KL estimate still pairs each prompt with
         # another prompt's completion (seapo.train.data.ordered_kto_rows).

@@ -211,6 +211,9 @@ class BackbonePacker:
             return None
         plan = self._plan_for(ids, kwargs)
         if plan is None:
+            if self.enabled:  # a forward with nothing to share still counts in the saved fraction
+                mask = kwargs.get("attention_mask")
+                self.tokens_unshared += int(mask.sum()) if mask is not None and mask.dim() == 2 else ids.numel()
             return None
         self._running = plan
         kwargs = {**kwargs, "input_ids": plan.input_ids, "attention_mask": plan.attention_mask,
@@ -299,9 +302,10 @@ class _SharedPrefixMixin:
                 p.enabled = False
 
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
-        packer = self.packer
-        if packer.tokens_unshared:
-            logs["shared_prefix/saved_fraction"] = packer.shared_tokens / packer.tokens_unshared
+        packers = self._packers()
+        total = sum(p.tokens_unshared for p in packers)
+        if total:
+            logs["shared_prefix/saved_fraction"] = sum(p.shared_tokens for p in packers) / total
         super().log(logs, *args, **kwargs)
 
 
