@@ -76,13 +76,15 @@ def test_log_probs_and_lora_gradients_equal_the_unshared_forward(dpo_trainer):
 
 
 @pytest.mark.slow
-def test_a_short_training_run_has_the_same_loss_curve(pairs_subset, tiny_config, injected_pairs, tmp_path):
+@pytest.mark.parametrize("algo", ["dpo", "kto", "simpo", "orpo"])
+def test_a_short_training_run_has_the_same_loss_curve(algo, pairs_subset, tiny_config, injected_pairs, tmp_path):
     rows = read_jsonl(injected_pairs)[:8]
     path = tmp_path / "pairs.jsonl"
     write_jsonl(path, rows)
     curves, logged = {}, {}
     for shared in (True, False):
-        cfg = tiny_config(f"sp-{shared}", algo="dpo", shared_prefix=shared, dtype="fp32", max_steps=3, batch_size=4,
+        # kto: 4 rows = 2 pairs per micro-batch on both sides, so both read the same batches.
+        cfg = tiny_config(f"sp-{shared}", algo=algo, shared_prefix=shared, dtype="fp32", max_steps=3, batch_size=4,
                           per_device_batch_size=4, learning_rate=5e-3, lr_scheduler="constant", pairing="all",
                           save_steps=1000, max_length=512)
         log = read_jsonl(train(path, cfg).log_path)
@@ -91,7 +93,8 @@ def test_a_short_training_run_has_the_same_loss_curve(pairs_subset, tiny_config,
     assert len(curves[True]) == 3
     # Stated tolerance: 1e-4 absolute per step (fp32; only summation order differs).
     assert curves[True] == pytest.approx(curves[False], abs=1e-4)
-    assert curves[True][-1] < curves[True][0]
+    if algo in ("dpo", "kto"):  # step 1 is the policy at its reference; the others' losses vary with the batch
+        assert curves[True][-1] < curves[True][0]
     assert 0.3 < logged[True][0]["shared_prefix/saved_fraction"] < 1
     assert "shared_prefix/saved_fraction" not in logged[False][0]
 
@@ -163,13 +166,14 @@ def test_kto_packs_a_pairs_rows_and_the_kl_rows_of_each_prompt(kto_trainer):
         assert plan.shared_tokens > 0.3 * plan.tokens_unshared
         assert plan.input_ids.numel() < batch[f"{prefix}input_ids"].numel()
     # TRL's KL rows: each prompt with another prompt's completion, never its own.
+    def part(prefix, j, completion):
+        keep = (batch[f"{prefix}attention_mask"][j] == 1) & (batch[f"{prefix}completion_mask"][j] == completion)
+        return batch[f"{prefix}input_ids"][j][keep].tolist()
+
     for j in range(4):
-        own = batch["input_ids"][j][batch["completion_mask"][j] == 0]
-        kl_prompt = batch["KL_input_ids"][j][batch["KL_completion_mask"][j] == 0]
-        assert torch.equal(own, kl_prompt)
-        kl_completion = batch["KL_input_ids"][j][batch["KL_completion_mask"][j] == 1].tolist()
-        assert kl_completion != batch["input_ids"][j][batch["completion_mask"][j] == 1].tolist()
-        assert kl_completion == batch["input_ids"][j - 1][batch["completion_mask"][j - 1] == 1].tolist()
+        assert part("KL_", j, 0) == part("", j, 0)  # the row's own prompt
+        assert part("KL_", j, 1) == part("", j - 1, 1) != part("", j, 1)  # the previous row's completion
+        assert part("", j - 1, 0) != part("", j, 0)  # ... which answers another prompt
 
 
 def test_kto_log_probs_loss_metrics_and_lora_gradients_equal_trls_unshared_forward(kto_trainer):
@@ -250,9 +254,9 @@ def test_simpo_and_orpo_log_probs_loss_and_lora_gradients_equal_the_unshared_for
         before = trainer.packer.shared_tokens
         model.zero_grad(set_to_none=True)
         out = trainer.concatenated_forward(model, batch)
-        logps = torch.cat([out[0], out[1]]).detach()
+        logps = torch.cat([out[0], out[1]])
         (logps * torch.tensor([0.5, 1.5, 1.0, 0.7])).sum().backward()
-        logp_grads = _grads(model)
+        logps, logp_grads = logps.detach(), _grads(model)
         model.zero_grad(set_to_none=True)
         loss = trainer.compute_loss(model, batch)
         loss.backward()
