@@ -104,7 +104,9 @@ def main() -> None:
                 elapsed = time.perf_counter() - t0
                 if repeat == args.repeats - 1 or args.repeats == 1:
                     times[mode].append(elapsed)
-                    losses[mode].append(float(loss))
+                    losses[mode].append(float(loss.detach()))
+                    print(f"  pass {repeat + 1} batch {len(times[mode])} {mode}: {elapsed * 1000:.0f} ms "
+                          f"(load {os.getloadavg()[0]:.1f})", flush=True)
     packer = trainer.packer
     saved = (packer.shared_tokens - saved0) / max(1, packer.tokens_unshared - total0)
     tokens = sum(int(b[k].sum()) for b in batches for k in ("attention_mask", "KL_attention_mask") if k in b)

@@ -45,7 +45,7 @@ def load_pairs(n: int, out: Path) -> list[dict]:
             records.append(Record(prompt=[{"role": "user", "content": row["prompt"]}], response=row["chosen"],
                                   source={"dataset": "ultrafeedback", "split": "train_1k", "format": "bench",
                                           "line": row.get("source_index", len(records))}))
-        if len(records) == 2 * n:  # some records get no verified negative
+        if len(records) == 3 * n:  # some records get no verified negative
             break
     result = inject(records, out, InjectConfig(injector="rules", strategy="mixed", judge={"name": "none"}))
     pairs = read_jsonl(result.pairs_path)[:n]
