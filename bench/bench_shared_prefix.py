@@ -1,6 +1,7 @@
 """Per-step cost of the shared-prefix forward, one training step at a time, on SeaPO pairs.
 
-Embedded SmolLM2-135M-Instruct, fp32, LoRA r=8 on all linear layers, real SeaPO pairs
+Embedded SmolLM2-135M-Instruct, fp32 weights under TRL's default bf16 autocast, LoRA r=8 on all
+linear layers, real SeaPO pairs
 (UltraFeedback best-rated responses + one rules negative each, as ``bench_train.py`` makes them),
 ``seapo``'s own row order. For one algorithm it builds the shared-prefix trainer once and times the
 same micro-batches (TRL's ``compute_loss`` + backward, i.e. every forward TRL makes per step:
