@@ -10,9 +10,12 @@ in a fresh process; its timing covers building the trainer (model load, tokeniza
 precomputation) and training. Prints pairs/s, tokens/s, peak memory (max RSS), the fraction of
 tokens the shared-prefix forward did not recompute, the ratios and the loss curves.
 
-    .venv/bin/python bench/bench_train.py [--epochs 3] [--pairs 16] [--kto] [--ablate] [--skip-trl]
+    .venv/bin/python bench/bench_train.py [--epochs 3] [--pairs 16] [--kto] [--skip-dpo] [--ablate] [--skip-trl]
 
-``--ablate`` also times ``seapo train --no-shared-prefix`` (what the shared prefix alone brings).
+``--ablate`` also times ``seapo train --no-shared-prefix`` (what the shared prefix alone brings);
+with ``--kto`` twice: with seapo's unshared CPU micro-batch (2 rows) and with the shared run's
+micro-batch (4 rows = 2 pairs, the same batches: the packed forward alone). The load average is
+printed before and after: the machine may be shared.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ def load_pairs(n: int, out: Path) -> list[dict]:
             records.append(Record(prompt=[{"role": "user", "content": row["prompt"]}], response=row["chosen"],
                                   source={"dataset": "ultrafeedback", "split": "train_1k", "format": "bench",
                                           "line": row.get("source_index", len(records))}))
-        if len(records) == 2 * n:  # some records get no verified negative
+        if len(records) == 3 * n:  # some records get no verified negative
             break
     result = inject(records, out, InjectConfig(injector="rules", strategy="mixed", judge={"name": "none"}))
     pairs = read_jsonl(result.pairs_path)[:n]
@@ -86,14 +89,15 @@ def run_trl(model_path: str, pairs: list[dict], epochs: float, max_length: int, 
 
 
 def run_seapo(model_path: str, pairs_file: Path, epochs: float, max_length: int, out: str, algo: str,
-              shared_prefix: bool = True) -> tuple:
+              shared_prefix: bool = True, per_device_batch_size: int | None = None) -> tuple:
     from seapo.io import read_jsonl
     from seapo.train.config import TrainConfig
     from seapo.train.trainer import train
 
     cfg = TrainConfig(model=model_path, algo=algo, output_dir=out, epochs=epochs, max_length=max_length,
                       batch_size=4, shared_prefix=shared_prefix, heldout_fraction=0.0,
-                      merge=False, seed=42)  # micro-batch: seapo's choice; kto: 4 rows, as TRL
+                      per_device_batch_size=per_device_batch_size,
+                      merge=False, seed=42)  # micro-batch: seapo's choice unless given; effective batch 4
     t0, c0 = time.perf_counter(), time.process_time()
     result = train(pairs_file, cfg)
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -105,7 +109,11 @@ def run_seapo(model_path: str, pairs_file: Path, epochs: float, max_length: int,
 
 SIDES = {"trl": ("dpo", "TRL DPOTrainer defaults"), "seapo": ("dpo", "seapo train --algo dpo"),
          "seapo-noshare": ("dpo", "seapo train --algo dpo --no-shared-prefix"),
-         "trl-kto": ("kto", "TRL KTOTrainer defaults"), "seapo-kto": ("kto", "seapo train --algo kto")}
+         "trl-kto": ("kto", "TRL KTOTrainer defaults"), "seapo-kto": ("kto", "seapo train --algo kto"),
+         "seapo-kto-noshare": ("kto", "seapo train --algo kto --no-shared-prefix"),
+         "seapo-kto-noshare4": ("kto", "seapo train --algo kto --no-shared-prefix --per-device-batch-size 4")}
+MICRO = {"seapo-kto-noshare4": 4}
+"""Sides whose micro-batch is fixed (the others: seapo's choice)."""
 
 
 def _child(args) -> None:
@@ -122,7 +130,8 @@ def _child(args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if args.only.startswith("seapo"):
             wall, cpu, losses, settings = run_seapo(model, pairs_file, args.epochs, args.max_length, f"{tmp}/seapo",
-                                                    algo, shared_prefix=args.only != "seapo-noshare")
+                                                    algo, shared_prefix="noshare" not in args.only,
+                                                    per_device_batch_size=MICRO.get(args.only))
         else:
             wall, cpu, losses, settings = run_trl(model, read_jsonl(pairs_file), args.epochs, args.max_length,
                                                   f"{tmp}/trl", algo)
@@ -150,6 +159,7 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--skip-trl", action="store_true", help="only time seapo")
     parser.add_argument("--kto", action="store_true", help="also time KTO (seapo vs TRL KTOTrainer defaults)")
+    parser.add_argument("--skip-dpo", action="store_true", help="with --kto: time KTO only")
     parser.add_argument("--ablate", action="store_true", help="also time seapo with --no-shared-prefix")
     parser.add_argument("--only", choices=list(SIDES), help=argparse.SUPPRESS)
     parser.add_argument("--pairs-file", help=argparse.SUPPRESS)
@@ -174,22 +184,33 @@ def main() -> None:
 
     def report(side: str, r: dict) -> None:
         saved = r["settings"].get("shared_prefix_saved_fraction")
+        micro = r["settings"].get("per_device_batch_size")
         print(f"{SIDES[side][1]}: {r['wall']:.1f} s  {seen_pairs / r['wall']:.3f} pairs/s  "
               f"{seen_tokens / r['wall']:.0f} tokens/s  (CPU time {r['cpu']:.1f} s, peak RSS {r['peak_mib']:.0f} MiB"
+              + (f", micro-batch {micro}" if micro else "")
               + (f", shared prefix not recomputed: {saved:.1%} of tokens" if saved is not None else "") + ")",
               flush=True)
 
-    groups = [("trl", "seapo")] + ([("trl-kto", "seapo-kto")] if args.kto else [])
+    groups = ([] if args.skip_dpo and args.kto else [("trl", "seapo")]) + ([("trl-kto", "seapo-kto")] if args.kto
+                                                                          else [])
     results = {}
     for peer, ours in groups:
         for side in ((ours,) if args.skip_trl else (peer, ours)):
             results[side] = _run_side(side, args, pairs_file)
             report(side, results[side])
     if args.ablate:
-        results["seapo-noshare"] = _run_side("seapo-noshare", args, pairs_file)
-        report("seapo-noshare", results["seapo-noshare"])
-        print(f"shared-prefix forward alone: {results['seapo-noshare']['wall'] / results['seapo']['wall']:.2f}x "
-              f"wall time")
+        for ours, plain in (("seapo", "seapo-noshare"), ("seapo-kto", "seapo-kto-noshare"),
+                            ("seapo-kto", "seapo-kto-noshare4")):
+            if ours not in results:
+                continue
+            results[plain] = _run_side(plain, args, pairs_file)
+            report(plain, results[plain])
+            a, b = results[plain], results[ours]
+            print(f"  {SIDES[ours][1]} vs {SIDES[plain][1]}: {a['wall'] / b['wall']:.2f}x wall time, "
+                  f"{a['cpu'] / b['cpu']:.2f}x CPU time; loss per step:\n"
+                  f"    shared:   {' '.join(f'{x:.4f}' for x in b['losses'])}\n"
+                  f"    unshared: {' '.join(f'{x:.4f}' for x in a['losses'])}", flush=True)
+    print(f"load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
     if args.skip_trl:
         return
     # CPU time is printed too: on a shared machine wall time also counts other people's work.

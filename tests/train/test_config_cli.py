@@ -90,8 +90,12 @@ def test_cli_help_lists_every_field_and_bad_input_fails_cleanly(tmp_path, seapo_
 
 def test_settings_follow_memory_and_hardware():
     small = choose_settings(TrainConfig(max_length=512), _shape(135e6, 30, 576), "cpu", 1, free_bytes=16 * GIB)
-    assert not small.gradient_checkpointing and small.per_device_batch_size == 2  # kto: 2 rows for its KL
+    # kto: 4 rows = 2 pairs with the shared prefix (a pair's rows in one micro-batch), else 2 rows for its KL
+    assert not small.gradient_checkpointing and small.per_device_batch_size == 4
     assert small.per_device_batch_size * small.gradient_accumulation_steps == 16
+    plain = choose_settings(TrainConfig(max_length=512, shared_prefix=False), _shape(135e6, 30, 576), "cpu", 1,
+                            free_bytes=16 * GIB)
+    assert (plain.per_device_batch_size, plain.gradient_accumulation_steps) == (2, 8)
     dpo = choose_settings(TrainConfig(algo="dpo"), _shape(135e6, 30, 576), "cpu", 1, free_bytes=16 * GIB)
     assert (dpo.per_device_batch_size, dpo.gradient_accumulation_steps) == (1, 16)
     gpu = choose_settings(TrainConfig(algo="dpo", max_length=512), _shape(135e6, 30, 576), "cuda", 1,
@@ -125,16 +129,13 @@ def test_trl_arguments_carry_the_settings_and_warmup_is_a_ratio(algo, tmp_path):
                       gradient_checkpointing=algo == "dpo")
     st = choose_settings(cfg, _shape(135e6, 30, 576), "cpu", 1, free_bytes=16 * GIB)
     args, trainer_cls = trl_arguments(cfg, st, tmp_path / "checkpoints")
-    # The DPO family gets the shared-prefix forward (a DPOTrainer subclass) by default.
-    assert trainer_cls.__name__ == {"kto": "KTOTrainer", "dpo": "SharedPrefixDPOTrainer",
-                                    "ipo": "SharedPrefixDPOTrainer", "simpo": "CPOTrainer",
-                                    "orpo": "ORPOTrainer"}[algo]
-    if algo in ("dpo", "ipo"):
-        from trl import DPOTrainer
-
-        assert issubclass(trainer_cls, DPOTrainer)
-        plain = trl_arguments(cfg.model_copy(update={"shared_prefix": False}), st, tmp_path / "checkpoints")[1]
-        assert plain is DPOTrainer
+    # Every algorithm gets the shared-prefix forward (a subclass of its TRL trainer) by default.
+    base = {"kto": "KTOTrainer", "dpo": "DPOTrainer", "ipo": "DPOTrainer", "simpo": "CPOTrainer",
+            "orpo": "ORPOTrainer"}[algo]
+    assert trainer_cls.__name__ == f"SharedPrefix{base}" and trainer_cls.trl_base.__name__ == base
+    assert issubclass(trainer_cls, trainer_cls.trl_base)
+    plain = trl_arguments(cfg.model_copy(update={"shared_prefix": False}), st, tmp_path / "checkpoints")[1]
+    assert plain is trainer_cls.trl_base
     # The scheduler's warm-up: a quarter of the steps (transformers reads warmup_steps < 1 as a ratio).
     assert (args.get_warmup_steps(8), args.get_warmup_steps(100)) == (2, 25)
     assert args.train_sampling_strategy == "sequential"  # the rows are already in training order

@@ -85,3 +85,29 @@ def test_nothing_left_to_train_on_is_an_input_error(demo_negatives, tiny_config,
     with pytest.raises(InputError, match="max_length=16") as err:  # every prompt fills max_length
         train(demo_negatives, tiny_config(max_length=16))
     assert err.value.path == str(demo_negatives)
+
+
+@pytest.mark.parametrize("micro", [2, 4, 6])
+def test_kto_order_keeps_kl_pairs_mismatched_and_puts_a_pairs_rows_together_from_4_rows(demo_negatives, micro):
+    from seapo.train.data import kto_pairs_share_a_batch, ordered_kto_rows
+
+    pairs = select_pairs(load_preferences(demo_negatives).groups, "mixed", seed=0)[:12]  # one per record
+    rows = ordered_kto_rows(pairs, micro, seed=0, group_by_length=True)
+    assert len(rows) == 2 * len(pairs) and kto_pairs_share_a_batch(micro) is (micro >= 4)
+    key = {(json.dumps(p.prompt), side): (p.record_id, label) for p in pairs
+           for side, label in ((p.chosen, True), (p.rejected, False))}
+    seen = []
+    for start in range(0, len(rows), micro):
+        batch = rows[start:start + micro]
+        ids = [key[(json.dumps(r["prompt"]), r["completion"][0]["content"])] for r in batch]
+        seen += ids
+        assert [label for _, label in ids].count(True) == len(batch) // 2  # half desirable
+        # TRL's KL row j: row j's prompt with row j-1's completion (rotated): never the row's own record.
+        assert all(ids[j][0] != ids[j - 1][0] for j in range(len(batch)))
+        if micro >= 4:  # [c0, c1, ..., r0, r1, ...]: a pair's two rows in this micro-batch, i and i + B/2
+            half = len(batch) // 2
+            assert [label for _, label in ids] == [True] * half + [False] * half
+            assert [rid for rid, _ in ids[:half]] == [rid for rid, _ in ids[half:]]
+        else:  # two rows of two different records; the pair's other row in the next micro-batch
+            assert len({rid for rid, _ in ids}) == len(batch)
+    assert sorted(seen) == sorted(key.values())  # every row once

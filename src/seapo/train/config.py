@@ -90,10 +90,14 @@ class TrainConfig(SeapoConfig):
     precompute_ref_log_probs: bool = Field(True, description="Compute the reference model's log-probabilities "
                                                              "once before training (kto, dpo, ipo, apo_*) instead of "
                                                              "every step.")
-    shared_prefix: bool = Field(True, description="dpo/ipo/apo_*: run each pair's common tokens (prompt + shared "
-                                                  "response prefix) once, both continuations in one packed row with "
-                                                  "a block attention mask (exact; on where the attention honours "
-                                                  "a custom mask: sdpa, eager). false: TRL's unshared forward.")
+    shared_prefix: bool = Field(
+        True, description="Run the tokens two rows of a batch share (a pair's prompt + common response prefix) once: "
+                          "both continuations in one packed row with a block attention mask; exact. dpo/ipo/apo_*, "
+                          "simpo, orpo: each pair's chosen and rejected rows; kto: a pair's two rows and the two KL "
+                          "rows of each prompt, when a micro-batch holds >= 4 rows (on CPU kto then takes 4 rows = "
+                          "2 pairs per micro-batch); the reference precomputation too. With TRL's fused LM head (dpo "
+                          "family, kto) the head then scores only completion positions on CPU as well. On where the "
+                          "attention honours a custom mask (sdpa, eager). false: TRL's unshared forward.")
     group_by_length: bool = Field(True, description="Order batches so that examples of similar length share a "
                                                     "batch (less padding); batch order is still shuffled.")
     # Checkpoints, logging, output

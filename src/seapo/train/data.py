@@ -348,14 +348,29 @@ def ordered_pair_rows(pairs: Sequence[Pair], micro: int, seed: int, group_by_len
     return [{"prompt": s.prompt, "chosen": s.chosen, "rejected": s.rejected} for s in splits]
 
 
+def kto_pairs_share_a_batch(micro: int) -> bool:
+    """Whether :func:`ordered_kto_rows` puts both rows of a pair in one micro-batch of ``micro`` rows:
+    an even micro-batch of at least 4 (two pairs), so that TRL's KL rotation still pairs every
+    prompt with another prompt's completion."""
+    return micro >= 4 and micro % 2 == 0
+
+
 def ordered_kto_rows(pairs: Sequence[Pair], micro: int, seed: int, group_by_length: bool, *,
                      tokenizer: Any = None, focus: str = "full") -> list[dict[str, Any]]:
-    """KTO rows in training order. ``micro`` pairs of similar length make two micro-batches,
-    ``[c0, r1, c2, ...]`` and ``[r0, c1, r2, ...]``: each is half desirable, half undesirable and has
-    ``micro`` different prompts, so KTO's KL estimate (completion of the previous row in the batch)
-    always pairs a prompt with another prompt's completion. ``focus="divergent"`` (needs
-    ``tokenizer``): both rows of a pair get the same extended prompt (:func:`split_at_divergence`),
-    so the shared text is neither pushed up in the positive nor down in the negative."""
+    """KTO rows in training order (``micro``: rows per micro-batch), each micro-batch half desirable,
+    half undesirable, and never a prompt paired with its own answer by KTO's KL estimate (TRL's KL
+    row ``j`` is row ``j``'s prompt with row ``j - 1``'s completion, rotated within the micro-batch).
+
+    * ``micro`` even and >= 4 (:func:`kto_pairs_share_a_batch`): ``micro / 2`` pairs of similar length
+      make one micro-batch ``[c0, c1, ..., r0, r1, ...]``: a pair's two rows share a micro-batch (the
+      shared-prefix forward runs their common text once), and so do the two KL rows of each prompt
+      (prompt ``i`` with both responses of pair ``i - 1``).
+    * otherwise (``micro`` = 2 on CPU without the shared prefix): ``micro`` pairs make two
+      micro-batches, ``[c0, r1, c2, ...]`` and ``[r0, c1, r2, ...]``, each with ``micro`` prompts.
+
+    ``focus="divergent"`` (needs ``tokenizer``): both rows of a pair get the same extended prompt
+    (:func:`split_at_divergence`), so the shared text is neither pushed up in the positive nor down in
+    the negative."""
 
     def rows_of(p: Pair) -> tuple[dict[str, Any], dict[str, Any]]:
         if focus == "full":
@@ -364,9 +379,13 @@ def ordered_kto_rows(pairs: Sequence[Pair], micro: int, seed: int, group_by_leng
         return ({"prompt": s.prompt, "completion": s.chosen, "label": True},
                 {"prompt": s.prompt, "completion": s.rejected, "label": False})
 
+    together = kto_pairs_share_a_batch(micro)
     rows: list[dict[str, Any]] = []
-    for batch in _grouped_batches(pairs, micro, seed, group_by_length):
+    for batch in _grouped_batches(pairs, micro // 2 if together else micro, seed, group_by_length):
         both = [rows_of(p) for p in batch]
+        if together:
+            rows.extend([c for c, _ in both] + [r for _, r in both])
+            continue
         a = [both[i][0 if i % 2 == 0 else 1] for i in range(len(batch))]
         b = [both[i][1 if i % 2 == 0 else 0] for i in range(len(batch))]
         rows.extend(a + b)

@@ -9,7 +9,8 @@ The rules, each recorded with its reason in ``settings.json``:
   more than the casts in our measurements); full fine-tuning keeps fp32 master weights.
 * gradient checkpointing costs one extra forward per step, so it is off unless the estimated
   activations of a micro-batch would not fit in about half the free memory.
-* per-device batch: on CPU the smallest (1 pair; 2 rows for KTO), since bigger micro-batches only
+* per-device batch: on CPU the smallest (1 pair; 2 rows for KTO, 4 rows = 2 pairs for KTO with the
+  shared prefix, which needs a pair's rows in one micro-batch), since bigger micro-batches only
   add padding there; on GPU the largest
   power of two up to the effective batch that fits. Gradient accumulation fills the rest of
   the effective batch.
@@ -149,6 +150,11 @@ def choose_settings(cfg: TrainConfig, shape: ModelShape, device: str, world_size
         candidates = [cfg.per_device_batch_size]
     elif is_gpu:
         candidates = [b for b in (16, 8, 4, 2, 1) if min_batch <= b <= per_device_max] or [min_batch]
+    elif cfg.algo == "kto" and cfg.shared_prefix and per_device_max >= 4:
+        # CPU, KTO with the shared prefix: 4 rows = 2 pairs, the smallest micro-batch that holds a
+        # pair's two rows (packed into one) while KTO's KL estimate still pairs each prompt with
+        # another prompt's completion (seapo.train.data.ordered_kto_rows).
+        candidates = [4]
     else:
         # CPU: a micro-batch of one pair (two sequences) already keeps the matmuls busy; every extra
         # example only adds padding, so take the smallest (KTO: 2, for its KL estimate).
@@ -173,7 +179,9 @@ def choose_settings(cfg: TrainConfig, shape: ModelShape, device: str, world_size
         reasons.append(f"gradient checkpointing {'on' if ckpt else 'off'}: estimated {need / GIB:.1f} GiB vs "
                        f"{free / GIB:.1f} GiB free ({'does not fit' if ckpt else 'fits'} without)")
     if cfg.per_device_batch_size is None:
-        why = "GPU: largest that fits" if is_gpu else "CPU: smallest; bigger only pads"
+        why = ("GPU: largest that fits" if is_gpu else
+               "CPU, kto with the shared prefix: 2 pairs, a pair's rows packed together" if batch == 4 and
+               cfg.algo == "kto" else "CPU: smallest; bigger only pads")
         reasons.append(f"per-device batch {batch} ({why})")
     accum = max(1, round(cfg.batch_size / (batch * world_size)))
     effective = batch * accum * world_size

@@ -291,26 +291,31 @@ def trl_arguments(cfg: TrainConfig, st: ChosenSettings, ckpt_dir: Path
     # micro-batch, i.e. over the same length-grouped batches.
     reference = dict(precompute_ref_log_probs=st.precompute_ref_log_probs,
                      precompute_ref_batch_size=st.per_device_batch_size)
+    # shared_prefix: the same TRL trainer with the shared-prefix forward (seapo.train.shared_prefix).
+    from seapo.train.shared_prefix import shared_prefix_trainer
+
+    def trainer_of(base: type[Trainer]) -> type[Trainer]:
+        return shared_prefix_trainer(cfg.algo) if cfg.shared_prefix else base
+
     if cfg.algo in DPO_LOSSES:
         from trl import DPOConfig, DPOTrainer
 
-        from seapo.train.shared_prefix import shared_prefix_trainer
-
-        trainer_cls = shared_prefix_trainer() if cfg.shared_prefix else DPOTrainer
-        return DPOConfig(**common, **reference, loss_type=[DPO_LOSSES[cfg.algo]], ld_alpha=cfg.ld_alpha), trainer_cls
+        return (DPOConfig(**common, **reference, loss_type=[DPO_LOSSES[cfg.algo]], ld_alpha=cfg.ld_alpha),
+                trainer_of(DPOTrainer))
     if cfg.algo == "kto":
         from trl import KTOConfig, KTOTrainer
 
         return KTOConfig(**common, **reference, loss_type="kto", desirable_weight=cfg.desirable_weight,
-                         undesirable_weight=cfg.undesirable_weight), KTOTrainer
+                         undesirable_weight=cfg.undesirable_weight), trainer_of(KTOTrainer)
     if cfg.algo == "simpo":
         from trl.experimental.cpo import CPOConfig, CPOTrainer
 
         # cpo_alpha=0: pure SimPO (CPO adds a behaviour-cloning NLL term otherwise).
-        return CPOConfig(**common, loss_type="simpo", cpo_alpha=0.0, simpo_gamma=cfg.simpo_gamma), CPOTrainer
+        return (CPOConfig(**common, loss_type="simpo", cpo_alpha=0.0, simpo_gamma=cfg.simpo_gamma),
+                trainer_of(CPOTrainer))
     from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
-    return ORPOConfig(**common), ORPOTrainer
+    return ORPOConfig(**common), trainer_of(ORPOTrainer)
 
 
 def last_checkpoint(cfg: TrainConfig, paths: RunPaths) -> str | None:
@@ -401,13 +406,11 @@ def fit(trainer_cls: type[Trainer], args: TrainingArguments, model: PreTrainedMo
         callbacks: Sequence[Any]) -> tuple[Trainer, float]:
     """Train (from ``resume_from`` when given); returns the trainer and the training time (s)."""
     if getattr(trainer_cls, "packs_shared_prefix", False):
-        from trl import DPOTrainer
-
         from seapo.train.shared_prefix import shared_prefix_supported
 
         exact, why = shared_prefix_supported(model)
         if not exact:
-            trainer_cls = DPOTrainer
+            trainer_cls = trainer_cls.trl_base
             _console(None).print(f"[yellow]{why}[/yellow]")
     trainer = trainer_cls(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                           peft_config=_lora_config(cfg) if cfg.lora else None,
