@@ -75,6 +75,15 @@ class ItemResult:
     session: str = ""
 
 
+def item_to_dict(item: ItemResult) -> dict[str, Any]:
+    """JSON-ready form of an item (what a Ray worker sends the driver); :func:`item_from_dict` reverses it."""
+    return {**item.__dict__, "attempts": [a.__dict__ for a in item.attempts]}
+
+
+def item_from_dict(row: dict[str, Any]) -> ItemResult:
+    return ItemResult(**{**row, "attempts": [Attempt(**a) for a in row["attempts"]]})
+
+
 class InjectionStore:
     def __init__(self, path: str | Path, settings: str) -> None:
         self.path = Path(path)
