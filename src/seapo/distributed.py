@@ -44,6 +44,9 @@ class RayConfig(SeapoConfig):
     cpus_per_worker: float = Field(1.0, ge=0.0, description="CPUs Ray reserves for each actor.")
     gpus_per_worker: float = Field(0.0, ge=0.0, description="GPUs Ray reserves for each actor (a transformers or "
                                    "vLLM-served model on GPU: 1; fractions share a GPU).")
+    resources: dict[str, float] = Field(default_factory=dict, description="Custom Ray resources each actor needs "
+                                        "(e.g. {vllm: 1} with `ray start --resources '{\"vllm\": 1}'` on each node "
+                                        "that serves a model: one actor per serving node).")
     runtime_env: dict[str, Any] = Field(default_factory=dict, description="Ray runtime_env of the job (pip, "
                                         "env_vars, working_dir, ...): what the worker nodes need and lack. "
                                         "Ignored when the process already called ray.init().")
@@ -79,7 +82,7 @@ def connect(config: RayConfig) -> bool:
     if config.runtime_env:
         kwargs["runtime_env"] = config.runtime_env
     if config.address == "local":
-        ray.init(**kwargs)
+        ray.init(_node_ip_address="127.0.0.1", **kwargs)  # private to this machine
     else:
         ray.init(address=config.address, **kwargs)
     return True
@@ -93,17 +96,16 @@ def disconnect(started: bool) -> None:
 
 
 def pool_size(config: RayConfig) -> int:
-    """``workers``, or as many actors as the cluster's resources hold (at least one)."""
+    """``workers``, or as many actors as the cluster's resources hold (the scarcest one they need
+    decides; at least one)."""
     if config.workers is not None:
         return config.workers
     import ray
 
-    resources = ray.cluster_resources()
-    if config.gpus_per_worker > 0:
-        return max(1, int(resources.get("GPU", 0) // config.gpus_per_worker))
-    if config.cpus_per_worker > 0:
-        return max(1, int(resources.get("CPU", 1) // config.cpus_per_worker))
-    return 1
+    have = ray.cluster_resources()
+    need = {"CPU": config.cpus_per_worker, "GPU": config.gpus_per_worker, **config.resources}
+    fits = [int(have.get(name, 0) // amount) for name, amount in need.items() if amount > 0]
+    return max(1, min(fits, default=1))
 
 
 class _Actor:
@@ -141,7 +143,7 @@ def map_batches(rows: Sequence[dict[str, Any]], make_worker: Callable[[], Worker
     mapped = dataset.map_batches(
         _Actor, fn_constructor_args=(make_worker,), batch_size=batch_size, batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=size), num_cpus=config.cpus_per_worker,
-        num_gpus=config.gpus_per_worker or None)
+        num_gpus=config.gpus_per_worker or None, resources=config.resources or None)
     console.print(f"[dim]ray: {len(rows)} items on {size} worker(s), {batch_size} per batch[/]", highlight=False)
     for batch in mapped.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0):
         yield [json.loads(text) for text in batch[ROW]]
