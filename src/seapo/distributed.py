@@ -163,3 +163,13 @@ def root_cause(exc: BaseException, cls: type[BaseException]) -> BaseException | 
             return current  # the original, not Ray's wrapper that also derives from its class
         stack += [current.__cause__, current.__context__, getattr(current, "cause", None)]
     return None
+
+
+def reraise_seapo_error(exc: BaseException) -> None:
+    """Raise the :class:`~seapo.errors.SeapoError` a worker raised (a model not found, a spent token
+    budget), unwrapped from Ray's errors, so it keeps its message and exit code; else return."""
+    from seapo.errors import SeapoError
+
+    cause = root_cause(exc, SeapoError)
+    if cause is not None and cause is not exc:
+        raise cause from None

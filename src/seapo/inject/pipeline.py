@@ -483,10 +483,8 @@ def _run_on_ray(todo: list[tuple[Record, ErrorType]], runner: ChunkRunner, store
                         total = runner.token_usage.setdefault(et, dict.fromkeys(TOKEN_COUNTS, 0))
                         for k in TOKEN_COUNTS:
                             total[k] += counts.get(k, 0)
-        except Exception as exc:  # a worker's exception arrives wrapped in Ray's
-            cause = distributed.root_cause(exc, BudgetExceeded)
-            if cause is not None and cause is not exc:
-                raise BudgetExceeded(str(cause)) from None
+        except Exception as exc:
+            distributed.reraise_seapo_error(exc)
             raise
     finally:
         distributed.disconnect(started)

@@ -194,9 +194,13 @@ def _profile_on_ray(todo: list[ProfileItem], answers: dict[str, Answer], fmt: st
     started = distributed.connect(config.ray)
     try:
         make = functools.partial(ray_worker, config, fmt)
-        for out in distributed.map_batches(rows, make, config.ray, config.chunk_size):
-            commit([(o["id"], Answer(**o["answer"])) for o in out if o["answer"] is not None],
-                   {o["id"]: o["verdict"] for o in out})
+        try:
+            for out in distributed.map_batches(rows, make, config.ray, config.chunk_size):
+                commit([(o["id"], Answer(**o["answer"])) for o in out if o["answer"] is not None],
+                       {o["id"]: o["verdict"] for o in out})
+        except Exception as exc:
+            distributed.reraise_seapo_error(exc)
+            raise
     finally:
         distributed.disconnect(started)
 
