@@ -78,11 +78,11 @@ def connect(config: RayConfig) -> bool:
     ray = _import_ray()
     if ray.is_initialized():
         return False
-    kwargs: dict[str, Any] = {"include_dashboard": False}
+    kwargs: dict[str, Any] = {}
     if config.runtime_env:
         kwargs["runtime_env"] = config.runtime_env
-    if config.address == "local":
-        ray.init(_node_ip_address="127.0.0.1", **kwargs)  # private to this machine
+    if config.address == "local":  # private to this machine, nothing listening beyond it
+        ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, **kwargs)
     else:
         ray.init(address=config.address, **kwargs)
     return True
