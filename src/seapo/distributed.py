@@ -14,7 +14,6 @@ Ray is an optional dependency (``pip install 'seapo[ray]'``), imported only when
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -23,11 +22,8 @@ from pydantic import Field, model_validator
 from seapo.config import SeapoConfig
 from seapo.errors import ConfigError
 
-ROW = "row"
-"""The one column of the datasets: each row is one JSON text (any nesting, no Arrow schema to infer)."""
-
 Worker = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
-"""Maps one batch of rows to its output rows (any number of them)."""
+"""Maps one batch of flat rows to its output rows (any number of them; see :func:`map_batches`)."""
 
 
 class RayConfig(SeapoConfig):
@@ -114,19 +110,21 @@ class _Actor:
     def __init__(self, make_worker: Callable[[], Worker]) -> None:
         self.worker = make_worker()
 
-    def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
-        rows = [json.loads(text) for text in batch[ROW]]
-        return {ROW: [json.dumps(out, ensure_ascii=False) for out in self.worker(rows)]}
+    def __call__(self, batch: Any) -> dict[str, list[Any]]:
+        out = self.worker(batch.to_pylist())
+        return {key: [row[key] for row in out] for key in (out[0] if out else {})}
 
 
 def map_batches(rows: Sequence[dict[str, Any]], make_worker: Callable[[], Worker], config: RayConfig,
                 batch_size: int, *, show_progress: bool = False) -> Iterator[list[dict[str, Any]]]:
-    """Map ``rows`` (JSON-ready dicts) on a pool of actors, ``batch_size`` rows per call; yields the
-    output rows as the batches finish, in no particular order.
+    """Map ``rows`` on a pool of actors, ``batch_size`` rows per call; yields the output rows as the
+    batches finish, in no particular order.
 
-    ``make_worker`` (pickled to every actor) runs once per actor and returns the function that maps
-    a batch. The caller must already be connected (:func:`connect`). Stopping the iteration (an
-    exception in the caller) stops the dataset's execution.
+    Rows in and out are flat: every row of a batch has the same keys, each value a str, int,
+    float, bool or None (nested data travels as JSON text), so Arrow carries the columns without
+    a schema to guess. ``make_worker`` (pickled to every actor) runs once per actor and returns the
+    function that maps a batch. The caller must already be connected (:func:`connect`). Stopping
+    the iteration (an exception in the caller) stops the dataset's execution.
     """
     import ray
 
@@ -138,15 +136,14 @@ def map_batches(rows: Sequence[dict[str, Any]], make_worker: Callable[[], Worker
     size = pool_size(config)
     if not rows:
         return
-    dataset = ray.data.from_items([{ROW: json.dumps(row, ensure_ascii=False)} for row in rows],
-                                  override_num_blocks=-(-len(rows) // batch_size))  # a block per batch
+    dataset = ray.data.from_items(list(rows), override_num_blocks=-(-len(rows) // batch_size))  # a block a batch
     mapped = dataset.map_batches(
-        _Actor, fn_constructor_args=(make_worker,), batch_size=batch_size, batch_format="numpy",
+        _Actor, fn_constructor_args=(make_worker,), batch_size=batch_size, batch_format="pyarrow",
         compute=ray.data.ActorPoolStrategy(size=size), num_cpus=config.cpus_per_worker,
         num_gpus=config.gpus_per_worker or None, resources=config.resources or None)
     console.print(f"[dim]ray: {len(rows)} items on {size} worker(s), {batch_size} per batch[/]", highlight=False)
-    for batch in mapped.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0):
-        yield [json.loads(text) for text in batch[ROW]]
+    for batch in mapped.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=0):
+        yield batch.to_pylist()
 
 
 def root_cause(exc: BaseException, cls: type[BaseException]) -> BaseException | None:

@@ -181,12 +181,12 @@ def test_a_worker_killed_mid_run_loses_nothing_and_repeats_nothing(ray_cluster, 
     committed: list[tuple[str, str]] = []
     seen: list[set[int]] = []
     killed: list[int] = []
-    real = InjectionStore.put_many
+    real = InjectionStore.put_rows
 
-    def put_many(self, items):
+    def put_rows(self, items):
         items = list(items)
         real(self, items)
-        committed.extend((i.record_id, i.error_type) for i in items)
+        committed.extend((i["record_id"], i["error_type"]) for i in items)
         seen.append(_actor_pids())
         if not killed and seen[-1]:  # after the first batch is stored: kill a worker in the middle of its next
             victim = min(seen[-1])
@@ -194,7 +194,7 @@ def test_a_worker_killed_mid_run_loses_nothing_and_repeats_nothing(ray_cluster, 
             _wait_gone(victim)
             killed.append(victim)
 
-    monkeypatch.setattr(InjectionStore, "put_many", put_many)
+    monkeypatch.setattr(InjectionStore, "put_rows", put_rows)
     # SlowRules: the rules injector's negatives, 0.3 s per call, so the run is still going when a worker dies.
     result = inject(records, tmp_path, InjectConfig(**RULES, ray={"address": "auto", "workers": 2}),
                     injector=SlowRules(delay=0.3))
@@ -211,15 +211,15 @@ import os, signal, sys
 from seapo.inject.store import InjectionStore
 from seapo.cli import main
 
-real, after, commits = InjectionStore.put_many, int(sys.argv[1]), []
+real, after, commits = InjectionStore.put_rows, int(sys.argv[1]), []
 
-def put_many(self, items):
+def put_rows(self, items):
     real(self, items)
     commits.append(1)
     if len(commits) == after:  # killed right after its third commit, workers busy with later batches
         os.kill(os.getpid(), signal.SIGKILL)
 
-InjectionStore.put_many = put_many
+InjectionStore.put_rows = put_rows
 sys.argv = ["seapo", "inject", *sys.argv[2:]]
 main()
 """

@@ -10,6 +10,7 @@ store in one transaction. A re-run with the same settings skips what the store a
 from __future__ import annotations
 
 import functools
+import json
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -31,7 +32,7 @@ from seapo.inject.fluency import FluencyConfig, FluencyGate
 from seapo.inject.llm import LLMInjectorConfig
 from seapo.inject.outputs import OUTPUT_FILES, write_outputs
 from seapo.inject.rules import RulesInjectorConfig
-from seapo.inject.store import Attempt, InjectionStore, ItemResult, item_from_dict, item_to_dict
+from seapo.inject.store import Attempt, InjectionStore, ItemResult, item_row
 from seapo.inject.strategies import STRATEGIES, Plan, make_strategy
 from seapo.inject.verify import Verification, Verifier, VerifierConfig
 from seapo.judge import Judge, JudgeItem, Verdict
@@ -336,8 +337,9 @@ class ChunkRunner:
 def ray_worker(config: InjectConfig, session: str, injector: Injector | None = None,
                judge: Judge | None = None) -> Callable[[list[dict[str, Any]]], list[dict[str, Any]]]:
     """Runs in each Ray actor, once: builds and loads its :class:`ChunkRunner`, and returns the
-    function that maps a batch of ``{"record", "error_type"}`` rows to ``{"item"[, "usage"]}`` rows
-    (``usage``: the batch's token counts per type, on its first row)."""
+    function that maps a batch of ``{"record" (JSON), "error_type"}`` rows to the results as store
+    rows (:func:`~seapo.inject.store.item_row`) plus ``usage``: the batch's token counts per type
+    (JSON) on its first row, else None."""
     runner = ChunkRunner.build(config, session, injector, judge)
     runner.primary.load()  # once per actor, before the first batch
     if runner.judge is not None:
@@ -345,11 +347,12 @@ def ray_worker(config: InjectConfig, session: str, injector: Injector | None = N
 
     def work(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         before = {et: dict(c) for et, c in runner.token_usage.items()}
-        results = runner.run([(Record.from_dict(r["record"]), ErrorType(r["error_type"])) for r in rows])
-        out: list[dict[str, Any]] = [{"item": item_to_dict(item)} for item in results]
+        results = runner.run([(Record.from_dict(json.loads(r["record"])), ErrorType(r["error_type"]))
+                              for r in rows])
+        out: list[dict[str, Any]] = [{**item_row(item), "usage": None} for item in results]
         if runner.usage is not None and out:
-            out[0]["usage"] = {et: {k: c[k] - before.get(et, {}).get(k, 0) for k in TOKEN_COUNTS}
-                               for et, c in runner.token_usage.items()}
+            out[0]["usage"] = json.dumps({et: {k: c[k] - before.get(et, {}).get(k, 0) for k in TOKEN_COUNTS}
+                                          for et, c in runner.token_usage.items()})
         return out
 
     return work
@@ -473,13 +476,15 @@ def _run_on_ray(todo: list[tuple[Record, ErrorType]], runner: ChunkRunner, store
     try:
         workers = distributed.pool_size(config.ray)
         make = functools.partial(ray_worker, config, runner.session, injector, judge)
-        rows = [{"record": r.to_dict(), "error_type": et.value} for r, et in todo]
+        rows = [{"record": json.dumps({"id": r.id, "prompt": r.prompt, "response": r.response, "rejected": r.rejected,
+                                       "source": r.source}, ensure_ascii=False), "error_type": et.value}
+                for r, et in todo]
         try:
             for out in distributed.map_batches(rows, make, config.ray, chunk_size):
-                store.put_many(item_from_dict(o["item"]) for o in out)
+                store.put_rows(out)  # the workers' rows as they are: the driver decodes no result
                 for o in out:
-                    bar.advance(tasks[o["item"]["error_type"]], 1)
-                    for et, counts in (o.get("usage") or {}).items():
+                    bar.advance(tasks[o["error_type"]], 1)
+                    for et, counts in (json.loads(o["usage"]) if o["usage"] else {}).items():
                         total = runner.token_usage.setdefault(et, dict.fromkeys(TOKEN_COUNTS, 0))
                         for k in TOKEN_COUNTS:
                             total[k] += counts.get(k, 0)

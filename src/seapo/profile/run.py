@@ -12,6 +12,7 @@ holds; a rerun with another judge reuses the answers. The output files are one o
 from __future__ import annotations
 
 import functools
+import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -167,19 +168,20 @@ def _item_from_dict(row: dict[str, Any]) -> ProfileItem:
 
 def ray_worker(config: ProfileConfig, fmt: str) -> Callable[[list[dict[str, Any]]], list[dict[str, Any]]]:
     """Runs in each Ray actor, once: builds and loads the policy's backend and the judge, and returns
-    the function that maps ``{"item", "answer"}`` rows (``answer``: the store's, or None) to
-    ``{"id", "answer" (new, or None), "verdict"}`` rows."""
+    the function that maps ``{"item", "answer"}`` rows (JSON; ``answer``: the store's, or None) to
+    ``{"id", "answer" (new, or None), "verdict"}`` rows (JSON)."""
     backend, judge = make_backend(config.policy), build_judge(config)
     backend.load()
     judge.load()
 
     def work(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        chunk = [_item_from_dict(r["item"]) for r in rows]
-        given = {r["item"]["id"]: Answer(**r["answer"]) for r in rows if r["answer"] is not None}
+        chunk = [_item_from_dict(json.loads(r["item"])) for r in rows]
+        given = {it.id: Answer(**json.loads(r["answer"])) for it, r in zip(chunk, rows, strict=True)
+                 if r["answer"] is not None}
         new, found = profile_chunk(chunk, given, backend, judge, fmt, config)
         made = dict(new)
-        return [{"id": it.id, "answer": asdict(made[it.id]) if it.id in made else None, "verdict": found[it.id]}
-                for it in chunk]
+        return [{"id": it.id, "answer": json.dumps(asdict(made[it.id])) if it.id in made else None,
+                 "verdict": json.dumps(found[it.id], ensure_ascii=False)} for it in chunk]
 
     return work
 
@@ -190,14 +192,16 @@ def _profile_on_ray(todo: list[ProfileItem], answers: dict[str, Answer], fmt: st
     batch is committed as it streams back."""
     from seapo import distributed
 
-    rows = [{"item": asdict(it), "answer": asdict(answers[it.id]) if it.id in answers else None} for it in todo]
+    rows = [{"item": json.dumps(asdict(it), ensure_ascii=False),
+             "answer": json.dumps(asdict(answers[it.id]), ensure_ascii=False) if it.id in answers else None}
+            for it in todo]
     started = distributed.connect(config.ray)
     try:
         make = functools.partial(ray_worker, config, fmt)
         try:
             for out in distributed.map_batches(rows, make, config.ray, config.chunk_size):
-                commit([(o["id"], Answer(**o["answer"])) for o in out if o["answer"] is not None],
-                       {o["id"]: o["verdict"] for o in out})
+                commit([(o["id"], Answer(**json.loads(o["answer"]))) for o in out if o["answer"] is not None],
+                       {o["id"]: json.loads(o["verdict"]) for o in out})
         except Exception as exc:
             distributed.reraise_seapo_error(exc)
             raise
