@@ -13,6 +13,7 @@ import functools
 import json
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -482,8 +483,9 @@ def _run_on_ray(todo: list[tuple[Record, ErrorType]], runner: ChunkRunner, store
         try:
             for out in distributed.map_batches(rows, make, config.ray, chunk_size):
                 store.put_rows(out)  # the workers' rows as they are: the driver decodes no result
+                for et, n in Counter(o["error_type"] for o in out).items():
+                    bar.advance(tasks[et], n)
                 for o in out:
-                    bar.advance(tasks[o["error_type"]], 1)
                     for et, counts in (json.loads(o["usage"]) if o["usage"] else {}).items():
                         total = runner.token_usage.setdefault(et, dict.fromkeys(TOKEN_COUNTS, 0))
                         for k in TOKEN_COUNTS:
