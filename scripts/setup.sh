@@ -32,7 +32,8 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
     "${PIP[@]}" "torch==$TORCH_VERSION" "${EXTRA[@]}"
   fi
 fi
-"${PIP[@]}" -e ".[eval,dev,openai]"
+# ray: seapo inject --ray and its tests (tests/inject/test_ray.py) run on a local Ray cluster.
+"${PIP[@]}" -e ".[eval,dev,openai,ray]"
 # The llama.cpp server the openai backend's tests run against. It compiles from source (about 6
 # minutes on 2 cores; pip caches the built wheel, so later setups are fast). GGML_NATIVE=OFF: a
 # native build crashed with "Illegal instruction" on a machine other than the one that built it.

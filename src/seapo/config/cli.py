@@ -146,7 +146,7 @@ def build_flags(config_cls: type[SeapoConfig], *, aliases: Mapping[str, Sequence
         if is_list:
             text += " Comma-separated."
         default = _dotted_get(defaults, path) if defaults is not None else field.default
-        text += f" [default: {_show(default)}]"
+        text += f" [default: {extra.get('show_default', _show(default))}]"  # None reads "auto" unless told
         if len(path) > 1:
             text += f" [config: {key}]"
         text = text.replace("[", "\\[")  # typer renders help as rich markup, where [x] would vanish

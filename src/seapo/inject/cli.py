@@ -33,6 +33,9 @@ ALIASES = {
     "judge.name": ["--judge"],
     "judge.model": ["--judge-model"],
     "fluency.enabled": ["--fluency/--no-fluency"],
+    # Ray Data (docs/ray.md): --ray local|auto|ADDRESS, the pool's settings under --ray-*
+    "ray.address": ["--ray"],
+    **{f"ray.{key}": [f"--ray-{key.replace('_', '-')}"] for key in ("workers", "cpus_per_worker", "gpus_per_worker")},
     # the gate's own settings carry its name, so --batch-size, --dtype, ... keep meaning the injector's
     **{f"fluency.{key}": [f"--fluency-{key.replace('_', '-')}"]
        for key in ("model", "dtype", "device", "max_drop", "context_tokens", "max_tokens", "batch_size")},

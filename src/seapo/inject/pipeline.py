@@ -9,10 +9,13 @@ store in one transaction. A re-run with the same settings skips what the store a
 
 from __future__ import annotations
 
+import functools
+import json
 import time
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,6 +24,7 @@ from pydantic import Field, field_validator, model_validator
 from seapo.audit.config import AuditConfig
 from seapo.config import SeapoConfig
 from seapo.data.schema import Record, read_records
+from seapo.distributed import RayConfig
 from seapo.errors import BudgetExceeded
 from seapo.fingerprint import stable_hash
 from seapo.inject.base import INJECTORS, Injection, Injector, make_injector
@@ -29,7 +33,7 @@ from seapo.inject.fluency import FluencyConfig, FluencyGate
 from seapo.inject.llm import LLMInjectorConfig
 from seapo.inject.outputs import OUTPUT_FILES, write_outputs
 from seapo.inject.rules import RulesInjectorConfig
-from seapo.inject.store import Attempt, InjectionStore, ItemResult
+from seapo.inject.store import Attempt, InjectionStore, ItemResult, item_row
 from seapo.inject.strategies import STRATEGIES, Plan, make_strategy
 from seapo.inject.verify import Verification, Verifier, VerifierConfig
 from seapo.judge import Judge, JudgeItem, Verdict
@@ -86,6 +90,11 @@ class InjectConfig(SeapoConfig):
     audit: AuditConfig = Field(default_factory=AuditConfig, description="The shortcut audit of the accepted pairs "
                                "in summary.json (shortcut_audit; docs/audit.md); --no-shortcut-audit switches it "
                                "off.")
+    ray: RayConfig = Field(default_factory=RayConfig, description="Run the chunks on Ray Data (docs/ray.md): "
+                           "--ray local, auto or a cluster address; each actor loads the injector, judge and "
+                           "backend once, results stream back into this run's store. Same outputs as without "
+                           "it (the rules injector: identical). In YAML `ray: auto` or a mapping of these "
+                           "settings.")
 
     @field_validator("error_types", mode="before")
     @classmethod
@@ -260,6 +269,96 @@ def _build_injector(name: str, config: InjectConfig) -> Injector:
     return make_injector(name, settings, verifier=config.verifier)
 
 
+TOKEN_COUNTS = ("prompt_tokens", "completion_tokens")
+
+
+@dataclass
+class ChunkRunner:
+    """What turns a chunk of planned items into results: built once per process -- the local run's,
+    or each Ray actor's (:mod:`seapo.distributed`) -- and called chunk by chunk (:meth:`run`), so a
+    local and a Ray run do the same work on every item."""
+
+    config: InjectConfig
+    primary: Injector
+    fallback: Injector | None
+    verifier: Verifier
+    judge: Judge | None
+    gate: FluencyGate | None
+    session: str
+    token_usage: dict[str, dict[str, int]] = field(default_factory=dict)
+    """A served model's token counts per error type, over every :meth:`run` of this runner."""
+
+    @classmethod
+    def build(cls, config: InjectConfig, session: str, injector: Injector | None = None,
+              judge: Judge | None = None) -> ChunkRunner:
+        """Built, not loaded; ``injector`` and ``judge`` replace the ones the config names."""
+        primary = injector or _build_injector(config.injector, config)
+        fallback = _build_injector("rules", config) if config.fallback == "rules" and primary.name != "rules" else None
+        return cls(config, primary, fallback, Verifier(config.verifier),
+                   judge if judge is not None else build_judge(config.judge),
+                   FluencyGate(config.fluency) if config.fluency.enabled else None, session)
+
+    @property
+    def usage(self) -> dict[str, int] | None:
+        """The primary backend's running token counts (a served model), else None."""
+        return getattr(getattr(self.primary, "backend", None), "usage", None)
+
+    def run(self, items: Sequence[tuple[Record, ErrorType]]) -> list[ItemResult]:
+        """:func:`run_chunk` on the items of each error type (types in order of first appearance,
+        records in their order); one result per item."""
+        by_type: dict[ErrorType, list[Record]] = {}
+        for record, et in items:
+            by_type.setdefault(et, []).append(record)
+        results: list[ItemResult] = []
+        for et, chunk in by_type.items():
+            usage = self.usage
+            before = dict(usage) if usage is not None else {}
+            try:
+                results += run_chunk(chunk, et, self.primary, self.fallback, self.verifier, self.config,
+                                     self.session, self.judge, self.gate)
+            finally:
+                if usage is not None:
+                    counts = self.token_usage.setdefault(et.value, dict.fromkeys(TOKEN_COUNTS, 0))
+                    for k in TOKEN_COUNTS:
+                        counts[k] += usage.get(k, 0) - before.get(k, 0)
+        return results
+
+    def close(self, *, primary: bool = True, judge: bool = True) -> None:
+        """Release what was loaded (``primary``/``judge`` False: those belong to the caller)."""
+        if primary:
+            self.primary.close()
+        if self.fallback is not None:
+            self.fallback.close()
+        if self.judge is not None and judge:
+            self.judge.close()
+        if self.gate is not None:
+            self.gate.close()
+
+
+def ray_worker(config: InjectConfig, session: str, injector: Injector | None = None,
+               judge: Judge | None = None) -> Callable[[list[dict[str, Any]]], list[dict[str, Any]]]:
+    """Runs in each Ray actor, once: builds and loads its :class:`ChunkRunner`, and returns the
+    function that maps a batch of ``{"record" (JSON), "error_type"}`` rows to the results as store
+    rows (:func:`~seapo.inject.store.item_row`) plus ``usage``: the batch's token counts per type
+    (JSON) on its first row, else None."""
+    runner = ChunkRunner.build(config, session, injector, judge)
+    runner.primary.load()  # once per actor, before the first batch
+    if runner.judge is not None:
+        runner.judge.load()
+
+    def work(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        before = {et: dict(c) for et, c in runner.token_usage.items()}
+        results = runner.run([(Record.from_dict(json.loads(r["record"])), ErrorType(r["error_type"]))
+                              for r in rows])
+        out: list[dict[str, Any]] = [{**item_row(item), "usage": None} for item in results]
+        if runner.usage is not None and out:
+            out[0]["usage"] = json.dumps({et: {k: c[k] - before.get(et, {}).get(k, 0) for k in TOKEN_COUNTS}
+                                          for et, c in runner.token_usage.items()})
+        return out
+
+    return work
+
+
 def _read_records(records: str | Path | Sequence[Record], limit: int | None) -> list[Record]:
     if not isinstance(records, (list, tuple)):
         records = read_records(records)
@@ -272,7 +371,8 @@ def inject(records: str | Path | Sequence[Record], out_dir: str | Path, config: 
 
     ``records``: a ``seapo prepare`` JSONL file or a list of :class:`Record`. ``injector``
     overrides the one the config would build (useful to share a loaded model); ``judge`` likewise
-    overrides ``config.judge.name`` (neither is closed by the run). Resumable:
+    overrides ``config.judge.name`` (neither is closed by the run; on Ray, ``config.ray``, both
+    are pickled to every actor, so pass them unloaded). Resumable:
     running again with the same settings continues where the last run stopped. One process at a
     time per ``out_dir`` (a second one gets :class:`~seapo.outputs.FolderInUse`); the output files
     are published as one set (``_complete.json``, see :mod:`seapo.outputs`).
@@ -284,6 +384,12 @@ def inject(records: str | Path | Sequence[Record], out_dir: str | Path, config: 
         return _inject(records, out_dir, config, injector, judge)
 
 
+def _budget_message(exc: BaseException, store: InjectionStore, out_dir: Path) -> BudgetExceeded:
+    stored = len(store.done_keys())
+    return BudgetExceeded(f"{exc}. {stored} items are stored in {out_dir / STORE_FILE}; rerun the same command (a "
+                          "larger token_budget, or none) to continue from them")
+
+
 def _inject(records: str | Path | Sequence[Record], out_dir: Path, config: InjectConfig,
             injector: Injector | None, given_judge: Judge | None) -> InjectResult:
     started = time.time()
@@ -292,11 +398,9 @@ def _inject(records: str | Path | Sequence[Record], out_dir: Path, config: Injec
     strategy = make_strategy(config.strategy, config.strategy_options)
     plan: Plan = strategy.plan(unique, config.error_types, config.seed)
     plan_summary = strategy.describe(plan)  # realised (and, for the profile strategies, target) distribution
-    verifier = Verifier(config.verifier)
-    primary = injector or _build_injector(config.injector, config)
-    fallback = _build_injector("rules", config) if config.fallback == "rules" and primary.name != "rules" else None
-    judge = given_judge if given_judge is not None else build_judge(config.judge)
-    gate = FluencyGate(config.fluency) if config.fluency.enabled else None
+    session = uuid.uuid4().hex[:8]
+    runner = ChunkRunner.build(config, session, injector, given_judge)
+    primary, fallback, judge, gate = runner.primary, runner.fallback, runner.judge, runner.gate
     chunk_size = config.chunk_size or DEFAULT_CHUNKS.get(primary.name, 128)
 
     # A model's fingerprint hashes its weights (memoized, but still a walk of the folder): once per run.
@@ -306,46 +410,39 @@ def _inject(records: str | Path | Sequence[Record], out_dir: Path, config: Injec
     store = InjectionStore(out_dir / STORE_FILE,
                            settings_key(config, fingerprint, fallback.fingerprint() if fallback else None,
                                         judge_fingerprint, fluency_fingerprint))
-    session = uuid.uuid4().hex[:8]
     done = store.done_keys()
     planned = [(r, et) for r in unique for et in plan[r.id]]
-    usage = getattr(getattr(primary, "backend", None), "usage", None)  # a served model's token counts
-    token_usage: dict[str, dict[str, int]] = {}
+    metered = runner.usage is not None  # a served model's token counts
+    ray_info: dict[str, Any] | None = None
     try:
         with make_progress(disable=None if config.show_progress is None else not config.show_progress) as bar:
+            tasks: dict[str, Any] = {}
+            todo: dict[ErrorType, list[Record]] = {}  # what the store lacks, by type, records in order
             for et in config.error_types:
                 mine = [r for r, t in planned if t is et]
-                todo = [r for r in mine if (r.id, et.value) not in done]
                 if not mine:
                     continue
-                task = bar.add_task(f"{et.value:>13}", total=len(mine), completed=len(mine) - len(todo))
-                before = dict(usage) if usage is not None else {}
-                try:
-                    for start in range(0, len(todo), chunk_size):
-                        chunk = todo[start:start + chunk_size]
-                        store.put_many(run_chunk(chunk, et, primary, fallback, verifier, config, session, judge,
-                                                 gate))
-                        bar.advance(task, len(chunk))
-                except BudgetExceeded as exc:  # finished chunks are stored; the one in flight is not
-                    stored = len(store.done_keys())
-                    raise BudgetExceeded(f"{exc}. {stored} items are stored in {out_dir / STORE_FILE}; rerun the "
-                                         "same command (a larger token_budget, or none) to continue from "
-                                         "them") from None
-                finally:
-                    if usage is not None:
-                        token_usage[et.value] = {k: usage.get(k, 0) - before.get(k, 0)
-                                                 for k in ("prompt_tokens", "completion_tokens")}
+                if metered:
+                    runner.token_usage.setdefault(et.value, dict.fromkeys(TOKEN_COUNTS, 0))
+                todo[et] = [r for r in mine if (r.id, et.value) not in done]
+                tasks[et.value] = bar.add_task(f"{et.value:>13}", total=len(mine),
+                                               completed=len(mine) - len(todo[et]))
+            try:
+                if config.ray.enabled and any(todo.values()):
+                    ray_info = _run_on_ray([(r, et) for et, rs in todo.items() for r in rs], runner, store, bar,
+                                           tasks, chunk_size, config, injector, given_judge)
+                else:
+                    for et, left in todo.items():
+                        for start in range(0, len(left), chunk_size):
+                            chunk = left[start:start + chunk_size]
+                            store.put_many(runner.run([(r, et) for r in chunk]))
+                            bar.advance(tasks[et.value], len(chunk))
+            except BudgetExceeded as exc:  # finished chunks are stored; the one in flight is not
+                raise _budget_message(exc, store, out_dir) from None
         items = store.get_all()
     finally:
         store.close()
-        if injector is None:
-            primary.close()
-        if fallback is not None:
-            fallback.close()
-        if judge is not None and given_judge is None:
-            judge.close()
-        if gate is not None:
-            gate.close()
+        runner.close(primary=injector is None, judge=given_judge is None)
     # What decides the outputs: the items' settings, the plan's, and which records.
     output_settings = {"settings_key": store.settings, "strategy": config.strategy,
                        "strategy_options": config.strategy_options, "seed": config.seed,
@@ -363,6 +460,39 @@ def _inject(records: str | Path | Sequence[Record], out_dir: Path, config: Injec
         "wall_time_s": round(time.time() - started, 2),
         "resumed_items": sum(1 for r, et in planned if (r.id, et.value) in done),
         "plan": plan_summary,
-        **({"token_usage": token_usage} if usage is not None else {}),
+        **({"token_usage": runner.token_usage} if metered else {}),
+        **({"ray": ray_info} if ray_info is not None else {}),
     }, settings=output_settings, audit=config.audit)
     return InjectResult(out_dir, summary)
+
+
+def _run_on_ray(todo: list[tuple[Record, ErrorType]], runner: ChunkRunner, store: InjectionStore, bar: Any,
+                tasks: dict[str, Any], chunk_size: int, config: InjectConfig, injector: Injector | None,
+                judge: Judge | None) -> dict[str, Any]:
+    """The items of ``todo`` on Ray Data's actor pool, ``chunk_size`` per batch; each finished batch
+    is committed to the store as it streams back (one transaction, as a local chunk)."""
+    from seapo import distributed
+
+    started = distributed.connect(config.ray)
+    try:
+        workers = distributed.pool_size(config.ray)
+        make = functools.partial(ray_worker, config, runner.session, injector, judge)
+        rows = [{"record": json.dumps({"id": r.id, "prompt": r.prompt, "response": r.response, "rejected": r.rejected,
+                                       "source": r.source}, ensure_ascii=False), "error_type": et.value}
+                for r, et in todo]
+        try:
+            for out in distributed.map_batches(rows, make, config.ray, chunk_size):
+                store.put_rows(out)  # the workers' rows as they are: the driver decodes no result
+                for et, n in Counter(o["error_type"] for o in out).items():
+                    bar.advance(tasks[et], n)
+                for o in out:
+                    for et, counts in (json.loads(o["usage"]) if o["usage"] else {}).items():
+                        total = runner.token_usage.setdefault(et, dict.fromkeys(TOKEN_COUNTS, 0))
+                        for k in TOKEN_COUNTS:
+                            total[k] += counts.get(k, 0)
+        except Exception as exc:
+            distributed.reraise_seapo_error(exc)
+            raise
+    finally:
+        distributed.disconnect(started)
+    return {"address": config.ray.address, "workers": workers, "batch_size": chunk_size}

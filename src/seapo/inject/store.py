@@ -75,6 +75,20 @@ class ItemResult:
     session: str = ""
 
 
+WIRE_FIELDS = ("record_id", "error_type", "accepted", "negative", "injector", "fallback", "difference",
+               "changed_tokens", "reason", "attempts", "details", "session")
+"""A stored item as a flat row (:func:`item_row`): what a Ray worker sends the driver."""
+
+
+def item_row(item: ItemResult) -> dict[str, Any]:
+    """``item`` as the store holds it: scalars, with attempts and details as JSON text."""
+    return {"record_id": item.record_id, "error_type": item.error_type, "accepted": bool(item.accepted),
+            "negative": item.negative, "injector": item.injector, "fallback": bool(item.fallback),
+            "difference": item.difference, "changed_tokens": item.changed_tokens, "reason": item.reason,
+            "attempts": json.dumps([a.__dict__ for a in item.attempts], ensure_ascii=False),
+            "details": json.dumps(item.details, ensure_ascii=False), "session": item.session}
+
+
 class InjectionStore:
     def __init__(self, path: str | Path, settings: str) -> None:
         self.path = Path(path)
@@ -86,12 +100,15 @@ class InjectionStore:
         return set(rows.fetchall())
 
     def put_many(self, items: Iterable[ItemResult]) -> None:
+        self.put_rows(item_row(it) for it in items)
+
+    def put_rows(self, items: Iterable[dict[str, Any]]) -> None:
+        """Store finished items given as :func:`item_row` rows, in one transaction."""
         now = time.time()
         rows = [
-            (it.record_id, it.error_type, self.settings, int(it.accepted), it.negative, it.injector,
-             int(it.fallback), it.difference, it.changed_tokens, it.reason,
-             json.dumps([a.__dict__ for a in it.attempts], ensure_ascii=False),
-             json.dumps(it.details, ensure_ascii=False), it.session, now)
+            (it["record_id"], it["error_type"], self.settings, int(it["accepted"]), it["negative"], it["injector"],
+             int(it["fallback"]), it["difference"], it["changed_tokens"], it["reason"], it["attempts"],
+             it["details"], it["session"], now)
             for it in items
         ]
         try:

@@ -36,6 +36,10 @@ class RunConfig(SeapoConfig):
     force: bool = Field(False, description="Redo a stage done (or begun) in the run directory with other settings "
                                            "or inputs, and every later stage; without it such a run stops and "
                                            "names what changed.")
+    ray: str | None = Field(None, description="Run the inject stage (and profile, if configured) on Ray Data: "
+                            "local, auto or a cluster address (docs/ray.md); sets inject.ray.address (and "
+                            "profile.ray.address). Outputs and stage keys are those of a run without it.",
+                            json_schema_extra={"show_default": "none (no Ray)"})
     prepare: PrepareConfig = Field(default_factory=PrepareConfig, description="What data to read (seapo prepare).")
     profile: ProfileConfig | None = Field(None, description="Profile the policy's own errors first (seapo profile) "
                                           "and inject in proportion to them: inject then uses the profile "

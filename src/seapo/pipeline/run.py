@@ -85,8 +85,8 @@ STARTED_FILE = "stages.started.json"
 
 NOT_IN_KEY: dict[str, set[str]] = {
     "prepare": {"progress", "cache_dir"},
-    "profile": {"show_progress", "chunk_size"},
-    "inject": {"show_progress", "chunk_size"},
+    "profile": {"show_progress", "chunk_size", "ray"},
+    "inject": {"show_progress", "chunk_size", "ray"},
     "train": {"output_dir", "resume", "pairing"},
     "eval": {"out", "run_name", "threads", "chunk_size"},
 }
@@ -348,11 +348,15 @@ def _sections(config: RunConfig, records_path: Path, profile_path: Path) -> dict
     ``profile``, or ``top`` when the inject section says so)."""
     sections: dict[str, Any] = {"prepare": config.prepare, "inject": config.inject, "train": config.train,
                                 "eval": config.eval}
+    if config.ray is not None:  # --ray: where the stages run, not what they make (left out of their keys)
+        sections["inject"] = config.inject.updated({"ray.address": config.ray})
     if config.profile is not None:
         sections["profile"] = config.profile if config.profile.data is not None else \
             config.profile.updated(data=str(records_path), format="records")
+        if config.ray is not None:
+            sections["profile"] = sections["profile"].updated({"ray.address": config.ray})
         strategy = config.inject.strategy if config.inject.strategy in ("profile", "top") else "profile"
-        sections["inject"] = config.inject.updated(
+        sections["inject"] = sections["inject"].updated(
             strategy=strategy, strategy_options={**config.inject.strategy_options, "profile": str(profile_path)})
     return sections
 

@@ -24,6 +24,8 @@ ALIASES = {
     "policy.batch_size": ["--batch-size", "-b"],
     "data": ["--data", "-d"],
     "llm.backend.model": ["--judge-model"],
+    "ray.address": ["--ray"],  # Ray Data (docs/ray.md)
+    **{f"ray.{key}": [f"--ray-{key.replace('_', '-')}"] for key in ("workers", "cpus_per_worker", "gpus_per_worker")},
 }
 
 

@@ -8,6 +8,7 @@ from pydantic import Field, SerializeAsAny, field_validator
 
 from seapo.backends import BackendConfig, backend_config
 from seapo.config import SeapoConfig, check_template
+from seapo.distributed import RayConfig
 from seapo.inject.llm import _default_backend
 from seapo.judge.llm import LLMJudgeConfig
 from seapo.profile.data import DataFormat
@@ -45,6 +46,9 @@ class ProfileConfig(SeapoConfig):
     chunk_size: int = Field(32, ge=1, description="Prompts per committed chunk: at most this much work is lost to "
                             "a crash. Independent of the backend's batch size.")
     show_progress: bool | None = Field(None, description="Progress bar (default: when stderr is a terminal).")
+    ray: RayConfig = Field(default_factory=RayConfig, description="Run the chunks on Ray Data (docs/ray.md): "
+                           "--ray local, auto or a cluster address; each actor loads the policy and the judge "
+                           "once, answers and verdicts stream back into this folder's store.")
 
     @field_validator("policy", mode="before")
     @classmethod

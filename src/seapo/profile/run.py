@@ -11,12 +11,15 @@ holds; a rerun with another judge reuses the answers. The output files are one o
 
 from __future__ import annotations
 
+import functools
+import json
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from seapo.backends import GenerationRequest, make_backend
+from seapo.backends import GenerationBackend, GenerationRequest, make_backend
 from seapo.errors import InputError
 from seapo.fingerprint import stable_hash
 from seapo.inject.error_types import ALL_ERROR_TYPES
@@ -116,23 +119,19 @@ def _profile(out_dir: Path, config: ProfileConfig) -> ProfileResult:
     try:
         with make_progress(disable=None if config.show_progress is None else not config.show_progress) as bar:
             task = bar.add_task("profile", total=len(items), completed=len(items) - len(todo))
-            for start in range(0, len(todo), config.chunk_size):
-                chunk = todo[start:start + config.chunk_size]
-                need = [it for it in chunk if it.id not in answers]
-                new: list[tuple[str, Answer]] = []
-                for it, out in zip(need, backend.generate([policy_request(it, fmt, config) for it in need]),
-                                   strict=True):
-                    answers[it.id] = Answer(out.text, out.finish_reason, out.num_tokens, out.error)
-                    new.append((it.id, answers[it.id]))
-                judged = [it for it in chunk if answers[it.id].error is None]
-                found: dict[str, dict[str, Any]] = {it.id: _unanswered(str(answers[it.id].error))
-                                                    for it in chunk if answers[it.id].error is not None}
-                for it, v in zip(judged, judge.judge([it.judge_item(answers[it.id].text) for it in judged]),
-                                 strict=True):
-                    found[it.id] = v.to_dict()
+
+            def commit(new: list[tuple[str, Answer]], found: dict[str, dict[str, Any]]) -> None:
                 store.put(new, found.items())
+                answers.update(new)
                 verdicts.update(found)
-                bar.advance(task, len(chunk))
+                bar.advance(task, len(found))
+
+            if config.ray.enabled and todo:
+                _profile_on_ray(todo, answers, fmt, config, commit)
+            else:
+                for start in range(0, len(todo), config.chunk_size):
+                    commit(*profile_chunk(todo[start:start + config.chunk_size], answers, backend, judge, fmt,
+                                          config))
     finally:
         store.close()
         backend.close()
@@ -142,6 +141,72 @@ def _profile(out_dir: Path, config: ProfileConfig) -> ProfileResult:
         "judge": {"name": config.judge, "fingerprint": judge_key},
         "warnings": warnings, "resumed_items": resumed, "wall_time_s": round(time.time() - started, 2)})
     return ProfileResult(out_dir, figures)
+
+
+def profile_chunk(chunk: list[ProfileItem], answers: dict[str, Answer], backend: GenerationBackend, judge: Judge,
+                  fmt: str, config: ProfileConfig) -> tuple[list[tuple[str, Answer]], dict[str, dict[str, Any]]]:
+    """One chunk: the policy answers the items ``answers`` lacks (one ``generate`` call), the judge
+    labels every answer (one ``judge`` call). Returns the new answers and each item's verdict;
+    the local run and each Ray actor (:func:`ray_worker`) call it alike."""
+    need = [it for it in chunk if it.id not in answers]
+    new: list[tuple[str, Answer]] = []
+    for it, out in zip(need, backend.generate([policy_request(it, fmt, config) for it in need]), strict=True):
+        new.append((it.id, Answer(out.text, out.finish_reason, out.num_tokens, out.error)))
+    have = {**{it.id: answers[it.id] for it in chunk if it.id in answers}, **dict(new)}
+    judged = [it for it in chunk if have[it.id].error is None]
+    found: dict[str, dict[str, Any]] = {it.id: _unanswered(str(have[it.id].error))
+                                        for it in chunk if have[it.id].error is not None}
+    for it, v in zip(judged, judge.judge([it.judge_item(have[it.id].text) for it in judged]), strict=True):
+        found[it.id] = v.to_dict()
+    return new, found
+
+
+def _item_from_dict(row: dict[str, Any]) -> ProfileItem:
+    return ProfileItem(row["id"], row["group"], row["question"], row["reference"], tuple(row["correct_answers"]),
+                       tuple(row["incorrect_answers"]), tuple((role, text) for role, text in row["prompt"]))
+
+
+def ray_worker(config: ProfileConfig, fmt: str) -> Callable[[list[dict[str, Any]]], list[dict[str, Any]]]:
+    """Runs in each Ray actor, once: builds and loads the policy's backend and the judge, and returns
+    the function that maps ``{"item", "answer"}`` rows (JSON; ``answer``: the store's, or None) to
+    ``{"id", "answer" (new, or None), "verdict"}`` rows (JSON)."""
+    backend, judge = make_backend(config.policy), build_judge(config)
+    backend.load()
+    judge.load()
+
+    def work(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        chunk = [_item_from_dict(json.loads(r["item"])) for r in rows]
+        given = {it.id: Answer(**json.loads(r["answer"])) for it, r in zip(chunk, rows, strict=True)
+                 if r["answer"] is not None}
+        new, found = profile_chunk(chunk, given, backend, judge, fmt, config)
+        made = dict(new)
+        return [{"id": it.id, "answer": json.dumps(asdict(made[it.id])) if it.id in made else None,
+                 "verdict": json.dumps(found[it.id], ensure_ascii=False)} for it in chunk]
+
+    return work
+
+
+def _profile_on_ray(todo: list[ProfileItem], answers: dict[str, Answer], fmt: str, config: ProfileConfig,
+                    commit: Callable[[list[tuple[str, Answer]], dict[str, dict[str, Any]]], None]) -> None:
+    """The chunks of ``todo`` on Ray Data's actor pool (:mod:`seapo.distributed`); each finished
+    batch is committed as it streams back."""
+    from seapo import distributed
+
+    rows = [{"item": json.dumps(asdict(it), ensure_ascii=False),
+             "answer": json.dumps(asdict(answers[it.id]), ensure_ascii=False) if it.id in answers else None}
+            for it in todo]
+    started = distributed.connect(config.ray)
+    try:
+        make = functools.partial(ray_worker, config, fmt)
+        try:
+            for out in distributed.map_batches(rows, make, config.ray, config.chunk_size):
+                commit([(o["id"], Answer(**json.loads(o["answer"]))) for o in out if o["answer"] is not None],
+                       {o["id"]: json.loads(o["verdict"]) for o in out})
+        except Exception as exc:
+            distributed.reraise_seapo_error(exc)
+            raise
+    finally:
+        distributed.disconnect(started)
 
 
 def _outcome(row: dict[str, Any]) -> tuple[frozenset, bool]:
