@@ -75,7 +75,7 @@ def test_unknown_settings_name_the_known_ones():
     with pytest.raises(ConfigError, match="unknown setting; known: .*min_difference") as err:
         InjectConfig(verifier={"min_diference": 0.1})
     assert err.value.field == "verifier.min_diference"
-    known = "all, mixed, profile, single, (test-logic-only, )?top"  # another test may register one
+    known = "all, (logic-first, )?mixed, profile, single, (test-logic-only, )?top"  # other tests may register these
     with pytest.raises(InputError, match=f"unknown strategy 'sometimes'; known: {known}"):
         InjectConfig(strategy="sometimes")
     with pytest.raises(ConfigError, match="exactly one error type"):

@@ -9,9 +9,15 @@ from pydantic import Field, SerializeAsAny, field_validator
 from seapo.backends import BackendConfig, backend_config
 from seapo.config import SeapoConfig, check_template
 from seapo.distributed import RayConfig
-from seapo.inject.llm import _default_backend
 from seapo.judge.llm import LLMJudgeConfig
 from seapo.profile.data import DataFormat
+
+
+def _default_policy() -> BackendConfig:
+    # A whole chunk (32 prompts) in one batch: 200 GSM8K problems took 147 s at batch 32 against 216 s
+    # at 16 on this CPU with the embedded model (docs/benchmarks.md).
+    return backend_config({"name": "transformers", "batch_size": 32})
+
 
 PROMPTS = {
     "gsm8k": "{question}\nSolve it step by step, then end with: The answer is <number>.",
@@ -29,9 +35,10 @@ class ProfileConfig(SeapoConfig):
     format: DataFormat = Field("auto", description="How to read data: auto (by the file), gsm8k, truthfulqa or "
                                "records.")
     policy: SerializeAsAny[BackendConfig] = Field(
-        default_factory=_default_backend,
+        default_factory=_default_policy,
         description="The policy whose errors are profiled, and its backend: a mapping with 'name' (default "
-                    "transformers), 'model' (default embedded), 'batch_size' and the backend's own settings.")
+                    "transformers), 'model' (default embedded), 'batch_size' (default 32, one chunk) and the "
+                    "backend's own settings.")
     max_new_tokens: int = Field(256, ge=1, description="Token limit of a policy answer.")
     temperature: float = Field(0.0, ge=0.0, description="Policy decoding temperature; 0 = greedy (default).")
     prompt_template: str | None = Field(None, description="How a question is put to the policy, with {question} "
