@@ -111,3 +111,11 @@ def test_preallocated_layer_grows_selects_rows_and_matches_the_dynamic_cache(tin
         token = torch.tensor([[5], [6]])
         assert torch.allclose(model(input_ids=token, cache=ours).logits, model(input_ids=token, cache=theirs).logits,
                               atol=1e-5)
+
+
+def test_greedy_requests_outside_the_loop_stay_greedy(tiny_model):
+    """n > 1 at temperature 0 goes through model.generate: every completion is the greedy one."""
+    backend = make_backend(model=str(tiny_model), dtype="fp32", batch_size=4)
+    one = backend.generate([GenerationRequest(prompt="a b c", max_new_tokens=8)])[0].text
+    many = backend.generate([GenerationRequest(prompt="a b c", max_new_tokens=8, n=3)])[0]
+    assert [c.text for c in many.completions] == [one] * 3

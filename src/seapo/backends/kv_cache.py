@@ -49,12 +49,15 @@ class PreallocatedLayer(DynamicLayer):
         self._keys[:, :, self.length:self.length + new] = key_states
         self._values[:, :, self.length:self.length + new] = value_states
         self.length += new
-        self.keys = self._keys[:, :, :self.length]
-        self.values = self._values[:, :, :self.length]
+        self._refresh_views()
         return self.keys, self.values
 
     def get_seq_length(self) -> int:
         return self.length
+
+    def _refresh_views(self) -> None:
+        """What attention sees: the filled part of the buffers."""
+        self.keys, self.values = self._keys[:, :, :self.length], self._values[:, :, :self.length]
 
     def place(self, row: int, source: PreallocatedLayer, width: int) -> None:
         """Copy ``source``'s (one sequence's) keys and values into ``row``, ending at column ``width``:
@@ -67,7 +70,7 @@ class PreallocatedLayer(DynamicLayer):
         n = keys.shape[-2]
         self._keys[row, :, width - n:width] = keys[0]
         self._values[row, :, width - n:width] = values[0]
-        self.keys, self.values = self._keys[:, :, :width], self._values[:, :, :width]
+        self._refresh_views()
 
     def seed(self, source: PreallocatedLayer, length: int) -> None:
         """Start this (one-sequence) layer with the first ``length`` positions of ``source``: a shared prefix."""
@@ -80,7 +83,7 @@ class PreallocatedLayer(DynamicLayer):
             raise ValueError("crop takes a negative number of tokens to remove")
         if tokens_to_remove and self.is_initialized:
             self.length = max(0, self.length + tokens_to_remove)
-            self.keys, self.values = self._keys[:, :, :self.length], self._values[:, :, :self.length]
+            self._refresh_views()
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         """Keep only the rows ``indices`` (finished rows leave the batch); copies the filled part only."""
@@ -90,7 +93,7 @@ class PreallocatedLayer(DynamicLayer):
                 kept = old.new_zeros((len(indices), *old.shape[1:]))
                 kept[:, :, :self.length] = old[indices, :, :self.length]
                 setattr(self, name, kept)
-            self.keys, self.values = self._keys[:, :, :self.length], self._values[:, :, :self.length]
+            self._refresh_views()
 
     def crop_front(self, columns: int) -> None:
         """Drop the first ``columns`` positions (left padding every remaining row has)."""
@@ -101,13 +104,13 @@ class PreallocatedLayer(DynamicLayer):
                 kept[:, :, :self.length - columns] = old[:, :, columns:self.length]
                 setattr(self, name, kept)
             self.length -= columns
-            self.keys, self.values = self._keys[:, :, :self.length], self._values[:, :, :self.length]
+            self._refresh_views()
 
     def batch_repeat_interleave(self, repeats: int) -> None:
         if self.is_initialized:
             self._keys = self._keys.repeat_interleave(repeats, dim=0)
             self._values = self._values.repeat_interleave(repeats, dim=0)
-            self.keys, self.values = self._keys[:, :, :self.length], self._values[:, :, :self.length]
+            self._refresh_views()
 
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
         self.batch_select_indices(beam_idx)
@@ -143,7 +146,7 @@ def join_rows(cache: DynamicCache, other: DynamicCache) -> DynamicCache:
             joined[a.shape[0]:, :, :mine.length] = b[:, :, :mine.length]
             setattr(mine, name, joined)
         mine.capacity, mine.batch = capacity, mine._keys.shape[0]
-        mine.keys, mine.values = mine._keys[:, :, :mine.length], mine._values[:, :, :mine.length]
+        mine._refresh_views()
     return cache
 
 

@@ -320,19 +320,22 @@ class TransformersBackend(GenerationBackend):
 
         from seapo.backends.kv_cache import kv_cache_for
 
+        sampling = request.temperature > 0  # greedy reaches here for n > 1 and for models _continuous refuses
         pad = self.tokenizer.pad_token_id
         outputs: list[list[Completion]] = [[] for _ in prompts]
         for first in range(0, request.n, self.config.batch_size):
             copies = min(request.n - first, self.config.batch_size)
             rows = [p for p in prompts for _ in range(copies)]
             ids, mask, width = self._left_padded(rows)
-            torch.manual_seed(request.seed + start * 1000 + first)
+            if sampling:
+                torch.manual_seed(request.seed + start * 1000 + first)
             with torch.inference_mode():
                 out = self.model.generate(
                     input_ids=ids, attention_mask=mask,
                     **{self._cache_arg: kv_cache_for(self.model, width + request.max_new_tokens)},
-                    max_new_tokens=request.max_new_tokens, do_sample=True, temperature=request.temperature,
-                    top_p=request.top_p, top_k=None, eos_token_id=self._eos, pad_token_id=pad,
+                    max_new_tokens=request.max_new_tokens, do_sample=sampling,
+                    temperature=request.temperature if sampling else None,
+                    top_p=request.top_p if sampling else None, top_k=None, eos_token_id=self._eos, pad_token_id=pad,
                     stop_strings=list(request.stop) or None, tokenizer=self.tokenizer if request.stop else None,
                     return_dict_in_generate=True, output_logits=request.logprobs,
                 )
