@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from seapo.config import SeapoConfig
 from seapo.data.prepare import PrepareConfig
@@ -45,6 +45,11 @@ class RunConfig(SeapoConfig):
                                           "and inject in proportion to them: inject then uses the profile "
                                           "strategy (or top, if it says so) fed this run's profile.json; data "
                                           "unset = the run's records. None skips it.")
+    negatives: Literal["injected", "source"] = Field(
+        "injected", description="injected: SeaPO's negatives, made by the inject section; source: the source data "
+                                "set's own rejected responses (the vanilla baseline SeaPO is compared with, e.g. "
+                                "UltraFeedback's rejected): the inject section and profiling are not used, records "
+                                "without one are listed in inject/rejected.jsonl (seapo.inject.source).")
     inject: InjectConfig = Field(default_factory=InjectConfig, description="How negatives are made (seapo inject).")
     train: TrainConfig = Field(default_factory=TrainConfig, description="Preference training (seapo train).")
     eval: EvalConfig | None = Field(None, description="Benchmark evaluation of the base and the trained model "
@@ -59,6 +64,14 @@ class RunConfig(SeapoConfig):
                              "folder, not a GGUF file), and base and trained must generate with the same "
                              "backend: use auto or transformers")
         return value
+
+
+    @model_validator(mode="after")
+    def _profile_needs_injection(self) -> RunConfig:
+        if self.negatives == "source" and self.profile is not None:
+            raise ValueError("negatives: source trains on the data set's own rejected responses, so there is no "
+                             "injection for a profile to guide: remove the profile section or use negatives: injected")
+        return self
 
 
 def packaged_config(name: str = DEMO_CONFIG) -> Path:

@@ -72,7 +72,18 @@ def write_report(run_dir: Path, config: RunConfig, stages: dict[str, Any]) -> Pa
                   f"duplicates {prep['duplicates']}, prompts with several responses {prep['duplicate_prompts']}."]
     if prof := stages.get("profile"):
         lines += ["", *_profile_section(prof, run_dir, stages.get("inject"))]
-    if inj := stages.get("inject"):
+    inj = stages.get("inject")
+    if inj and inj["summary"].get("strategy") == "source":
+        summary = inj["summary"]
+        lines += ["", "## Negatives: the source's own rejected responses", "",
+                  f"No injection (`negatives: source`, the vanilla baseline): {summary['pairs']} pairs of each "
+                  f"record's chosen and rejected response from {summary['records']} records; "
+                  f"{summary['rejected_items']} records had none usable (inject/rejected.jsonl)."]
+        if audit := summary.get("shortcut_audit"):
+            from seapo.audit.render import markdown
+
+            lines += ["", "### Shortcut audit", "", "Method: " + audit["method"] + ".", "", *markdown(audit)]
+    elif inj:
         summary = inj["summary"]
         lines += ["", "## Injection", "",
                   f"Injector `{summary['injector_fingerprint']}`, fallback `{summary['fallback']}`, "

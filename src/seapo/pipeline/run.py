@@ -254,6 +254,11 @@ def _run(config: RunConfig, run_dir: Path) -> RunResult:
                 "profile": {k: result.profile[k] for k in keep}}
 
     def do_inject(key: str) -> dict[str, Any]:
+        if config.negatives == "source":  # the vanilla baseline: the data set's own rejected responses
+            from seapo.inject.source import source_negatives
+
+            return {"dir": str(inject_dir), "summary": source_negatives(records_path, inject_dir,
+                                                                        audit=config.inject.audit)}
         result = inject(records_path, inject_dir, sections["inject"])  # publishes its own output set
         return {"dir": str(inject_dir), "summary": result.summary}
 
@@ -295,16 +300,19 @@ def _run(config: RunConfig, run_dir: Path) -> RunResult:
         order.append(_Stage("profile", profile_dir, profile_inputs, do_profile))
     order += [_Stage(INJECT, inject_dir, [records_path] + ([profile_path] if config.profile is not None else []),
                      do_inject),
-              _Stage("train", train_dir, [negatives_path], do_train)]
+              _Stage("train", train_dir, [negatives_path, *map(Path, config.train.heldout_pairs)], do_train)]
     if config.eval is not None:
         order.append(_Stage("eval", eval_dir, [], do_eval))
 
     def inputs_of(stage: _Stage, previous: str | None) -> dict[str, Any]:
         section = sections[stage.name].model_dump(mode="json", exclude=NOT_IN_KEY[stage.name])
         settings = {stage.name: section}
+        if stage.name == INJECT and config.negatives == "source":  # the inject section is not used then
+            settings = {"negatives": "source", "audit": section.get("audit")}
         if stage.name == "eval":
             settings["train"] = {"model": config.train.model}  # the base model it scores
-        files = {str(p.relative_to(run_dir)): file_digest(p) if p.is_file() else None for p in stage.inputs}
+        files = {str(p.relative_to(run_dir) if p.is_relative_to(run_dir) else p): file_digest(p) if p.is_file()
+                 else None for p in stage.inputs}
         if stage.name == "prepare" and Path(str(config.prepare.source)).is_file():
             files[str(config.prepare.source)] = file_digest(config.prepare.source)
         if stage.name == "profile" and config.profile is not None and config.profile.data is not None \

@@ -51,6 +51,13 @@ class TrainConfig(SeapoConfig):
     heldout_fraction: float = Field(0.1, ge=0.0, lt=1.0,
                                     description="Fraction of records (split by record_id, seeded) kept out of "
                                                 "training to measure preference accuracy before/after.")
+    heldout_pairs: list[str] = Field(
+        default_factory=list, description="Pairs files (any layout seapo train reads) scored as held-out sets "
+                                          "before and after training, beside the split heldout_fraction carves "
+                                          "(0: only these). Their records are removed from training (by "
+                                          "record_id), so a held-out prompt is never trained on. Lets several "
+                                          "runs score the same held-out pairs, e.g. a data set's own chosen vs "
+                                          "rejected (error type 'source') beside injected negatives.")
     heldout_batch_size: int = Field(8, ge=1, description="Batch size of the held-out log-likelihood scoring.")
     # LoRA
     lora: bool = Field(True, description="Train a LoRA adapter (false: full fine-tuning).")

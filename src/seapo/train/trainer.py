@@ -231,9 +231,15 @@ def load_data(pairs_path: str | Path, cfg: TrainConfig) -> TrainingData:
     """Read the input, split off the held-out records, pick the training pairs."""
     loaded = load_preferences(pairs_path)
     train_groups, held_groups = split_heldout(loaded.groups, cfg.heldout_fraction, cfg.seed)
+    extra = [g for path in cfg.heldout_pairs for g in load_preferences(path).groups]
+    if extra:  # held-out sets given as files: their records never train
+        extra_ids = {g.record_id for g in extra}
+        train_groups = [g for g in train_groups if g.record_id not in extra_ids]
+        held_groups = held_groups + extra
     data = TrainingData(
         source=Path(pairs_path), loaded=loaded, train_groups=train_groups, held_groups=held_groups,
-        train_pairs=select_pairs(train_groups, cfg.pairing, cfg.seed), held_pairs=heldout_pairs_of(held_groups),
+        train_pairs=select_pairs(train_groups, cfg.pairing, cfg.seed),
+        held_pairs=list({p.id: p for p in heldout_pairs_of(held_groups)}.values()),  # a pair given twice: once
         unpaired_kto=unpaired_kto_rows(train_groups) if cfg.algo == "kto" else [])
     data.require_examples("no usable training pairs (each record needs a positive and a negative)")
     return data
@@ -335,7 +341,7 @@ def record_settings(cfg: TrainConfig, st: ChosenSettings, resolved: ResolvedMode
         "config": cfg.record(), "model": resolved.path, "chosen": st.to_dict(),
         "input": str(data.source.resolve()), "input_layout": data.loaded.layout, "input_rows": data.loaded.rows,
         "records": len(data.loaded.groups), "train_records": len(data.train_groups),
-        "heldout_records": len(data.held_groups), "train_pairs": len(data.train_pairs),
+        "heldout_records": len({g.record_id for g in data.held_groups}), "train_pairs": len(data.train_pairs),
         "heldout_pairs": len(data.held_pairs), "resume_from": resume_from,
         "dropped_long_prompt_pairs": data.dropped_long})
     _print_settings(console, cfg, st, resolved.name, len(data.train_pairs), len(data.held_pairs), resume_from)
