@@ -12,6 +12,7 @@ from rich.text import Text
 
 from seapo.config.cli import config_command
 from seapo.data.prepare import PrepareConfig, PrepareError, PrepareResult
+from seapo.data.split import SplitConfig
 
 PARAMS = [inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, annotation=Path,
                             default=typer.Option(..., "--out", "-o", help="Where to write the normalized records "
@@ -77,6 +78,33 @@ prepare_command = config_command(
         "--strict and a row was rejected).")
 
 
+SPLIT_PARAMS = [
+    inspect.Parameter("records", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Path,
+                      default=typer.Argument(..., help="Records JSONL written by `seapo prepare`.", exists=True,
+                                             dir_okay=False, show_default=False)),
+    inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, annotation=Path,
+                      default=typer.Option(..., "--out", "-o", help="Folder for <part>.jsonl and split.json.",
+                                           show_default=False)),
+]
+
+
+def run_split(config: SplitConfig, records: Path, out: Path) -> None:
+    from seapo.data.split import split_records
+
+    result = split_records(records, out, config)
+    for name, path in result.paths.items():
+        typer.echo(f"{name}: {result.counts[name]} records -> {path}")
+
+
+split_command = config_command(
+    SplitConfig, run_split, params=SPLIT_PARAMS,
+    doc="Split records into seeded parts by record id (e.g. train / validation / heldout; docs/prepare.md).\n\n"
+        "A record's part depends only on its id, the seed and the fractions, so every run that splits the same "
+        "way puts it in the same part. Example: seapo split records.jsonl --out parts --set parts.heldout=0.2 "
+        "--set parts.validation=0.1.")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``seapo prepare`` to the main command."""
+    """Add ``seapo prepare`` and ``seapo split`` to the main command."""
     app.command("prepare")(prepare_command)
+    app.command("split")(split_command)
