@@ -1,0 +1,307 @@
+"""The paper's study at the scale this machine allows (issue 16; docs/results/small_repro.md).
+
+    python experiments/small_repro/run.py [--stage data|configs|runs|eval|collect|table|all] [--only NAME ...]
+
+Every step is a seapo command run through its Python API, each resumable, so the driver can be
+stopped (kill -9 too) and rerun at any point and continues where it stopped:
+
+1. ``data``: ``seapo prepare`` the UltraFeedback sample, ``seapo split`` it by record (train /
+   validation / heldout, seeded), keep the first ``train_records`` of train; the held-out and
+   validation pairs every condition is scored on: rules negatives of all three types (``seapo
+   inject --strategy all``, judge-verified) and the source's own chosen vs rejected (transfer).
+2. ``configs``: write one ``seapo run`` config per condition to ``configs/`` (committed; they are
+   the study). Learning rate and steps come from ``TUNED`` (chosen on the validation split).
+3. ``runs``: ``seapo run`` each condition's config not yet done.
+4. ``eval``: ``seapo eval`` the base model and every trained one (full TruthfulQA MC, MMLU 20 per
+   subject 5-shot; GSM8K, BBH and HumanEval subsets for base, vanilla and mixed), then
+   ``seapo compare`` per task group.
+5. ``collect``: copy the figures the table is built from into ``results/`` (committed).
+6. ``table``: ``table.py`` rebuilds docs/results/small_repro.md from ``results/``.
+
+``--scale smoke --model DIR`` runs the same steps at tiny sizes (tests/experiments, with a tiny random model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+SHARED = os.environ.get("SEAPO_SHARED_DATA", "../shared/data")  # paths are relative to the repository root
+ERROR_TYPES = ["correctness", "logic", "hallucination"]
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Sizes of the study: what fits this machine (the discussion states them)."""
+
+    model: str = "embedded"
+    source: str = f"{SHARED}/source/ultrafeedback/train_1k.jsonl"
+    eval_data: str = f"{SHARED}/eval"
+    profile_data: str = f"{SHARED}/source/gsm8k/train.jsonl"  # GSM8K train: no evaluation set is profiled
+    profile_limit: int = 200
+    split: dict[str, float] = field(default_factory=lambda: {"validation": 0.1, "heldout": 0.15})
+    split_seed: int = 0
+    train_records: int | None = None  # first N records of the train part (None: all)
+    scored_records: int | None = None  # first N of the heldout and validation parts (None: all)
+    max_length: int = 512
+    kto_batch: int = 16  # rows: 8 pairs per update
+    dpo_batch: int = 8  # pairs: the same 8 pairs per update as KTO
+    seeds: tuple[int, ...] = (1, 2, 3)
+    mmlu_per_subject: int = 20
+    mmlu_tasks: tuple[str, ...] = ("mmlu",)  # every subject
+    extra_limits: dict[str, int] = field(default_factory=lambda: {"gsm8k": 50, "bbh": 2, "humaneval": 20})
+    eval_batch: int = 16
+    dtype: str = "bf16"  # fixed: bf16 scores move with batch size and dtype (docs/benchmarks.md)
+    truthfulqa_limit: int | None = None  # None: all 817 questions
+    steps: int | None = None  # update steps instead of TUNED's (smoke runs)
+
+
+SCALES = {
+    "study": Scale(),
+    "smoke": Scale(profile_limit=4, split={"validation": 0.2, "heldout": 0.2}, train_records=12, scored_records=6,
+                   max_length=256, kto_batch=4, dpo_batch=2, seeds=(1, 2), mmlu_per_subject=1,
+                   mmlu_tasks=("mmlu:anatomy",),
+                   extra_limits={"gsm8k": 2}, eval_batch=4, dtype="fp32", truthfulqa_limit=4, steps=2),
+}
+
+TUNED = {"learning_rate": 5.0e-5, "steps": 40, "source": "placeholder: not yet chosen on the validation split"}
+"""Learning rate and update steps of every condition (but the paper-rate one), chosen once on the
+validation split for SeaPO mixed KTO (``seapo tune``); the record of that choice is ``tune.json``."""
+PAPER_LR = 5e-6
+
+
+@dataclass(frozen=True)
+class Condition:
+    name: str
+    negatives: str = "injected"  # or "source": the data set's own rejected (vanilla)
+    algo: str = "kto"
+    strategy: str = "mixed"
+    error_types: tuple[str, ...] = tuple(ERROR_TYPES)
+    seed: int = 1
+    profile: bool = False
+    learning_rate: float | None = None  # None: TUNED's
+    train: dict[str, Any] = field(default_factory=dict)  # further train settings (focus, loss)
+    extra_eval: bool = False  # GSM8K, BBH, HumanEval subsets too
+
+
+def conditions(scale: Scale) -> list[Condition]:
+    """The issue's conditions (1 base is not a run: it is the untrained model)."""
+    out: list[Condition] = []
+    for seed in scale.seeds:  # 2, 6, 8: with seeds, to show the noise
+        out += [Condition(f"vanilla-kto-s{seed}", negatives="source", seed=seed, extra_eval=True),
+                Condition(f"seapo-kto-mixed-s{seed}", seed=seed, extra_eval=True),
+                Condition(f"seapo-dpo-mixed-s{seed}", algo="dpo", seed=seed, extra_eval=True)]
+    out += [Condition(f"seapo-kto-{t}", strategy="single", error_types=(t,)) for t in ERROR_TYPES]  # 3-5
+    out += [Condition("seapo-kto-profile", strategy="profile", profile=True),  # 7
+            Condition("vanilla-dpo", negatives="source", algo="dpo"),  # 9
+            Condition("seapo-kto-mixed-divergent", train={"focus": "divergent"}),  # 10 (choice: see TUNED)
+            Condition("seapo-kto-mixed-paper-lr", learning_rate=PAPER_LR)]
+    return out
+
+
+def paths(root: Path) -> dict[str, Path]:
+    data = root / "data"
+    return {"records": data / "records.jsonl", "parts": data / "parts", "train": data / "train.jsonl",
+            "heldout_seapo": data / "heldout-seapo" / "pairs.jsonl",
+            "heldout_source": data / "heldout-source" / "pairs.jsonl",
+            "validation_seapo": data / "validation-seapo" / "pairs.jsonl",
+            "validation_source": data / "validation-source" / "pairs.jsonl"}
+
+
+# ------------------------------------------------------------------------------------------------ stages
+
+
+def stage_data(scale: Scale, root: Path) -> None:
+    from seapo.data.prepare import PrepareConfig, prepare
+    from seapo.data.split import SplitConfig, split_records
+    from seapo.inject.pipeline import InjectConfig, inject
+    from seapo.inject.source import source_negatives
+
+    p = paths(root)
+    if not p["records"].is_file():
+        prepare(out=p["records"], config=PrepareConfig(source=scale.source, progress=False))
+    split = split_records(p["records"], p["parts"], SplitConfig(parts=scale.split, seed=scale.split_seed))
+    rows = split.paths["train"].read_text(encoding="utf-8").splitlines()[:scale.train_records]
+    p["train"].write_text("".join(r + "\n" for r in rows), encoding="utf-8")
+    for part in ("heldout", "validation"):
+        seapo_dir, source_dir = p[f"{part}_seapo"].parent, p[f"{part}_source"].parent
+        records = split.paths[part]
+        if scale.scored_records is not None:
+            records = records.with_name(f"{part}-first{scale.scored_records}.jsonl")
+            kept = split.paths[part].read_text(encoding="utf-8").splitlines()[:scale.scored_records]
+            records.write_text("".join(r + "\n" for r in kept), encoding="utf-8")
+        inject(records, seapo_dir, InjectConfig(injector="rules", strategy="all",
+                                                          error_types=ERROR_TYPES, show_progress=False))
+        source_negatives(records, source_dir)
+    print(f"data: {split.counts} records; train uses {len(rows)}")
+
+
+def run_config(c: Condition, scale: Scale, root: Path) -> dict[str, Any]:
+    """The ``seapo run`` config of one condition (what configs/<name>.yaml holds)."""
+    p = paths(root)
+    batch = scale.kto_batch if c.algo == "kto" else scale.dpo_batch
+    train = {"model": scale.model, "algo": c.algo, "lora": True, "lora_r": 8, "lora_alpha": 16,
+             "lora_target_modules": "all-linear", "beta": 0.1, "lr_scheduler": "cosine",
+             "learning_rate": c.learning_rate or TUNED["learning_rate"],
+             # the same number of updates for every condition: epochs only bounds them
+             "max_steps": scale.steps or TUNED["steps"], "epochs": 100, "batch_size": batch,
+             "max_length": scale.max_length,
+             "seed": c.seed, "dtype": scale.dtype, "heldout_fraction": 0.0,
+             "heldout_pairs": [str(p["heldout_seapo"]), str(p["heldout_source"])], **c.train}
+    config: dict[str, Any] = {"out": str(root / "runs" / c.name), "negatives": c.negatives,
+                              "prepare": {"source": str(p["train"]), "format": "seapo"},
+                              "inject": {"injector": "rules", "strategy": c.strategy,
+                                         "error_types": list(c.error_types), "seed": c.seed},
+                              "train": train, "eval": None}
+    if c.profile:
+        config["profile"] = {"data": scale.profile_data, "limit": scale.profile_limit,
+                             "policy": {"name": "transformers", "model": scale.model, "dtype": scale.dtype}}
+    return config
+
+
+def stage_configs(scale: Scale, root: Path, folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for c in conditions(scale):
+        path = folder / f"{c.name}.yaml"
+        head = (f"# {c.name}: a condition of the small reproduction (experiments/small_repro/run.py writes this "
+                f"file;\n# learning rate and steps: {TUNED['source']}). Run alone: seapo run --config {path.name}\n")
+        path.write_text(head + yaml.safe_dump(run_config(c, scale, root), sort_keys=False), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def stage_runs(scale: Scale, folder: Path, only: set[str] | None) -> None:
+    from seapo.pipeline.config import load_run_config
+    from seapo.pipeline.run import run
+
+    for c in conditions(scale):
+        if only and c.name not in only:
+            continue
+        started = time.time()
+        run(load_run_config(folder / f"{c.name}.yaml"))  # skips what is done, resumes what is not
+        print(f"run {c.name}: {time.time() - started:.0f} s")
+
+
+def _models(scale: Scale, root: Path) -> dict[str, tuple[str, bool]]:
+    """name -> (model, gets the extra tasks): the base model, then every trained one."""
+    models = {"base": (scale.model, True)}
+    for c in conditions(scale):
+        result = root / "runs" / c.name / "train" / "result.json"
+        if result.is_file():
+            models[c.name] = (json.loads(result.read_text())["merged_dir"], c.extra_eval)
+    return models
+
+
+def eval_groups(scale: Scale) -> dict[str, dict[str, Any]]:
+    """Evaluation settings per group of tasks (one limit per seapo eval call)."""
+    groups = {"truthfulqa": {"tasks": ["truthfulqa_mc"], "limit": scale.truthfulqa_limit},
+              "mmlu": {"tasks": list(scale.mmlu_tasks), "limit": scale.mmlu_per_subject}}
+    for task, limit in scale.extra_limits.items():
+        groups[task] = {"tasks": [task], "limit": limit, "extra": True}
+    return groups
+
+
+def stage_eval(scale: Scale, root: Path, only: set[str] | None) -> None:
+    from seapo.evaluate.compare import compare
+    from seapo.evaluate.runner import EvalConfig, evaluate
+
+    models = _models(scale, root)
+    for group, spec in eval_groups(scale).items():
+        done = []
+        for name, (model, extra) in models.items():
+            if (spec.get("extra") and not extra) or (only and name not in only):
+                continue
+            config = EvalConfig(tasks=spec["tasks"], limit=spec["limit"], data_dir=scale.eval_data,
+                                out=str(root / "eval" / group), run_name=name, num_samples=0,
+                                backend={"model": model, "dtype": scale.dtype, "batch_size": scale.eval_batch})
+            done.append(evaluate(model, config).metrics_path)
+        if len(done) > 1:
+            compare(done, out=root / "eval" / group)
+
+
+def stage_collect(scale: Scale, root: Path, results: Path) -> None:
+    """The figures the table is built from, copied out of the (uncommitted) run folders."""
+    from seapo.train.heldout import without_details
+
+    results.mkdir(parents=True, exist_ok=True)
+    for name in _models(scale, root):
+        out = results / name
+        out.mkdir(exist_ok=True)
+        for group in eval_groups(scale):
+            metrics = root / "eval" / group / name / "metrics.json"
+            if metrics.is_file():
+                shutil.copyfile(metrics, out / f"eval-{group}.json")
+        run_dir = root / "runs" / name
+        if (run_dir / "stages.json").is_file():
+            stages = json.loads((run_dir / "stages.json").read_text())
+            heldout = json.loads((run_dir / "train" / "heldout.json").read_text())
+            summary = stages["inject"]["summary"]
+            record = {"config": (run_dir / "config.yaml").read_text(encoding="utf-8"),
+                      "wall_time_s": {k: v.get("wall_time_s") for k, v in stages.items()},
+                      "train": {k: stages["train"].get(k) for k in ("train_pairs", "global_step", "train_time_s")},
+                      "inject": {k: summary.get(k) for k in ("pairs", "records", "rejected_items", "per_type",
+                                                             "shortcut_audit")},
+                      "heldout_before": without_details(heldout["before"]),
+                      "heldout_after": without_details(heldout["after"])}
+            if "profile" in stages:
+                record["profile"] = stages["profile"]["profile"]
+            (out / "run.json").write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    from seapo.pipeline.run import environment
+
+    (results / "environment.json").write_text(json.dumps(environment(), indent=1) + "\n", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stage", default="all",
+                        choices=["data", "configs", "runs", "eval", "collect", "table", "all"])
+    parser.add_argument("--only", nargs="*", help="conditions (run names) to run or evaluate")
+    parser.add_argument("--scale", default="study", choices=list(SCALES))
+    parser.add_argument("--model", help="policy instead of the scale's (smoke tests: a tiny random model)")
+    parser.add_argument("--root", help="working folder (default runs/small_repro; smoke: runs/small_repro-smoke)")
+    parser.add_argument("--configs", help="where the configs go (default experiments/small_repro/configs)")
+    parser.add_argument("--results", help="where collected figures go (default experiments/small_repro/results)")
+    args = parser.parse_args(argv)
+    scale = SCALES[args.scale]
+    if args.model:
+        scale = replace(scale, model=args.model)
+    os.chdir(REPO)  # the configs' paths are relative to the repository root
+    root = Path(args.root or f"runs/{'small_repro' if args.scale == 'study' else 'small_repro-smoke'}")
+    configs = Path(args.configs) if args.configs else HERE / "configs"
+    results = Path(args.results) if args.results else HERE / "results"
+    only = set(args.only) if args.only else None
+    stages = ["data", "configs", "runs", "eval", "collect", "table"] if args.stage == "all" else [args.stage]
+    for stage in stages:
+        print(f"== {stage}", flush=True)
+        if stage == "data":
+            stage_data(scale, root)
+        elif stage == "configs":
+            stage_configs(scale, root, configs)
+        elif stage == "runs":
+            stage_runs(scale, configs, only)
+        elif stage == "eval":
+            stage_eval(scale, root, only)
+        elif stage == "collect":
+            stage_collect(scale, root, results)
+        elif stage == "table":
+            sys.path.insert(0, str(HERE))
+            from table import write_table
+
+            write_table(results, REPO / "docs" / "results" / "small_repro.md" if args.scale == "study"
+                        else results / "small_repro.md")
+
+
+if __name__ == "__main__":
+    main()
