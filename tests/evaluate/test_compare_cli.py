@@ -142,3 +142,18 @@ def test_compare_refuses_a_run_from_before_engines_were_recorded(two_runs, tmp_p
 def test_compare_cli_bad_input_exits_2(tmp_path):
     res = CliRunner().invoke(app, ["compare", str(tmp_path / "nothing-here")])
     assert res.exit_code == 2 and "no metrics.json" in " ".join(res.output.split())
+
+
+def test_compare_notes_runs_computed_with_other_numerics(two_runs, tmp_path):
+    metrics = [json.loads((d / "metrics.json").read_text()) for d in two_runs]
+    assert not any("different numerics" in n for n in compare(two_runs).notes)  # same dtype and batch
+    paths = []
+    for k, (m, dtype, batch) in enumerate(zip(metrics, ("bfloat16", "bfloat16"), (16, 32), strict=True)):
+        m["model"]["dtype"], m["config"]["backend"]["batch_size"] = dtype, batch
+        path = tmp_path / f"run{k}" / "metrics.json"
+        path.parent.mkdir()
+        path.write_text(json.dumps(m))
+        paths.append(path)
+    result = compare(paths)
+    note = next(n for n in result.notes if "different numerics" in n)
+    assert "batch 16" in note and "batch 32" in note and note in result.markdown

@@ -122,6 +122,7 @@ def compare(paths: list[str | Path], out: str | Path | None = None, *, verify: b
         for task, why in run.get("skipped", {}).items():
             notes.append(f"{label}: {task} skipped -- {why}")
 
+    notes += numerics_notes(runs, columns)
     markdown = _markdown(columns, rows, notes)
     result = CompareResult(columns, rows, markdown, notes=notes)
     if out is not None:
@@ -149,6 +150,24 @@ def check_comparable(runs: list[dict[str, Any]], columns: list[str]) -> None:
                     raise InputError(f"cannot compare task '{task}': its {what} differs -- run '{base_label}' "
                                      f"has {_shown(base, key)}, run '{label}' has {_shown(settings, key)}; evaluate "
                                      f"both with the same seapo and lm-eval set-up", path=run["_path"], field=key)
+
+
+def numerics_notes(runs: list[dict[str, Any]], columns: list[str]) -> list[str]:
+    """A note when the runs were computed in different dtypes or, in bf16/fp16, at different batch sizes:
+    low-precision scores move with how items are batched (padding, kernel choice; docs/benchmarks.md
+    measured BBH at 12/81 at batch 16 and 8/81 at batch 32), so such a difference is not the models'."""
+    def numerics(run: dict[str, Any]) -> tuple[Any, Any]:
+        backend = (run.get("config") or {}).get("backend") or {}
+        return (run.get("model") or {}).get("dtype") or backend.get("dtype"), backend.get("batch_size")
+
+    seen = [numerics(r) for r in runs]
+    dtypes = {d for d, _ in seen}
+    low = any(str(d) in ("bfloat16", "bf16", "float16", "fp16") for d in dtypes)
+    if len(dtypes) <= 1 and (not low or len({b for _, b in seen}) <= 1):
+        return []
+    shown = ", ".join(f"{c}: {d}, batch {b}" for c, (d, b) in zip(columns, seen, strict=True))
+    return [f"computed with different numerics ({shown}): low-precision scores move with dtype and batch size, "
+            "so part of a difference may be the set-up's; evaluate every run with the same dtype and batch size"]
 
 
 def _shown(settings: dict[str, Any], key: str) -> str:
