@@ -187,7 +187,7 @@ class VLLMBackend(GenerationBackend):
             head = [bos] if bos is not None and ids and ids[0] == bos else []
             return head + self.tokenizer(request.prompt, add_special_tokens=False)["input_ids"]
         return list(self.tokenizer.apply_chat_template(list(request.messages or []), add_generation_prompt=True,
-                                                       tokenize=True))
+                                                       tokenize=True, return_dict=True)["input_ids"])
 
     # ------------------------------------------------------------------ generation
     def _generate(self, requests: list[GenerationRequest], progress: Progress | None) -> list[Generation]:
