@@ -144,6 +144,9 @@ class OpenAIBackend(GenerationBackend):
         self._lock = threading.Lock()
         self.usage: dict[str, int] = {"prompt_tokens": 0, "completion_tokens": 0, "requests": 0, "retries": 0}
         """Totals since construction: tokens from the server's ``usage``, requests answered, retries."""
+        self.usage_elsewhere = 0
+        """Tokens the run's other processes (its other Ray actors) have spent, counted against ``token_budget``
+        with this backend's own: the run's worker sets it before each batch (a run-wide budget)."""
 
     # ------------------------------------------------------------------ lifecycle
     def _load(self) -> None:
@@ -186,7 +189,7 @@ class OpenAIBackend(GenerationBackend):
         return max(backoff, retry_after) if retry_after is not None else backoff
 
     def _spent(self) -> int:
-        return self.usage["prompt_tokens"] + self.usage["completion_tokens"]
+        return self.usage["prompt_tokens"] + self.usage["completion_tokens"] + self.usage_elsewhere
 
     def _count(self, usage: Any, retries: int) -> None:
         with self._lock:
@@ -251,10 +254,11 @@ class OpenAIBackend(GenerationBackend):
 
             out = await asyncio.gather(*(one(r) for r in requests))
         if budget_hit:
+            elsewhere = f" here + {self.usage_elsewhere} by the run's other workers" if self.usage_elsewhere else ""
             raise BudgetExceeded(
                 f"the token budget of {self.config.token_budget} tokens is spent ({self.usage['prompt_tokens']} "
-                f"prompt + {self.usage['completion_tokens']} completion tokens); the requests not sent were not "
-                "generated")
+                f"prompt + {self.usage['completion_tokens']} completion tokens{elsewhere}); the requests not sent "
+                "were not generated")
         return list(out)
 
     async def _request(self, client: Any, request: GenerationRequest) -> Generation:
