@@ -75,8 +75,9 @@ class OpenAIBackendConfig(BackendConfig):
     backoff_jitter: float = Field(0.25, ge=0, le=1, description="Random extra wait, as a fraction of the "
                                   "backoff (spreads retries of many requests).")
     token_budget: int | None = Field(None, ge=1, description="Stop once this many tokens (prompt + "
-                                     "completion) have been used by this process: requests not yet sent are "
-                                     "not sent and the run stops resumably (BudgetExceeded). None: no cap.")
+                                     "completion) have been used by this run (on Ray: by all its workers together): "
+                                     "requests not yet sent are not sent and the run stops resumably "
+                                     "(BudgetExceeded). None: no cap.")
     json_schema_mode: Literal["off", "json_schema", "json_object"] = Field(
         "off", description="How to ask the server for JSON-schema constrained decoding (the LLM judge asks for it "
                            "where a backend supports it): json_schema sends OpenAI's response_format "
