@@ -5,6 +5,7 @@ what runs without them is in test_vllm_config.py."""
 import pytest
 
 from seapo.backends import make_backend
+from seapo.backends.base import common_prefix
 from tests.backends.contract import (  # noqa: F401 - collected here, on this module's backend
     chat,
     test_a_bad_request_fails_alone,
@@ -28,21 +29,28 @@ PROMPTS = ["What is the capital of France?", "Write a haiku about the sea.", "Wh
 
 @pytest.fixture(scope="module")
 def backend():
-    # A small share of the GPU and no CUDA graphs: the 135M model starts in seconds beside other tests.
+    # A small share of the GPU and no CUDA graphs: the 135M model starts in seconds beside other tests. bf16
+    # (vLLM's usual attention kernels do not run fp32), so batching and the kernels may flip late near-ties.
     b = make_backend(name="vllm", model="embedded", batch_size=8, max_model_len=4096, gpu_memory_utilization=0.3,
-                     enforce_eager=True, dtype="fp32")
+                     enforce_eager=True, dtype="bf16")
     with b:
         yield b
 
 
-def test_greedy_repeats_and_matches_one_at_a_time(backend):
+def test_greedy_repeats_and_barely_depends_on_batching(backend):
     requests = [chat(p) for p in PROMPTS]
     batched = backend.generate(requests)
     assert all(g.ok and g.num_tokens > 0 for g in batched)
     assert [g.text for g in backend.generate(requests)] == [g.text for g in batched]
-    # fp32: batching changes the sums' order only in the last bits, so each greedy path stays the same
-    single = [backend.generate([r])[0].text for r in requests]
-    assert sum(a.text == b for a, b in zip(batched, single, strict=True)) >= len(PROMPTS) - 1
+    single = [backend.generate([r])[0] for r in requests]
+    agree = [common_prefix(backend.tokenizer(a.text)["input_ids"], backend.tokenizer(b.text)["input_ids"])
+             for a, b in zip(batched, single, strict=True)]
+    assert min(agree) >= 4 and sum(a.text == b.text for a, b in zip(batched, single, strict=True)) >= 3, agree
+
+
+def test_greedy_n_copies_one_completion(backend):
+    g = backend.generate([chat(PROMPTS[0], n=3)])[0]
+    assert len(g.completions) == 3 and len({c.text for c in g.completions}) == 1
 
 
 def test_chat_prompts_are_the_transformers_backends_tokens(backend):
@@ -52,15 +60,14 @@ def test_chat_prompts_are_the_transformers_backends_tokens(backend):
 
 
 def test_greedy_agrees_with_the_transformers_backend(backend):
-    """The same fp32 weights: the first tokens of every greedy answer agree (later ones may part on near-ties)."""
+    """The same weights, vLLM bf16 against transformers fp32: most greedy answers share their first tokens
+    (near-ties part them, as with llamacpp)."""
     hf = make_backend(name="transformers", model="embedded", dtype="fp32", batch_size=6)
     requests = [chat(p, max_new_tokens=8) for p in PROMPTS]
     ours = [backend.tokenizer(g.text, add_special_tokens=False)["input_ids"] for g in backend.generate(requests)]
     theirs = [hf.tokenizer(g.text, add_special_tokens=False)["input_ids"] for g in hf.generate(requests)]
-    from seapo.backends.base import common_prefix
-
     prefix = [common_prefix(x, y) for x, y in zip(ours, theirs, strict=True)]
-    assert sum(p >= 4 for p in prefix) >= len(PROMPTS) - 1, prefix
+    assert sum(p >= 4 for p in prefix) >= len(PROMPTS) // 2, prefix
 
 
 def test_the_llm_judge_gets_a_parsable_verdict_for_every_item(backend):

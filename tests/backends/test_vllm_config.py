@@ -82,6 +82,8 @@ def test_request_settings_become_sampling_fields():
     request = GenerationRequest(prompt="x", temperature=0.8, top_p=0.9, n=4, seed=3)
     sampled = sampling_kwargs(request, base_seed=5)
     assert sampled == {"n": 4, "max_tokens": 1024, "temperature": 0.8, "top_p": 0.9, "seed": request_seed(5, request)}
+    # greedy n > 1: one completion asked for (the backend copies it; older vLLMs refuse n > 1 when greedy)
+    assert sampling_kwargs(GenerationRequest(prompt="x", n=3), base_seed=0)["n"] == 1
     seeds = {request_seed(b, GenerationRequest(prompt="x", seed=s)) for b in range(3) for s in range(3)}
     assert len(seeds) == 9 and all(0 <= s < 2**63 - 1 for s in seeds)
 

@@ -93,7 +93,8 @@ def request_seed(base: int, request: GenerationRequest) -> int:
 
 def sampling_kwargs(request: GenerationRequest, base_seed: int) -> dict[str, Any]:
     """The ``SamplingParams`` fields of a request, JSON schema aside (:func:`structured_kwargs`)."""
-    kwargs: dict[str, Any] = {"n": request.n, "max_tokens": request.max_new_tokens,
+    # Greedy completions are all the same: one is asked for and copied (older vLLMs refuse n > 1 when greedy).
+    kwargs: dict[str, Any] = {"n": request.n if request.temperature > 0 else 1, "max_tokens": request.max_new_tokens,
                               "temperature": request.temperature,
                               "top_p": request.top_p if request.temperature > 0 else 1.0}
     if request.temperature > 0:
@@ -154,7 +155,9 @@ class VLLMBackend(GenerationBackend):
                              field="backend") from exc
         self._sampling = vllm.sampling_params
         self.tokenizer = self.llm.get_tokenizer()
-        self.max_model_len = int(self.llm.llm_engine.model_config.max_model_len)
+        model_config = getattr(self.llm.llm_engine, "model_config", None)  # where vLLM 0.8 to 0.2x keep it
+        self.max_model_len = int(getattr(model_config, "max_model_len", None) or cfg.max_model_len
+                                 or self.tokenizer.model_max_length)
 
     def _close(self) -> None:
         import gc
@@ -214,10 +217,10 @@ class VLLMBackend(GenerationBackend):
             progress(sum(r is not None for r in results))
         if chats:
             self._run([i for i, _ in chats], [list(requests[i].messages or []) for i, _ in chats],
-                      [p for _, p in chats], self.llm.chat, results, progress)
+                      [p for _, p in chats], self.llm.chat, requests, results, progress)
         if raws:
             self._run([i for i, _, _ in raws], [{"prompt_token_ids": ids} for _, _, ids in raws],
-                      [p for _, p, _ in raws], self.llm.generate, results, progress)
+                      [p for _, p, _ in raws], self.llm.generate, requests, results, progress)
         return [r if r is not None else Generation.failed("not generated") for r in results]
 
     def _params(self, request: GenerationRequest) -> Any:
@@ -227,7 +230,7 @@ class VLLMBackend(GenerationBackend):
         return self._sampling.SamplingParams(**kwargs)
 
     def _run(self, index: list[int], inputs: list[Any], params: list[Any], call: Any,
-             results: list[Generation | None], progress: Progress | None) -> None:
+             requests: list[GenerationRequest], results: list[Generation | None], progress: Progress | None) -> None:
         """One engine call for all ``inputs``; if it raises, one call per input, so only a bad one fails."""
         try:
             outputs = call(inputs, sampling_params=params, use_tqdm=False)
@@ -238,21 +241,25 @@ class VLLMBackend(GenerationBackend):
                     progress(1)
                 return
             for k in range(len(inputs)):
-                self._run(index[k:k + 1], inputs[k:k + 1], params[k:k + 1], call, results, progress)
+                self._run(index[k:k + 1], inputs[k:k + 1], params[k:k + 1], call, requests, results, progress)
             return
         for i, output in zip(index, outputs, strict=True):
-            results[i] = _generation(output)
+            results[i] = _generation(output, requests[i].n)
         if progress:
             progress(len(index))
 
 
-def _generation(output: Any) -> Generation:
+def _generation(output: Any, n: int) -> Generation:
+    """The request's ``n`` completions from vLLM's output (one greedy completion stands for all ``n``)."""
     completions = []
     for choice in sorted(output.outputs, key=lambda c: c.index):
         if choice.finish_reason not in ("stop", "length"):
             return Generation.failed(f"vLLM ended a completion with finish_reason={choice.finish_reason!r}")
         completions.append(Completion(choice.text, choice.finish_reason, len(choice.token_ids),
                                       _token_logprobs(choice)))
+    if len(completions) == 1 and n > 1:
+        completions += [Completion(c.text, c.finish_reason, c.num_tokens, c.token_logprobs)
+                        for c in completions * (n - 1)]
     return Generation(completions)
 
 
