@@ -119,6 +119,8 @@ def build_model(folder: Path, dims: dict, tokenizer_dir: str, seed: int = 0) -> 
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     del model
+    if device == "cuda":  # the sides run in other processes: leave them the whole GPU
+        torch.cuda.empty_cache()
 
 
 def matmul_params(dims: dict) -> int:

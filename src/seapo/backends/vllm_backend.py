@@ -38,6 +38,7 @@ from seapo.backends.base import (
     Progress,
     register_backend,
 )
+from seapo.backends.transformers_backend import TransformersBackend, raw_text_bos
 from seapo.errors import InputError
 from seapo.models.loading import TORCH_DTYPE_NAMES, DtypeName
 
@@ -155,6 +156,7 @@ class VLLMBackend(GenerationBackend):
                              field="backend") from exc
         self._sampling = vllm.sampling_params
         self.tokenizer = self.llm.get_tokenizer()
+        self.bos = raw_text_bos(self.tokenizer)
         model_config = getattr(self.llm.llm_engine, "model_config", None)  # where vLLM 0.8 to 0.2x keep it
         self.max_model_len = int(getattr(model_config, "max_model_len", None) or cfg.max_model_len
                                  or self.tokenizer.model_max_length)
@@ -181,16 +183,10 @@ class VLLMBackend(GenerationBackend):
         return f"vllm:{stable_hash([model_fingerprint(resolve_model(cfg.model).path), cfg.dtype, cfg.seed])}"
 
     def encode(self, request: GenerationRequest) -> list[int]:
-        """Token ids of a request's input: the chat with the generation prompt (what ``LLM.chat`` builds from
-        the same template), or the raw text with BOS where the tokenizer adds one."""
+        """Token ids of a request's input, built as the transformers backend builds them (the chat template
+        ``LLM.chat`` applies too; raw text with BOS where the tokenizer adds one): for the length check."""
         self.load()
-        if request.prompt is not None:
-            ids = self.tokenizer("x")["input_ids"]
-            bos = self.tokenizer.bos_token_id
-            head = [bos] if bos is not None and ids and ids[0] == bos else []
-            return head + self.tokenizer(request.prompt, add_special_tokens=False)["input_ids"]
-        return list(self.tokenizer.apply_chat_template(list(request.messages or []), add_generation_prompt=True,
-                                                       tokenize=True, return_dict=True)["input_ids"])
+        return TransformersBackend.encode(self, request)  # type: ignore[arg-type] - same tokenizer, bos, load
 
     # ------------------------------------------------------------------ generation
     def _generate(self, requests: list[GenerationRequest], progress: Progress | None) -> list[Generation]:
