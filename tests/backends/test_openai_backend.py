@@ -98,11 +98,14 @@ def test_json_schema_decoding_in_the_servers_dialect(server):
     with FaultProxy(server.port) as proxy:
         b = backend(proxy.base_url, json_schema_mode="json_object")
         assert b.supports_json_schema
-        good, bad = b.generate([ask, GenerationRequest(messages=CHAT, max_new_tokens=8, json_schema="{not json")])
+        good, bad, raw = b.generate([ask, GenerationRequest(messages=CHAT, max_new_tokens=8, json_schema="{not json"),
+                                     GenerationRequest(prompt="A person:", max_new_tokens=8,
+                                                       json_schema=json.dumps(PERSON))])
     assert good.ok, good.error
     value = json.loads(good.text)
     assert set(value) == {"name", "age"} and isinstance(value["name"], str) and isinstance(value["age"], int)
     assert not bad.ok and "bad JSON schema" in bad.error
+    assert not raw.ok and "needs a chat request" in raw.error  # never sent unconstrained
     assert [body["response_format"] for body in proxy.bodies] == [{"type": "json_object", "schema": PERSON}]
     openai_form = backend(server.base_url, json_schema_mode="json_schema", max_retries=0).generate([ask])[0]
     assert not openai_form.ok and "HTTP 500" in openai_form.error and "response_format" in openai_form.error

@@ -293,14 +293,12 @@ class OpenAIBackend(GenerationBackend):
         if request.logprobs:
             kwargs["logprobs"] = True if chat else 1
         if request.json_schema is not None:
+            if not chat:  # /completions has no response_format in OpenAI's API; some servers would ignore it
+                return "JSON-schema decoding needs a chat request on the openai backend (not raw text)"
             try:
-                format_ = response_format(request.json_schema, cfg.json_schema_mode)
+                kwargs["response_format"] = response_format(request.json_schema, cfg.json_schema_mode)
             except ValueError as exc:
                 return f"bad JSON schema: {exc}"
-            if chat:
-                kwargs["response_format"] = format_
-            else:  # not in OpenAI's /completions signature; vLLM and llama.cpp servers read it there too
-                kwargs["extra_body"] = {"response_format": format_}
         retry = 0
         while True:
             reason: str
