@@ -133,6 +133,8 @@ def map_batches(rows: Sequence[dict[str, Any]], make_worker: Callable[[], Worker
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = show_progress  # the stage shows its own bar
     context.print_on_execution_start = False
+    if hasattr(context, "raise_original_map_exception"):  # Ray >= 2.4x: else a worker's error arrives as text only
+        context.raise_original_map_exception = True
     size = pool_size(config)
     if not rows:
         return
@@ -144,6 +146,29 @@ def map_batches(rows: Sequence[dict[str, Any]], make_worker: Callable[[], Worker
     console.print(f"[dim]ray: {len(rows)} items on {size} worker(s), {batch_size} per batch[/]", highlight=False)
     for batch in mapped.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=0):
         yield batch.to_pylist()
+
+
+class TokenLedger:
+    """The tokens a run's actors have spent, summed: the one count a run-wide ``token_budget`` is
+    checked against. The driver makes it a Ray actor (:func:`token_ledger`); each worker adds what
+    its batch spent and reads the total before its next batch."""
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    def add(self, tokens: int) -> int:
+        self.total += tokens
+        return self.total
+
+    def spent(self) -> int:
+        return self.total
+
+
+def token_ledger() -> Any:
+    """A :class:`TokenLedger` actor on the connected cluster (it needs no CPU of its own)."""
+    import ray
+
+    return ray.remote(num_cpus=0)(TokenLedger).remote()
 
 
 def root_cause(exc: BaseException, cls: type[BaseException]) -> BaseException | None:
@@ -169,4 +194,6 @@ def reraise_seapo_error(exc: BaseException) -> None:
 
     cause = root_cause(exc, SeapoError)
     if cause is not None and cause is not exc:
+        if cause.args and isinstance(cause.args[0], str):  # Ray Data appends its retry note to the message
+            cause.args = (cause.args[0].split("\nFailed to apply UDF transform")[0], *cause.args[1:])
         raise cause from None

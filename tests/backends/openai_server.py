@@ -113,6 +113,8 @@ class FaultProxy:
         self.upstream_port, self.served = upstream_port, served
         self.faults: list[tuple] = []
         self.hits: list[tuple[float, str, str]] = []
+        self.bodies: list[dict] = []
+        """The JSON body of every POST, in arrival order (what the backend sent)."""
         self.lock = threading.Lock()
         proxy = self
 
@@ -157,6 +159,7 @@ class FaultProxy:
                     elif proxy.faults:
                         fault = proxy.faults.pop(0)
                     proxy.hits.append((time.monotonic(), self.path, str(fault[0] if fault else "forward")))
+                    proxy.bodies.append(json.loads(body))
                 if fault is None:
                     return self._forward("POST", body)
                 if fault[0] == "404":

@@ -85,6 +85,64 @@ def test_n_stop_logprobs_and_progress(server):
     assert lp is not None and len(lp) == out[2].num_tokens and all(x <= 0 for x in lp)
 
 
+PERSON = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+          "required": ["name", "age"], "additionalProperties": False}
+
+
+def test_json_schema_decoding_in_the_servers_dialect(server):
+    """llama-cpp-python's server constrains with {type: json_object, schema}; it refuses OpenAI's json_schema
+    form (a validation error it answers as HTTP 500), and that refusal fails the request rather than returning
+    unconstrained text."""
+    ask = GenerationRequest(messages=[{"role": "user", "content": "Describe a person as JSON."}], max_new_tokens=60,
+                            json_schema=json.dumps(PERSON))
+    with FaultProxy(server.port) as proxy:
+        b = backend(proxy.base_url, json_schema_mode="json_object")
+        assert b.supports_json_schema
+        good, bad, raw = b.generate([ask, GenerationRequest(messages=CHAT, max_new_tokens=8, json_schema="{not json"),
+                                     GenerationRequest(prompt="A person:", max_new_tokens=8,
+                                                       json_schema=json.dumps(PERSON))])
+    assert good.ok, good.error
+    value = json.loads(good.text)
+    assert set(value) == {"name", "age"} and isinstance(value["name"], str) and isinstance(value["age"], int)
+    assert not bad.ok and "bad JSON schema" in bad.error
+    assert not raw.ok and "needs a chat request" in raw.error  # never sent unconstrained
+    assert [body["response_format"] for body in proxy.bodies] == [{"type": "json_object", "schema": PERSON}]
+    openai_form = backend(server.base_url, json_schema_mode="json_schema", max_retries=0).generate([ask])[0]
+    assert not openai_form.ok and "HTTP 500" in openai_form.error and "response_format" in openai_form.error
+    off = backend(server.base_url)  # the default: the server is not asked, so the backend refuses such requests
+    assert not off.supports_json_schema
+    refused = off.generate([ask])[0]
+    assert not refused.ok and "does not support constrained" in refused.error
+
+
+@pytest.mark.slow  # a 160-token verdict from the server: 38 s at load 7
+def test_the_llm_judge_gets_a_parsed_verdict_through_the_server(server):
+    from seapo.judge.base import JudgeItem
+    from seapo.judge.llm import LLMJudge, LLMJudgeConfig
+
+    config = LLMJudgeConfig(backend={"name": "openai", "model": SERVED_NAME, "base_url": server.base_url,
+                                     "json_schema_mode": "json_object"}, retries=0)
+    judge = LLMJudge(config)
+    assert judge.constrained
+    verdict = judge.judge([JudgeItem("What is 2 + 3?", "2 + 3 = 6. The answer is 6.",
+                                     reference="2 + 3 = 5. The answer is 5.")])[0]
+    assert verdict.details["parsed"] and verdict.details["constrained"], verdict
+
+
+def test_the_token_limit_goes_in_the_configured_field(server):
+    chat = GenerationRequest(messages=CHAT, max_new_tokens=5)
+    text = GenerationRequest(prompt="The capital of France is", max_new_tokens=5)
+    with FaultProxy(server.port) as proxy:
+        default = backend(proxy.base_url, max_in_flight=1).generate([chat])[0]
+        backend(proxy.base_url, max_in_flight=1, max_tokens_param="max_completion_tokens").generate([chat, text])
+    sent = [{k: v for k, v in body.items() if k in ("max_tokens", "max_completion_tokens")} for body in proxy.bodies]
+    assert sent == [{"max_tokens": 5}, {"max_completion_tokens": 5}, {"max_tokens": 5}]  # /completions: max_tokens
+    assert default.ok and default.num_tokens <= 5
+    # speed-only settings: the resume key does not move
+    assert backend(server.base_url, max_tokens_param="max_completion_tokens", json_schema_mode="json_schema"
+                   ).fingerprint() == backend(server.base_url).fingerprint()
+
+
 def test_fingerprint_leaves_out_what_only_changes_speed():
     a = backend("http://127.0.0.1:1/v1")
     b = backend("http://127.0.0.1:2/v1", max_in_flight=64, timeout_s=3, max_retries=9, token_budget=10)

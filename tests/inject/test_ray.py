@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from seapo.distributed import RayConfig
 from seapo.errors import ConfigError
 from seapo.inject.pipeline import InjectConfig, inject
 from seapo.inject.store import InjectionStore
@@ -281,3 +282,47 @@ def test_profile_on_ray_matches_the_local_profile(ray_cluster, shared_data, tiny
     assert {k: v for k, v in on_ray.profile.items() if k not in drop} == \
         {k: v for k, v in local.profile.items() if k not in drop}
     assert (tmp_path / "ray" / "verdicts.jsonl").read_bytes() == (tmp_path / "local" / "verdicts.jsonl").read_bytes()
+
+
+@needs_ray
+@pytest.mark.slow
+def test_the_token_budget_is_run_wide_across_the_workers(ray_cluster, records, tmp_path):
+    """A served model's token_budget counts every actor's tokens together. Twelve items of one identical prompt
+    (so each costs the same c tokens) on two workers, budget 5.5 c: the run stops after at most six (per actor,
+    each worker could do six, and the one that starts first takes the first batches: with per-actor budgets
+    this run stored 8, against 5 run-wide); a rerun without the budget finishes the rest, nothing repeated."""
+    pytest.importorskip("openai", reason="the openai package is not installed (pip install 'seapo[openai]')")
+    from seapo.data.schema import Record
+    from seapo.errors import BudgetExceeded
+    from seapo.models.resolve import embedded_gguf_path
+    from tests.backends.openai_server import SERVED_NAME, LlamaServer, llama_cpp_available
+
+    if not llama_cpp_available():
+        pytest.skip("llama_cpp (pip install 'llama-cpp-python[server]') is not importable")
+    short = min(records, key=lambda r: len(r.question) + len(r.response))
+    same = [Record(prompt=short.prompt, response=short.response, source=short.source, id=f"budget-{k}")
+            for k in range(12)]
+    srv = LlamaServer(embedded_gguf_path(), log=tmp_path / "server.log").start()
+    try:
+        def config(**backend):
+            return InjectConfig(injector="llm", strategy="mixed", error_types=["correctness"], fallback="none",
+                                max_attempts=1, judge={"name": "none"}, chunk_size=1,
+                                audit={"shortcut_audit": False},
+                                llm={"max_new_tokens": 4, "backend": {"name": "openai", "model": SERVED_NAME,
+                                                                      "base_url": srv.base_url, **backend}})
+
+        one = inject(same[:1], tmp_path / "one", config())
+        cost = sum(c["prompt_tokens"] + c["completion_tokens"] for c in one.summary["token_usage"].values())
+        assert cost > 0
+        out = tmp_path / "budget"
+        ray_config = config(token_budget=int(5.5 * cost)).model_copy(
+            update={"ray": RayConfig(address="auto", workers=2)})
+        with pytest.raises(BudgetExceeded, match="token budget"):
+            inject(same, out, ray_config)
+        stored = _stored(out)
+        assert 1 <= len(stored) <= 6, stored
+        again = inject(same, out, config().model_copy(update={"ray": RayConfig(address="auto", workers=2)}))
+    finally:
+        srv.stop()
+    assert again.summary["resumed_items"] == len(stored)
+    assert len(_stored(out)) == 12 and all(_stored(out)[k] == s for k, s in stored.items())  # kept, not redone

@@ -1,4 +1,4 @@
-"""One interface for every LLM backend (transformers, OpenAI-compatible servers; vLLM and Ray build on it).
+"""One interface for every LLM backend (transformers, llama.cpp, OpenAI-compatible servers, vLLM; Ray builds on it).
 
 A backend has a lifecycle (distilabel style):
 
@@ -127,7 +127,7 @@ class BackendConfig(SeapoConfig):
     """Settings every backend has; each backend subclasses it with its own fields."""
 
     name: str = Field("transformers", description="Backend: transformers (local, CPU or GPU), llamacpp (GGUF "
-                      "files on CPU), openai (an OpenAI-compatible server), or a "
+                      "files on CPU), openai (an OpenAI-compatible server), vllm (vLLM in process, on GPUs), or a "
                       "third-party one registered under the 'seapo.backends' entry points.",
                       json_schema_extra={"cli_name": "backend"})
     model: str = Field("embedded", description="Model: 'embedded', a Hugging Face folder, a .gguf file or a Hub "
@@ -239,7 +239,8 @@ class GenerationBackend(ABC):
 
 BACKENDS: Registry[type[GenerationBackend]] = Registry(
     "backend", "seapo.backends", builtin_modules=(
-    "seapo.backends.transformers_backend", "seapo.backends.openai_backend", "seapo.backends.llamacpp_backend"))
+    "seapo.backends.transformers_backend", "seapo.backends.openai_backend", "seapo.backends.llamacpp_backend",
+    "seapo.backends.vllm_backend"))
 """Every backend by name."""
 
 

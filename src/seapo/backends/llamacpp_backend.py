@@ -48,7 +48,7 @@ from seapo.backends.base import (
     common_prefix,
     register_backend,
 )
-from seapo.backends.transformers_backend import SHARED_PREFIX_MIN, TransformersBackend, cut_at_stop
+from seapo.backends.transformers_backend import SHARED_PREFIX_MIN, TransformersBackend, cut_at_stop, raw_text_bos
 from seapo.errors import InputError, ModelNotFoundError
 
 """A prompt copies a cached prefix only when at least this many tokens are shared."""
@@ -162,10 +162,7 @@ class LlamaCppBackend(GenerationBackend):
         cfg = self.config
         self.path = gguf_path(cfg.model)
         self.tokenizer = load_gguf_tokenizer(self.path)
-        ids = self.tokenizer("x")["input_ids"]
-        bos = self.tokenizer.bos_token_id
-        # Raw text gets BOS only where the tokenizer adds one to plain text (as the transformers backend does).
-        self.bos: list[int] = [bos] if bos is not None and ids and ids[0] == bos else []
+        self.bos = raw_text_bos(self.tokenizer)  # as the transformers backend does
         threads = cfg.n_threads or default_threads()
         # The high-level Llama loads the weights and keeps llama.cpp quiet (verbose=False); its own
         # one-sequence context is kept tiny, generation runs on the context made below.

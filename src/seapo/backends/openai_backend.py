@@ -11,6 +11,12 @@ APIs) through the official ``openai`` client, asynchronously.
 * The API key is read from the environment variable named by ``api_key_env`` and nowhere else:
   it is no config field, so it never reaches ``config.yaml``, a fingerprint or a log, and every
   error text is redacted before it leaves this module.
+* JSON-schema constrained decoding (the LLM judge's verdicts) is asked for in the dialect
+  ``json_schema_mode`` names (OpenAI's ``json_schema`` response format, or the ``json_object`` +
+  ``schema`` one of llama-cpp-python's server); with ``off`` (the default) the backend says it
+  cannot constrain, so no caller believes an unconstrained output follows a schema.
+* ``max_tokens_param`` names the chat field of the token limit: ``max_tokens`` or OpenAI's newer
+  ``max_completion_tokens``.
 * ``usage`` counts prompt and completion tokens from the server's ``usage`` field; with
   ``token_budget`` set, a request is not sent once the budget is spent and the batch raises
   :class:`BudgetExceeded` (nothing of that batch is kept, so a resumable run continues later).
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import os
 import random
 import threading
@@ -68,8 +75,21 @@ class OpenAIBackendConfig(BackendConfig):
     backoff_jitter: float = Field(0.25, ge=0, le=1, description="Random extra wait, as a fraction of the "
                                   "backoff (spreads retries of many requests).")
     token_budget: int | None = Field(None, ge=1, description="Stop once this many tokens (prompt + "
-                                     "completion) have been used by this process: requests not yet sent are "
-                                     "not sent and the run stops resumably (BudgetExceeded). None: no cap.")
+                                     "completion) have been used by this run (on Ray: by all its workers together): "
+                                     "requests not yet sent are not sent and the run stops resumably "
+                                     "(BudgetExceeded). None: no cap.")
+    json_schema_mode: Literal["off", "json_schema", "json_object"] = Field(
+        "off", description="How to ask the server for JSON-schema constrained decoding (the LLM judge asks for it "
+                           "where a backend supports it): json_schema sends OpenAI's response_format "
+                           "{type: json_schema, json_schema: {name, schema, strict}} (OpenAI, vLLM, SGLang, "
+                           "llama.cpp's llama-server, Ollama); json_object sends {type: json_object, schema} "
+                           "(llama-cpp-python's server, which refuses the former); off: none, and the backend "
+                           "says it cannot constrain (the judge then parses unconstrained output).")
+    max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = Field(
+        "max_tokens", description="The chat request field that carries max_new_tokens: max_tokens (what most "
+                                  "servers know; llama-cpp-python's server silently ignores the other) or "
+                                  "max_completion_tokens (OpenAI's newer models refuse max_tokens). Raw-text "
+                                  "requests (/completions) always send max_tokens.")
 
     @field_validator("base_url")
     @classmethod
@@ -111,16 +131,23 @@ class OpenAIBackend(GenerationBackend):
     # Speed, not outputs. base_url too: the same model served at another address (a restarted
     # server on a new port, another replica) answers the same, so a resumable run must not start
     # over because the address moved; the model's name is what identifies the outputs.
+    # max_tokens_param only names the limit. json_schema_mode changes outputs only of requests that carry a
+    # schema, and whether those are constrained is in the judge's own fingerprint (its `constrained`).
     throughput_fields = frozenset({"batch_size", "base_url", "api_key_env", "max_in_flight", "timeout_s",
                                    "max_retries", "backoff_base_s", "backoff_max_s", "backoff_jitter",
-                                   "token_budget"})
+                                   "token_budget", "json_schema_mode", "max_tokens_param"})
 
     def __init__(self, config: BackendConfig | None = None) -> None:
         super().__init__(config)
+        # Per instance: whether the server is asked to constrain is a setting of this backend, not of the class.
+        self.supports_json_schema = self.config.json_schema_mode != "off"  # type: ignore[misc]
         self._key: str | None = None
         self._lock = threading.Lock()
         self.usage: dict[str, int] = {"prompt_tokens": 0, "completion_tokens": 0, "requests": 0, "retries": 0}
         """Totals since construction: tokens from the server's ``usage``, requests answered, retries."""
+        self.usage_elsewhere = 0
+        """Tokens the run's other processes (its other Ray actors) have spent, counted against ``token_budget``
+        with this backend's own: the run's worker sets it before each batch (a run-wide budget)."""
 
     # ------------------------------------------------------------------ lifecycle
     def _load(self) -> None:
@@ -163,7 +190,7 @@ class OpenAIBackend(GenerationBackend):
         return max(backoff, retry_after) if retry_after is not None else backoff
 
     def _spent(self) -> int:
-        return self.usage["prompt_tokens"] + self.usage["completion_tokens"]
+        return self.usage["prompt_tokens"] + self.usage["completion_tokens"] + self.usage_elsewhere
 
     def _count(self, usage: Any, retries: int) -> None:
         with self._lock:
@@ -228,10 +255,11 @@ class OpenAIBackend(GenerationBackend):
 
             out = await asyncio.gather(*(one(r) for r in requests))
         if budget_hit:
+            elsewhere = f" here + {self.usage_elsewhere} by the run's other workers" if self.usage_elsewhere else ""
             raise BudgetExceeded(
                 f"the token budget of {self.config.token_budget} tokens is spent ({self.usage['prompt_tokens']} "
-                f"prompt + {self.usage['completion_tokens']} completion tokens); the requests not sent were not "
-                "generated")
+                f"prompt + {self.usage['completion_tokens']} completion tokens{elsewhere}); the requests not sent "
+                "were not generated")
         return list(out)
 
     async def _request(self, client: Any, request: GenerationRequest) -> Generation:
@@ -252,17 +280,25 @@ class OpenAIBackend(GenerationBackend):
         import openai
 
         cfg = self.config
+        chat = request.messages is not None
         kwargs: dict[str, Any] = {
-            "model": cfg.model, "max_tokens": request.max_new_tokens, "temperature": request.temperature,
-            "top_p": request.top_p if request.temperature > 0 else 1.0, "seed": request.seed + call,
+            "model": cfg.model, (cfg.max_tokens_param if chat else "max_tokens"): request.max_new_tokens,
+            "temperature": request.temperature, "top_p": request.top_p if request.temperature > 0 else 1.0,
+            "seed": request.seed + call,
         }
         if n > 1:
             kwargs["n"] = n
         if request.stop:
             kwargs["stop"] = list(request.stop)
-        chat = request.messages is not None
         if request.logprobs:
             kwargs["logprobs"] = True if chat else 1
+        if request.json_schema is not None:
+            if not chat:  # /completions has no response_format in OpenAI's API; some servers would ignore it
+                return "JSON-schema decoding needs a chat request on the openai backend (not raw text)"
+            try:
+                kwargs["response_format"] = response_format(request.json_schema, cfg.json_schema_mode)
+            except ValueError as exc:
+                return f"bad JSON schema: {exc}"
         retry = 0
         while True:
             reason: str
@@ -303,6 +339,17 @@ class OpenAIBackend(GenerationBackend):
                 return f"{reason} (gave up after {retry + 1} tries)"
             await asyncio.sleep(self._wait(retry, after))
             retry += 1
+
+
+def response_format(schema_text: str, mode: str) -> dict[str, Any]:
+    """The ``response_format`` that asks a server to follow a JSON schema, in the dialect ``mode`` names
+    (:attr:`OpenAIBackendConfig.json_schema_mode`); a ``ValueError`` when the schema is not JSON."""
+    schema = json.loads(schema_text)  # JSONDecodeError is a ValueError
+    if mode == "json_schema":
+        return {"type": "json_schema", "json_schema": {"name": "seapo_output", "schema": schema, "strict": True}}
+    if mode == "json_object":
+        return {"type": "json_object", "schema": schema}
+    raise ValueError(f"json_schema_mode is {mode!r}: this backend does not ask for constrained decoding")
 
 
 def _message(exc: Any) -> str:

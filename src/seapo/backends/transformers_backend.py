@@ -52,6 +52,13 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     return text[:cut], cut < len(text)
 
 
+def raw_text_bos(tokenizer: Any) -> list[int]:
+    """What a raw-text prompt starts with: BOS only where the tokenizer adds one to plain text (Llama-2 style)."""
+    ids = tokenizer("x")["input_ids"]
+    bos = tokenizer.bos_token_id
+    return [bos] if bos is not None and ids and ids[0] == bos else []
+
+
 @register_backend("transformers")
 class TransformersBackend(GenerationBackend):
     """Batched greedy or sampled generation with ``model.generate``.
@@ -76,10 +83,7 @@ class TransformersBackend(GenerationBackend):
         self._eos = eos_token_ids(self.model, self.tokenizer)
         # transformers 5.24 renamed past_key_values to cache (the old name warns); 5.2 knows only the old one.
         self._cache_arg = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
-        ids = self.tokenizer("x")["input_ids"]
-        bos = self.tokenizer.bos_token_id
-        # Raw text gets BOS only where the tokenizer adds one to plain text (Llama-2 style).
-        self.bos: list[int] = [bos] if bos is not None and ids and ids[0] == bos else []
+        self.bos = raw_text_bos(self.tokenizer)
 
     def _close(self) -> None:
         del self.model, self.tokenizer

@@ -303,6 +303,12 @@ class ChunkRunner:
         """The primary backend's running token counts (a served model), else None."""
         return getattr(getattr(self.primary, "backend", None), "usage", None)
 
+    @property
+    def token_budget(self) -> int | None:
+        """The primary backend's ``token_budget`` (a served model's), else None."""
+        backend = getattr(self.primary, "backend", None)
+        return getattr(getattr(backend, "config", None), "token_budget", None)
+
     def run(self, items: Sequence[tuple[Record, ErrorType]]) -> list[ItemResult]:
         """:func:`run_chunk` on the items of each error type (types in order of first appearance,
         records in their order); one result per item."""
@@ -335,25 +341,52 @@ class ChunkRunner:
             self.gate.close()
 
 
-def ray_worker(config: InjectConfig, session: str, injector: Injector | None = None,
-               judge: Judge | None = None) -> Callable[[list[dict[str, Any]]], list[dict[str, Any]]]:
+def _tokens(usage: dict[str, dict[str, int]]) -> int:
+    """Prompt + completion tokens over every type of a ``token_usage`` mapping."""
+    return sum(c.get("prompt_tokens", 0) + c.get("completion_tokens", 0) for c in usage.values())
+
+
+def ray_worker(config: InjectConfig, session: str, injector: Injector | None = None, judge: Judge | None = None,
+               ledger: Any = None) -> Callable[[list[dict[str, Any]]], list[dict[str, Any]]]:
     """Runs in each Ray actor, once: builds and loads its :class:`ChunkRunner`, and returns the
     function that maps a batch of ``{"record" (JSON), "error_type"}`` rows to the results as store
     rows (:func:`~seapo.inject.store.item_row`) plus ``usage``: the batch's token counts per type
-    (JSON) on its first row, else None."""
+    (JSON) on its first row, else None.
+
+    ``ledger`` (a :class:`~seapo.distributed.TokenLedger` actor, when the backend has a
+    ``token_budget``) makes the budget run-wide: before each batch the backend is told what the
+    other actors have spent (it checks the sum before every request), and a batch that finds the
+    budget already spent raises :class:`BudgetExceeded` without sending anything."""
     runner = ChunkRunner.build(config, session, injector, judge)
     runner.primary.load()  # once per actor, before the first batch
     if runner.judge is not None:
         runner.judge.load()
+    reported = 0  # this actor's tokens already added to the ledger
 
     def work(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        nonlocal reported
         before = {et: dict(c) for et, c in runner.token_usage.items()}
+        budget = runner.token_budget
+        if ledger is not None and budget is not None:
+            import ray
+
+            backend = runner.primary.backend  # type: ignore[attr-defined] - a budget means a served model
+            backend.usage_elsewhere = max(0, ray.get(ledger.spent.remote()) - reported)
+            if backend.usage_elsewhere + _tokens(runner.token_usage) >= budget:
+                raise BudgetExceeded(f"the token budget of {budget} tokens is spent by the run's workers together "
+                                     f"({backend.usage_elsewhere + _tokens(runner.token_usage)} tokens)")
         results = runner.run([(Record.from_dict(json.loads(r["record"])), ErrorType(r["error_type"]))
                               for r in rows])
         out: list[dict[str, Any]] = [{**item_row(item), "usage": None} for item in results]
         if runner.usage is not None and out:
-            out[0]["usage"] = json.dumps({et: {k: c[k] - before.get(et, {}).get(k, 0) for k in TOKEN_COUNTS}
-                                          for et, c in runner.token_usage.items()})
+            delta = {et: {k: c[k] - before.get(et, {}).get(k, 0) for k in TOKEN_COUNTS}
+                     for et, c in runner.token_usage.items()}
+            out[0]["usage"] = json.dumps(delta)
+            if ledger is not None:
+                import ray
+
+                ray.get(ledger.add.remote(_tokens(delta)))
+                reported += _tokens(delta)
         return out
 
     return work
@@ -476,7 +509,10 @@ def _run_on_ray(todo: list[tuple[Record, ErrorType]], runner: ChunkRunner, store
     started = distributed.connect(config.ray)
     try:
         workers = distributed.pool_size(config.ray)
-        make = functools.partial(ray_worker, config, runner.session, injector, judge)
+        budget = runner.token_budget
+        ledger = distributed.token_ledger() if budget is not None else None
+        make = functools.partial(ray_worker, config, runner.session, injector, judge, ledger)
+        spent, stored = _tokens(runner.token_usage), 0
         rows = [{"record": json.dumps({"id": r.id, "prompt": r.prompt, "response": r.response, "rejected": r.rejected,
                                        "source": r.source}, ensure_ascii=False), "error_type": et.value}
                 for r, et in todo]
@@ -490,6 +526,12 @@ def _run_on_ray(todo: list[tuple[Record, ErrorType]], runner: ChunkRunner, store
                         total = runner.token_usage.setdefault(et, dict.fromkeys(TOKEN_COUNTS, 0))
                         for k in TOKEN_COUNTS:
                             total[k] += counts.get(k, 0)
+                stored += len(out)
+                # Run-wide: once the workers together have spent the budget, no further batch is taken
+                # (the ones in flight are dropped unstored, as a local run drops its chunk in flight).
+                if budget is not None and _tokens(runner.token_usage) - spent >= budget and stored < len(rows):
+                    raise BudgetExceeded(f"the token budget of {budget} tokens is spent by the run's {workers} "
+                                         f"workers together ({_tokens(runner.token_usage) - spent} tokens)")
         except Exception as exc:
             distributed.reraise_seapo_error(exc)
             raise
