@@ -1,22 +1,22 @@
 """The paper's study at the scale this machine allows (issue 16; docs/results/small_repro.md).
 
-    python experiments/small_repro/run.py [--stage data|configs|runs|eval|collect|table|all] [--only NAME ...]
+    python experiments/small_repro/run.py [--stage data|configs|conditions|compare|table|all] [--only NAME ...]
 
 Every step is a seapo command run through its Python API, each resumable, so the driver can be
 stopped (kill -9 too) and rerun at any point and continues where it stopped:
 
 1. ``data``: ``seapo prepare`` the UltraFeedback sample, ``seapo split`` it by record (train /
-   validation / heldout, seeded), keep the first ``train_records`` of train; the held-out and
-   validation pairs every condition is scored on: rules negatives of all three types (``seapo
-   inject --strategy all``, judge-verified) and the source's own chosen vs rejected (transfer).
+   validation / heldout, seeded); the held-out and validation pairs every condition is scored on:
+   rules negatives of all three types (``seapo inject --strategy all``, judge-verified) and the
+   source's own chosen vs rejected (transfer).
 2. ``configs``: write one ``seapo run`` config per condition to ``configs/`` (committed; they are
    the study). Learning rate and steps come from ``TUNED`` (chosen on the validation split).
-3. ``runs``: ``seapo run`` each condition's config not yet done.
-4. ``eval``: ``seapo eval`` the base model and every trained one (full TruthfulQA MC, MMLU 20 per
-   subject 5-shot; GSM8K, BBH and HumanEval subsets for base, vanilla and mixed), then
-   ``seapo compare`` per task group.
-5. ``collect``: copy the figures the table is built from into ``results/`` (committed).
-6. ``table``: ``table.py`` rebuilds docs/results/small_repro.md from ``results/``.
+3. ``conditions``: for the base model and each condition not yet done (its figures not all in
+   ``results/``): ``seapo run`` its config, ``seapo eval`` its model (full TruthfulQA MC, MMLU 20
+   per subject 5-shot; GSM8K, BBH and HumanEval subsets for base, vanilla and mixed), and copy the
+   figures into ``results/<name>/`` -- commit them: the run folders (trained models) are not kept.
+4. ``compare``: ``seapo compare`` per task group over ``results/``.
+5. ``table``: ``table.py`` rebuilds docs/results/small_repro.md from ``results/``.
 
 ``--scale smoke --model DIR`` runs the same steps at tiny sizes (tests/experiments, with a tiny random model).
 """
@@ -182,28 +182,6 @@ def stage_configs(scale: Scale, root: Path, folder: Path) -> list[Path]:
     return written
 
 
-def stage_runs(scale: Scale, folder: Path, only: set[str] | None) -> None:
-    from seapo.pipeline.config import load_run_config
-    from seapo.pipeline.run import run
-
-    for c in conditions(scale):
-        if only and c.name not in only:
-            continue
-        started = time.time()
-        run(load_run_config(folder / f"{c.name}.yaml"))  # skips what is done, resumes what is not
-        print(f"run {c.name}: {time.time() - started:.0f} s")
-
-
-def _models(scale: Scale, root: Path) -> dict[str, tuple[str, bool]]:
-    """name -> (model, gets the extra tasks): the base model, then every trained one."""
-    models = {"base": (scale.model, True)}
-    for c in conditions(scale):
-        result = root / "runs" / c.name / "train" / "result.json"
-        if result.is_file():
-            models[c.name] = (json.loads(result.read_text())["merged_dir"], c.extra_eval)
-    return models
-
-
 def eval_groups(scale: Scale) -> dict[str, dict[str, Any]]:
     """Evaluation settings per group of tasks (one limit per seapo eval call)."""
     groups = {"truthfulqa": {"tasks": ["truthfulqa_mc"], "limit": scale.truthfulqa_limit},
@@ -213,60 +191,93 @@ def eval_groups(scale: Scale) -> dict[str, dict[str, Any]]:
     return groups
 
 
-def stage_eval(scale: Scale, root: Path, only: set[str] | None) -> None:
-    from seapo.evaluate.compare import compare
+def _groups_of(scale: Scale, extra: bool) -> list[str]:
+    return [g for g, spec in eval_groups(scale).items() if extra or not spec.get("extra")]
+
+
+def is_done(name: str, extra: bool, scale: Scale, results: Path) -> bool:
+    """A condition is done when every figure it owes is in ``results/`` (committed: they outlive the run
+    folders, whose trained models are too big to keep)."""
+    folder = results / name
+    needed = [folder / f"eval-{g}.json" for g in _groups_of(scale, extra)]
+    if name != "base":
+        needed.append(folder / "run.json")
+    return all(p.is_file() for p in needed)
+
+
+def run_condition(c: Condition | None, scale: Scale, root: Path, configs: Path, results: Path) -> None:
+    """``seapo run`` one condition (None: the base model, untrained), evaluate its model, copy its figures
+    into ``results/<name>/``. Every step skips what is done, so a rerun after a kill continues."""
     from seapo.evaluate.runner import EvalConfig, evaluate
+    from seapo.pipeline.config import load_run_config
+    from seapo.pipeline.run import run
 
-    models = _models(scale, root)
-    for group, spec in eval_groups(scale).items():
-        done = []
-        for name, (model, extra) in models.items():
-            if (spec.get("extra") and not extra) or (only and name not in only):
-                continue
-            config = EvalConfig(tasks=spec["tasks"], limit=spec["limit"], data_dir=scale.eval_data,
-                                out=str(root / "eval" / group), run_name=name, num_samples=0,
-                                backend={"model": model, "dtype": scale.dtype, "batch_size": scale.eval_batch})
-            done.append(evaluate(model, config).metrics_path)
-        if len(done) > 1:
-            compare(done, out=root / "eval" / group)
+    name, extra = ("base", True) if c is None else (c.name, c.extra_eval)
+    out = results / name
+    out.mkdir(parents=True, exist_ok=True)
+    model = scale.model
+    if c is not None:
+        result = run(load_run_config(configs / f"{c.name}.yaml"))
+        model = result.stages["train"]["merged_dir"]
+        (out / "run.json").write_text(json.dumps(_run_record(result.out), indent=1, sort_keys=True) + "\n",
+                                      encoding="utf-8")
+    for group in _groups_of(scale, extra):
+        spec = eval_groups(scale)[group]
+        config = EvalConfig(tasks=spec["tasks"], limit=spec["limit"], data_dir=scale.eval_data,
+                            out=str(root / "eval" / group), run_name=name, num_samples=0,
+                            backend={"model": model, "dtype": scale.dtype, "batch_size": scale.eval_batch})
+        shutil.copyfile(evaluate(model, config).metrics_path, out / f"eval-{group}.json")
 
 
-def stage_collect(scale: Scale, root: Path, results: Path) -> None:
-    """The figures the table is built from, copied out of the (uncommitted) run folders."""
+def _run_record(run_dir: Path) -> dict[str, Any]:
+    """What the table needs from a run folder: config, wall times, training size, the injection summary
+    with its shortcut audit, the held-out figures (without per-pair details), the profile."""
     from seapo.train.heldout import without_details
 
-    results.mkdir(parents=True, exist_ok=True)
-    for name in _models(scale, root):
-        out = results / name
-        out.mkdir(exist_ok=True)
-        for group in eval_groups(scale):
-            metrics = root / "eval" / group / name / "metrics.json"
-            if metrics.is_file():
-                shutil.copyfile(metrics, out / f"eval-{group}.json")
-        run_dir = root / "runs" / name
-        if (run_dir / "stages.json").is_file():
-            stages = json.loads((run_dir / "stages.json").read_text())
-            heldout = json.loads((run_dir / "train" / "heldout.json").read_text())
-            summary = stages["inject"]["summary"]
-            record = {"config": (run_dir / "config.yaml").read_text(encoding="utf-8"),
-                      "wall_time_s": {k: v.get("wall_time_s") for k, v in stages.items()},
-                      "train": {k: stages["train"].get(k) for k in ("train_pairs", "global_step", "train_time_s")},
-                      "inject": {k: summary.get(k) for k in ("pairs", "records", "rejected_items", "per_type",
-                                                             "shortcut_audit")},
-                      "heldout_before": without_details(heldout["before"]),
-                      "heldout_after": without_details(heldout["after"])}
-            if "profile" in stages:
-                record["profile"] = stages["profile"]["profile"]
-            (out / "run.json").write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    stages = json.loads((run_dir / "stages.json").read_text(encoding="utf-8"))
+    heldout = json.loads((run_dir / "train" / "heldout.json").read_text(encoding="utf-8"))
+    summary = stages["inject"]["summary"]
+    record = {"config": (run_dir / "config.yaml").read_text(encoding="utf-8"),
+              "wall_time_s": {k: v.get("wall_time_s") for k, v in stages.items()},
+              "train": {k: stages["train"].get(k) for k in ("train_pairs", "global_step", "train_time_s")},
+              "inject": {k: summary.get(k) for k in ("pairs", "records", "rejected_items", "per_type",
+                                                     "shortcut_audit")},
+              "heldout_before": without_details(heldout["before"]),
+              "heldout_after": without_details(heldout["after"])}
+    if "profile" in stages:
+        record["profile"] = stages["profile"]["profile"]
+    return record
+
+
+def stage_conditions(scale: Scale, root: Path, configs: Path, results: Path, only: set[str] | None) -> None:
+    todo: list[Condition | None] = [None, *conditions(scale)]
+    for c in todo:
+        name, extra = ("base", True) if c is None else (c.name, c.extra_eval)
+        if only and name not in only:
+            continue
+        if is_done(name, extra, scale, results):
+            print(f"{name}: done (results/{name})")
+            continue
+        started = time.time()
+        run_condition(c, scale, root, configs, results)
+        print(f"{name}: {time.time() - started:.0f} s", flush=True)
+
+
+def stage_compare(scale: Scale, results: Path) -> None:
+    """``seapo compare`` per task group over every condition with that group's figures."""
+    from seapo.evaluate.compare import compare
     from seapo.pipeline.run import environment
 
+    for group in eval_groups(scale):
+        files = sorted(results.glob(f"*/eval-{group}.json"), key=lambda p: p.parent.name != "base")
+        if len(files) > 1:
+            compare(files, out=results / "compare" / group, verify=False)
     (results / "environment.json").write_text(json.dumps(environment(), indent=1) + "\n", encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stage", default="all",
-                        choices=["data", "configs", "runs", "eval", "collect", "table", "all"])
+    parser.add_argument("--stage", default="all", choices=["data", "configs", "conditions", "compare", "table", "all"])
     parser.add_argument("--only", nargs="*", help="conditions (run names) to run or evaluate")
     parser.add_argument("--scale", default="study", choices=list(SCALES))
     parser.add_argument("--model", help="policy instead of the scale's (smoke tests: a tiny random model)")
@@ -282,19 +293,17 @@ def main(argv: list[str] | None = None) -> None:
     configs = Path(args.configs) if args.configs else HERE / "configs"
     results = Path(args.results) if args.results else HERE / "results"
     only = set(args.only) if args.only else None
-    stages = ["data", "configs", "runs", "eval", "collect", "table"] if args.stage == "all" else [args.stage]
+    stages = ["data", "configs", "conditions", "compare", "table"] if args.stage == "all" else [args.stage]
     for stage in stages:
         print(f"== {stage}", flush=True)
         if stage == "data":
             stage_data(scale, root)
         elif stage == "configs":
             stage_configs(scale, root, configs)
-        elif stage == "runs":
-            stage_runs(scale, configs, only)
-        elif stage == "eval":
-            stage_eval(scale, root, only)
-        elif stage == "collect":
-            stage_collect(scale, root, results)
+        elif stage == "conditions":
+            stage_conditions(scale, root, configs, results, only)
+        elif stage == "compare":
+            stage_compare(scale, results)
         elif stage == "table":
             sys.path.insert(0, str(HERE))
             from table import write_table

@@ -29,7 +29,7 @@ TYPES = ["correctness", "logic", "hallucination", "source"]
 def load(results: Path) -> dict[str, list[dict[str, Any]]]:
     """Condition -> one entry per seed: {"name", "scores": {column: x100}, "run": run.json or None}."""
     out: dict[str, list[dict[str, Any]]] = {}
-    for folder in sorted(p for p in results.iterdir() if p.is_dir()):
+    for folder in sorted(p for p in results.iterdir() if p.is_dir() and any(p.glob("eval-*.json"))):
         scores: dict[str, float] = {}
         for path in sorted(folder.glob("eval-*.json")):
             metrics = json.loads(path.read_text(encoding="utf-8"))

@@ -4,6 +4,7 @@ random model, a dozen records, two update steps, tiny evaluation subsets."""
 import importlib.util
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -39,23 +40,27 @@ def test_the_study_runs_resumes_and_tabulates(tmp_path, tiny_model, shared_data,
         for path in configs:
             config = load_run_config(path)
             assert config.train.heldout_fraction == 0 and len(config.train.heldout_pairs) == 2
-        driver.main([*args, "--stage", "runs", *only])
+        driver.main([*args, "--stage", "conditions", *only, "base"])
         runs = tmp_path / "work" / "runs"
         stages = json.loads((runs / "vanilla-kto-s1" / "stages.json").read_text())
-        driver.main([*args, "--stage", "runs", *only])  # done: nothing is redone
+        driver.main([*args, "--stage", "conditions", *only, "base"])  # done: nothing is redone
         assert json.loads((runs / "vanilla-kto-s1" / "stages.json").read_text()) == stages
         # both conditions scored the very same held-out pairs
         held = [json.loads((runs / n / "train" / "heldout.json").read_text())["pairs"]
                 for n in ("vanilla-kto-s1", "seapo-kto-mixed-s1")]
         assert held[0] == held[1] and any(i.endswith("-source") for i in held[0])
-        driver.main([*args, "--stage", "eval"])
-        driver.main([*args, "--stage", "collect"])
+        # a condition whose figures are in results/ is done even without its run folder (next session)
+        shutil.rmtree(runs / "vanilla-kto-s1")
+        driver.main([*args, "--stage", "conditions", *only])
+        assert not (runs / "vanilla-kto-s1").exists()
+        driver.main([*args, "--stage", "compare"])
         driver.main([*args, "--stage", "table"])
     finally:
         os.chdir(cwd)
     results = tmp_path / "results"
-    assert sorted(p.name for p in results.iterdir() if p.is_dir()) == ["base", "seapo-kto-mixed-s1",
+    assert sorted(p.name for p in results.iterdir() if p.is_dir()) == ["base", "compare", "seapo-kto-mixed-s1",
                                                                        "vanilla-kto-s1"]
+    assert "vanilla-kto-s1" in (results / "compare" / "truthfulqa" / "comparison.md").read_text()
     run = json.loads((results / "seapo-kto-mixed-s1" / "run.json").read_text())
     assert run["train"]["global_step"] == 2 and run["heldout_after"]["per_error_type"]["source"]["n"] > 0
     metrics = json.loads((results / "base" / "eval-truthfulqa.json").read_text())
