@@ -96,7 +96,8 @@ NO_SITE = {"no applicable perturbation", "no perturbation could be applied", "ch
 # share of records that get a negative at attempt 0 (logic needs a dependency to break: many
 # open-domain answers have none, and then no honest logic negative exists)
 COVERAGE = {"gsm8k": {ErrorType.CORRECTNESS: 0.98, ErrorType.LOGIC: 0.95, ErrorType.HALLUCINATION: 0.98},
-            "dpo": {ErrorType.CORRECTNESS: 0.75, ErrorType.LOGIC: 0.28, ErrorType.HALLUCINATION: 0.65}}
+            # logic 0.28 -> 0.20 in rules v4: dropped_condition is off by default (21.6% measured)
+            "dpo": {ErrorType.CORRECTNESS: 0.75, ErrorType.LOGIC: 0.20, ErrorType.HALLUCINATION: 0.65}}
 
 
 @pytest.mark.parametrize("error_type", TYPES)
@@ -174,8 +175,11 @@ def _words(text: str) -> list[str]:
     return sorted(re.findall(r"[a-z0-9]+", text.lower()))
 
 
-def test_logic_negatives_show_their_flaw(gsm, dpo, injector):
+@pytest.mark.parametrize("named", [False, True], ids=["default", "dropped_condition named"])
+def test_logic_negatives_show_their_flaw(gsm, dpo, injector, named):
     records = gsm + [r for r in dpo if not _REFUSAL.search(r.response)]
+    if named:  # off by default since rules v4; still available when asked for
+        injector = RulesInjector(RulesInjectorConfig(logic=perturbation_names(ErrorType.LOGIC)))
     seen = set()
     for record in records:
         inj = injector.inject_text(record.response, ErrorType.LOGIC, key=record.id, question=record.question)
@@ -208,7 +212,24 @@ def test_logic_negatives_show_their_flaw(gsm, dpo, injector):
                 assert sorted(edit["original"].split()) == sorted(edit["replacement"].split())
         assert "it is not true that" not in neg.lower() or "it is not true that" in pos.lower()
     assert {"reordered_steps", "premise_removed", "reversed_cause", "reversed_conclusion", "wrong_conclusion",
-            "dropped_condition", "swapped_connective"} <= seen
+            "swapped_connective"} <= seen
+    assert ("dropped_condition" in seen) is named
+
+
+def test_trailing_condition_is_reversed_into_its_converse():
+    """ "X if Y" -> "Y if X": the condition stays a condition (an "if" taken away was the cue), the
+    same words, the inference the wrong way; imperatives, "even if", requests and modal clauses
+    have no converse."""
+    injector = RulesInjector(RulesInjectorConfig(logic=("reversed_cause",)))
+    text = "Users are more likely to participate if they know the offer will end soon. Plan ahead."
+    neg = injector.inject_text(text, ErrorType.LOGIC, key="k")
+    assert neg.text == "They know the offer will end soon if users are more likely to participate. Plan ahead."
+    assert neg.details["edits"][0]["kind"] == "if_after"
+    for no_converse in ("Contact our support team if the problem persists after a restart.",
+                        "It is important to see a doctor for regular checkups, even if you are feeling healthy.",
+                        "You may be able to waive the application fee if you are low-income.",
+                        "I can offer some more information about fish and their behaviors if you would like."):
+        assert injector.inject_text(no_converse, ErrorType.LOGIC, key="k").text is None, no_converse
 
 
 def test_gsm8k_reordered_steps_move_a_line_before_the_one_it_uses(gsm):
@@ -249,6 +270,49 @@ def test_hallucination_is_woven_into_existing_sentences(gsm, dpo, injector):
             if edit["kind"] in {"name", "person", "named", "reference"}:
                 assert new_words, edit  # an invented name
     assert made >= 0.8 * (len(gsm) + 150)
+
+
+def test_reversed_cause_keeps_a_discourse_opener_first():
+    injector = RulesInjector(RulesInjectorConfig(logic=("reversed_cause",)))
+    neg = injector.inject_text("In summary, the plan works well because the team prepared every detail ahead. Done.",
+                               ErrorType.LOGIC, key="k")
+    assert neg.text == "In summary, the team prepared every detail ahead because the plan works well. Done."
+
+
+def test_invented_person_replaces_a_named_mention_not_a_pronoun(gsm):
+    """In a word problem whose answer names its person, the invented person takes a named mention:
+    "he" and "she" are among the commonest words there, and one of them gone was the strongest
+    cue of the hallucination negatives (rules v3)."""
+    injector = _only(ErrorType.HALLUCINATION, "invented_name")
+    named = [r for r in gsm if any(re.search(rf"\b{w}\b", r.response) for w in _people_of(r))]
+    assert len(named) >= 80
+    persons = 0
+    for r in named:
+        inj = injector.inject_text(r.response, ErrorType.HALLUCINATION, key=r.id, question=r.question)
+        for e in (inj.details["edits"] if inj.text else []):
+            if e["kind"] == "person":
+                persons += 1
+                assert e["was"] in _people_of(r), (e, r.question[:200])
+    assert persons >= 0.8 * len(named)
+
+
+def _people_of(record) -> set[str]:
+    from seapo.inject.rules._perturb import _names_in
+
+    return set(_names_in(record.question[:3000]))
+
+
+def test_invented_name_leaves_well_known_names_alone():
+    """An invented name replaces a rarer name: a well-known one (Python, Google, Ireland) or a
+    plural ("Americans") recurs across a data set, so its loss was a cue."""
+    injector = _only(ErrorType.HALLUCINATION, "invented_name")
+    text = ("Most teams deploy their services with Docker, write the scripts in Python and keep the data on "
+            "servers run by Kastrup Holdings in Ireland, where many Americans work.")
+    replaced = set()
+    for k in range(30):
+        inj = injector.inject_text(text, ErrorType.HALLUCINATION, key=str(k))
+        replaced |= {e.get("was") for e in inj.details["edits"] if e["kind"] == "name"} if inj.text else set()
+    assert replaced == {"Kastrup Holdings"}
 
 
 def test_hallucinations_vary(gsm, dpo, injector):

@@ -782,6 +782,10 @@ _CAUSE_PATTERNS = (
 # enough (X is often an imperative: "Contact us if ...")
 _MODAL_HEAD_RE = re.compile(r"^(?:[\w'’-]+ ){1,3}?(?:may|might|could|would|will|should|must|won't|wouldn't|"
                             r"shouldn't|couldn't|won’t)\b", re.IGNORECASE)
+# "In summary, APIs are ... because ...": the opener stays first ("... because in summary, ..." was broken)
+_DISCOURSE_OPENER_RE = re.compile(r"^(?:In (?:summary|short|general|practice|conclusion|addition|fact)|Overall|"
+                                  r"Additionally|However|Also|Ultimately|Furthermore|Moreover|Finally|Generally|"
+                                  r"Typically|Usually|Today|Historically|Essentially|Basically), ")
 _NOT_A_CONDITION = frozenset("even as only what see ask check wonder know determine decide tell sure".split())
 _SUBJECT_START_RE = re.compile(
     r"(?:[Tt]he|[Aa]n?|[Ii]t|[Tt]his|[Tt]hat|[Tt]hese|[Tt]hose|[Tt]hey|[Ww]e|[Yy]ou|[Hh]e|[Ss]he|[Tt]here|[Ii]ts|"
@@ -820,7 +824,7 @@ def _cause_sites(doc: Doc) -> list[tuple[int, int, str, str]]:
             x, y = m.group("x").strip(), m.group("y").strip()
             lead = ""
             if kind == "because":  # "In 1922, X because Y" -> "In 1922, Y because X"
-                opener = re.match(r"^[^,]{2,25}, (?=[a-z])", x)
+                opener = re.match(r"^[^,]{2,25}, (?=[a-z])", x) or _DISCOURSE_OPENER_RE.match(x)
                 if opener and opener.group().count(" ") <= 3:
                     lead, x = opener.group(), x[opener.end():]
             if not _CLAUSE_START_RE.match(x) or not _CLAUSE_START_RE.match(y) or \
@@ -1318,6 +1322,8 @@ def _proper_names(doc: Doc, taken: list[Edit]) -> list[re.Match[str]]:
             # a well-known name (Python, Google, Ireland) or a plural ("Americans", "Microservices")
             # recurs across a data set, so its loss was a cue (and an entity has its correctness swap)
             continue
+        if re.match(r" \d", text[m.end(1):m.end(1) + 2]):
+            continue  # "Grade 5", "Phase 2": a label with its number, not a name
         out.append(m)
     return out
 
