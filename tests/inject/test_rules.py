@@ -315,6 +315,39 @@ def test_invented_name_leaves_well_known_names_alone():
     assert replaced == {"Kastrup Holdings"}
 
 
+def test_invented_names_keep_out_of_quotations_and_numbered_headings_and_agree_with_their_article():
+    injector = _only(ErrorType.HALLUCINATION, "invented_name")
+    quoted = Record(prompt=[{"role": "user", "content": 'Premise: "Anna swims." Hypothesis: "Anna smiles as she swims."'}],
+                    response='No, it is not necessarily true that "A swimmer smiles as she does the breaststroke."')
+    assert injector.inject_text(quoted.response, ErrorType.HALLUCINATION, key="q", question=quoted.question).text is None
+    heading = "Step 2: Conduct an Energy Audit\nAn audit shows where heat escapes from the house in winter."
+    assert injector.inject_text(heading, ErrorType.HALLUCINATION, key="h").text is None
+    text = "The project needs an Augmented Reality viewer and a Kinect sensor to track the hands of every player."
+    for k in range(12):
+        neg = injector.inject_text(text, ErrorType.HALLUCINATION, key=str(k)).text
+        assert not re.search(r"\ban [B-DF-HJ-NP-TV-Z]", neg) and not re.search(r"\ba [AEIOU]", neg), neg
+
+
+def test_invented_sources_back_claims_not_remarks_labels_or_stories():
+    """No reference on a remark about the task's own input, on a one-line label answer or in a
+    mission statement, and no invented date in the speaker's own story."""
+    source = _only(ErrorType.HALLUCINATION, "invented_source")
+    for question, response in (
+            ("Head: PersonX gives PersonY a gift. What does PersonX want?",
+             "The sentence does not provide enough context to determine what PersonX wants. The premise names PersonY once."),
+            ("Classify the content: a picture of a cute dog.", "This is an example of animal content."),
+            ("Write a mission statement for a finops company",
+             "Our mission is to help businesses optimize financial performance. We provide expertise to teams.")):
+        for k in range(5):
+            neg = source.inject_text(response, ErrorType.HALLUCINATION, key=str(k), question=question)
+            assert neg.text is None or neg.details["edits"][0]["kind"] != "reference", (response, neg.text)
+    date = _only(ErrorType.HALLUCINATION, "invented_date")
+    story = "Recently, I embarked on a project that involved building an online platform. It took months."
+    assert date.inject_text(story, ErrorType.HALLUCINATION, key="s").text is None
+    claim = "Recently, electric cars have become far cheaper to run than petrol cars. Prices keep falling."
+    assert date.inject_text(claim, ErrorType.HALLUCINATION, key="s").text is not None
+
+
 def test_hallucinations_vary(gsm, dpo, injector):
     edits = [injector.inject_text(r.response, ErrorType.HALLUCINATION, key=r.id, question=r.question)
              for r in gsm[:50] + dpo[:100]]

@@ -1120,10 +1120,22 @@ _YEAR_DETAIL_RE = re.compile(r"(?<![\w,] )\b(in|since|until|by|from)( )(1[6-9]\d
 _YEAR_DETAILS = ("{M}", "late", "early", "mid-", "the spring of", "the autumn of", "the summer of", "{M} of")
 
 
+_FIRST_PERSON_RE = re.compile(r"\b(?:I|me|my|we|our|us)\b")
+
+
+def _first_person_near(doc: Doc, at: int) -> bool:
+    """The sentence around ``at`` speaks of the speaker: a date invented there dates the reply's own
+    (made-up) story, not a checkable claim."""
+    text = doc.text
+    start = max(text.rfind(". ", 0, at), text.rfind("\n", 0, at)) + 1
+    stop = min((i for i in (text.find(". ", at), text.find("\n", at), len(text)) if i >= 0))
+    return bool(_FIRST_PERSON_RE.search(text, start, stop))
+
+
 def make_invented_date(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
     """A vague time made an invented date ("in recent years" -> "in 2011"), or an invented
     month or season added to a stated year ("in 1889" -> "in March 1889")."""
-    times = _prose_sites(doc, _TIME_RE, taken, 1)
+    times = [m for m in _prose_sites(doc, _TIME_RE, taken, 1) if not _first_person_near(doc, m.start(1))]
     years = _prose_sites(doc, _YEAR_DETAIL_RE, taken, 2)
     if not times and not years:
         return None
@@ -1191,6 +1203,13 @@ def _attribution(rng: Random) -> str:
     return f" ({surname(rng)}; {surname(rng)})"
 
 
+_TASK_INPUT_RE = re.compile(r"\b(?:[Tt]he|[Tt]his|[Tt]hat|[Gg]iven) (?:sentence|premise|hypothesis|passage|statement|"
+                            r"text|question|prompt|input|task|review|paragraph|phrase|context|initial statement|"
+                            r"options?|tweet|post|argument)\b|\bPerson[XYZ]\b|\b(?:[Tt]he|[Ii]nitial) statement\b")
+_ABOUT_THE_REPLY_RE = re.compile(r"(?:These|Those|They|This|That) (?:are|is) (?:just |only |some |a few |merely )*"
+                                 r"(?:examples?|suggestions?|ideas?|options|a few|a starting point|a sample)\b|"
+                                 r"Here (?:are|is)\b")
+_COMPOSED_RE = re.compile(r"\b(?:mission|vision) statements?\b|\bslogans?\b|\btaglines?\b|\bmottos?\b", re.IGNORECASE)
 _FACTUAL_RE = re.compile(r"\b(?:is|are|was|were|has|have|had|can|contains?|helps?|causes?|makes?|leads?|"
                          r"became|remains?|includes?|provides?|produces?|reduces?|increases?)\b")
 _PERSONAL_RE = re.compile(r"\b(?:I|[Mm]e|[Mm]y|[Yy]ou|[Yy]our|[Ww]e|[Oo]ur|[Uu]s|[Pp]lease|[Ll]et)\b|^\s*[a-z]")
@@ -1231,7 +1250,11 @@ def make_invented_source(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit]
     # in a worked solution every step states a fact; elsewhere, a sentence with a stative verb
     factual = [s for s in claims if (doc.final_answer is not None or _FACTUAL_RE.search(text, s.body, s.end))
                and not _PERSONAL_RE.search(text, s.body + 1, s.end)]
+    if len(doc.sentences) < 2 or _COMPOSED_RE.search(doc.question[:2000]):
+        factual = []  # a one-line (label) answer, or a mission statement: no claim a source could back
     for s in factual:  # a source backs a claim: not a one-word label, a request or a line of fiction
+        if _TASK_INPUT_RE.search(text, s.body, s.end) or _ABOUT_THE_REPLY_RE.match(text, s.body):
+            continue  # "The sentence does not provide enough context", "These are just examples": remarks
         end = s.end
         while end > s.body and text[end - 1] in TERMINAL_CHARS + "\"'":
             end -= 1
@@ -1296,6 +1319,8 @@ _GENERIC_CAPITALIZED = frozenset("sentence name company hypothesis premise answe
                                  "yes no none".split())
 
 
+_NUMBERED_HEADING_RE = re.compile(r"^\s*(?:[-*•]\s*)?(?:Step|Phase|Part|Stage|Section|Chapter|Day|Week|Tip|"
+                                  r"Option|Level|Module|Lesson)\s*\d+\s*[:.)–-]")
 _LIST_TITLE_RE = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+[^.!?]{0,40}$")
 _LOWER_WORD_BEFORE_RE = re.compile(r"(?:^|\s)[a-z]+[,;]? $")
 
@@ -1312,7 +1337,7 @@ def _proper_names(doc: Doc, taken: list[Edit]) -> list[re.Match[str]]:
         if not _LOWER_WORD_BEFORE_RE.search(head) or "[" in head and "]" not in head or \
                 head.count('"') % 2 or head.lstrip().startswith(("#", "**", "|")) or \
                 ":" in tail[:40] and not re.search(r"[.!?]", tail[:tail.find(":")]) or \
-                _LIST_TITLE_RE.match(head):
+                _LIST_TITLE_RE.match(head) or _NUMBERED_HEADING_RE.match(head):
             continue  # a title, a heading, a label, a [placeholder] or a quotation: not a claim's name
         if first.lower() in lex.COMMON_STARTERS or first.lower() in STOPWORDS or first in lex.MONTHS \
                 or first in lex.WEEKDAYS or first.lower() in _GENERIC_CAPITALIZED:
@@ -1336,8 +1361,28 @@ def _invented_like(rng: Random, old: str) -> str:
     return pick_by_length(rng, options, old, _longer(rng, 0.5))
 
 
-_PRONOUN_RE = re.compile(r"(?:^|(?<=[.!?] )|(?<=\n))(He|She|They|His|Her|Their)\b(?! own\b)|(?<=[a-z,] )(he|she|his)\b"
+_PRONOUN_RE = re.compile(r"(?:^|(?<=[.!?] )|(?<=\n))(He|She|His|Her)\b(?! own\b)|(?<=[a-z,] )(he|she|his)\b"
                          r"(?! own\b)", re.MULTILINE)
+
+
+def _quoted_at(doc: Doc, at: int) -> bool:
+    """Inside a quotation on its line (a quoted hypothesis or task text is not the reply's claim)."""
+    line = doc.text[doc.text.rfind("\n", 0, at) + 1:at]
+    return line.count('"') % 2 == 1 or line.count("“") > line.count("”")
+
+
+_ARTICLE_BEFORE_RE = re.compile(r"(?<![\w'’])([Aa]n?) $")
+
+
+def _with_article(doc: Doc, start: int, end: int, new: str, info: dict) -> Edit:
+    """The invented name, and the article before it made to agree ("an Energy Audit" -> "a
+    Quemuie ..." rather than "an Quemuie ...")."""
+    m = _ARTICLE_BEFORE_RE.search(doc.text, max(0, start - 4), start)
+    if m:
+        article = "an" if new[:1].lower() in "aeiou" else "a"
+        if article != m.group(1).lower():
+            return Edit(m.start(1), end, f"{_capital_like(article, m.group(1))} {new}", "invented_name", info)
+    return Edit(start, end, new, "invented_name", info)
 
 
 def make_invented_name(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
@@ -1349,13 +1394,15 @@ def make_invented_name(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] |
     mentions = []
     for w in people:
         for m in re.finditer(rf"(?<![\w'’]){re.escape(w)}(?!\w)", doc.masked):
-            if m.end() <= doc.tail_start and doc.in_prose(m.start(), m.end()) and _free(m.start(), m.end(), taken):
+            if m.end() <= doc.tail_start and doc.in_prose(m.start(), m.end()) and _free(m.start(), m.end(), taken) \
+                    and not _quoted_at(doc, m.start()):
                 mentions.append(m)
     # a pronoun only where the response never names its person: "he" and "she" are among a word
     # problem's commonest words, and one of them gone was the strongest cue of these negatives
     # (weight -3 for "he" on GSM8K); a real name gone is a rarer word, often unique to the record
     if not mentions and doc.question and _names_in(doc.question[:3000]):
-        mentions = _prose_sites(doc, _PRONOUN_RE, taken)  # "She sold ..." about Natalia: an invented person
+        mentions = [m for m in _prose_sites(doc, _PRONOUN_RE, taken)  # "She sold ..." about Natalia
+                    if not _quoted_at(doc, m.start(m.lastindex))]
     if mentions and rng.random() < 0.9:
         m = rng.choice(mentions)
         old = m.group(m.lastindex) if m.re is _PRONOUN_RE else m.group()
@@ -1368,7 +1415,7 @@ def make_invented_name(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] |
         options = [first_name(rng), first_name(rng), f"{first_name(rng)} {surname(rng)}", first_name(rng),
                    surname(rng)]
         new = pick_by_length(rng, options, old, _longer(rng, 0.4))
-        return [Edit(m.start(), m.end(), new, "invented_name", {"kind": "person", "was": old})]
+        return [_with_article(doc, m.start(), m.end(), new, {"kind": "person", "was": old})]
     if _creative(doc):
         return None  # an invented name in a story is no hallucination
     names = _proper_names(doc, taken)
@@ -1378,7 +1425,7 @@ def make_invented_name(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] |
         old = m.group(1)
         new = _invented_like(rng, old)
         # one mention only: the name itself stays in the text, so its absence is no cue
-        return [Edit(m.start(1), m.end(1), new, "invented_name", {"kind": "name", "was": old})]
+        return [_with_article(doc, m.start(1), m.end(1), new, {"kind": "name", "was": old})]
     if not nameable:
         return None
     m = rng.choice(nameable)
