@@ -54,11 +54,11 @@ def main() -> None:
     out = [f"# Rules injector samples (v{VERSION})", "",
            f"{args.n} negatives per error type from the UltraFeedback 1k sample "
            f"(`/work/shared/data/source/ultrafeedback/train_1k.jsonl`), records drawn with seed {args.seed}"
-           + "".join(f" ({t}: seed {v})" for t, v in type_seeds.items()) + "; "
-           f"made by `python bench/rules_samples.py`. Each row: the positive's span -> the negative's span "
-           f"(with up to 60 characters of context), the perturbation, and the hand judgement "
-           f"(`error`: a real error of the named type; `grammar`: the edited sentence reads as grammatical "
-           f"English). How they were judged: see the end of this file.", ""]
+           f"{''.join(f' ({t}: seed {v})' for t, v in type_seeds.items())}; "
+           "made by `python bench/rules_samples.py`. Each row: the positive's span -> the negative's span "
+           "(with up to 60 characters of context), the perturbation, and the hand judgement "
+           "(`error`: a real error of the named type; `grammar`: the edited sentence reads as grammatical "
+           "English). How they were judged: see the end of this file.", ""]
     totals = {}
     for et in ErrorType:
         seed = type_seeds.get(et.value, args.seed)
@@ -75,7 +75,8 @@ def main() -> None:
             picked.append((i, row, inj))
             if len(picked) >= args.n:
                 break
-        out += [f"## {et.value}", "", f"Seed {seed}. {skipped} records drawn before these had no {et.value} negative.", "",
+        out += [f"## {et.value}", "",
+                f"Seed {seed}. {skipped} records drawn before these had no {et.value} negative.", "",
                 "| # | row | perturbation | positive -> negative | error | grammar | note |",
                 "| ---: | ---: | --- | --- | :---: | :---: | --- |"]
         err = gram = seen = 0

@@ -317,9 +317,11 @@ def test_invented_name_leaves_well_known_names_alone():
 
 def test_invented_names_keep_out_of_quotations_and_numbered_headings_and_agree_with_their_article():
     injector = _only(ErrorType.HALLUCINATION, "invented_name")
-    quoted = Record(prompt=[{"role": "user", "content": 'Premise: "Anna swims." Hypothesis: "Anna smiles as she swims."'}],
+    question = 'Premise: "Anna swims." Hypothesis: "Anna smiles as she swims."'
+    quoted = Record(prompt=[{"role": "user", "content": question}],
                     response='No, it is not necessarily true that "A swimmer smiles as she does the breaststroke."')
-    assert injector.inject_text(quoted.response, ErrorType.HALLUCINATION, key="q", question=quoted.question).text is None
+    assert injector.inject_text(quoted.response, ErrorType.HALLUCINATION, key="q",
+                                question=quoted.question).text is None
     heading = "Step 2: Conduct an Energy Audit\nAn audit shows where heat escapes from the house in winter."
     assert injector.inject_text(heading, ErrorType.HALLUCINATION, key="h").text is None
     text = "The project needs an Augmented Reality viewer and a Kinect sensor to track the hands of every player."
@@ -334,7 +336,8 @@ def test_invented_sources_back_claims_not_remarks_labels_or_stories():
     source = _only(ErrorType.HALLUCINATION, "invented_source")
     for question, response in (
             ("Head: PersonX gives PersonY a gift. What does PersonX want?",
-             "The sentence does not provide enough context to determine what PersonX wants. The premise names PersonY once."),
+             "The sentence does not provide enough context to determine what PersonX wants. "
+             "The premise names PersonY once."),
             ("Classify the content: a picture of a cute dog.", "This is an example of animal content."),
             ("Write a mission statement for a finops company",
              "Our mission is to help businesses optimize financial performance. We provide expertise to teams.")):

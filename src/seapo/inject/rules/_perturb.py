@@ -1128,7 +1128,7 @@ def _first_person_near(doc: Doc, at: int) -> bool:
     (made-up) story, not a checkable claim."""
     text = doc.text
     start = max(text.rfind(". ", 0, at), text.rfind("\n", 0, at)) + 1
-    stop = min((i for i in (text.find(". ", at), text.find("\n", at), len(text)) if i >= 0))
+    stop = min(i for i in (text.find(". ", at), text.find("\n", at), len(text)) if i >= 0)
     return bool(_FIRST_PERSON_RE.search(text, start, stop))
 
 
