@@ -1067,8 +1067,11 @@ _SHARES = ("{p}% of", "{p} percent of", "nearly {p}% of", "about {p}% of", "over
 def make_invented_figure(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
     """A vague quantity made an invented, precise figure: "many studies" -> "37 studies",
     "most people" -> "81% of people"."""
+    if _about_given_text(doc):
+        return None
     sites = [m for m in _prose_sites(doc, _QUANT_RE, taken, 1) if not _creative(doc) and doc.text.count(
-        '"', doc.text.rfind("\n", 0, m.start(1)) + 1, m.start(1)) % 2 == 0]  # not in a quoted hypothesis
+        '"', doc.text.rfind("\n", 0, m.start(1)) + 1, m.start(1)) % 2 == 0  # not in a quoted hypothesis
+        and not _remark_at(doc, m.start(1))]
     if not sites:
         return None
     m = rng.choice(sites)
@@ -1126,17 +1129,44 @@ _FIRST_PERSON_RE = re.compile(r"\b(?:I|me|my|we|our|us)\b")
 def _first_person_near(doc: Doc, at: int) -> bool:
     """The sentence around ``at`` speaks of the speaker: a date invented there dates the reply's own
     (made-up) story, not a checkable claim."""
+    start, stop = _sentence_around(doc, at)
+    return bool(_FIRST_PERSON_RE.search(doc.text, start, stop))
+
+
+def _sentence_around(doc: Doc, at: int) -> tuple[int, int]:
     text = doc.text
     start = max(text.rfind(". ", 0, at), text.rfind("\n", 0, at)) + 1
     stop = min(i for i in (text.find(". ", at), text.find("\n", at), len(text)) if i >= 0)
-    return bool(_FIRST_PERSON_RE.search(text, start, stop))
+    return start + (len(text[start:stop]) - len(text[start:stop].lstrip())), stop
+
+
+def _remark_at(doc: Doc, at: int) -> bool:
+    """The sentence around ``at`` is a remark about the task's own input ("The sentence does not
+    say ...", "the premise", "PersonX") or about the reply ("These are just a few examples", "Here
+    are a few ..."): invented material there is no claim about the world (hand-read samples: the
+    commonest miss of the hallucination negatives)."""
+    start, stop = _sentence_around(doc, at)
+    return bool(_TASK_INPUT_RE.search(doc.text, start, stop) or _ABOUT_THE_REPLY_RE.match(doc.text, start))
+
+
+# answers to a task about a given text (natural language inference, "In this task, you are given
+# ..."): nearly every sentence is about that text, so no invented name, figure, date or source
+_GIVEN_TEXT_TASK_RE = re.compile(r"\b(?:Premise|Hypothesis)\s*:|\bIn this task\b|\bGiven the (?:rationale|sentence|"
+                                 r"passage|text)\b|\bRead the (?:passage|text)\b", re.IGNORECASE)
+
+
+def _about_given_text(doc: Doc) -> bool:
+    return bool(doc.question and _GIVEN_TEXT_TASK_RE.search(doc.question[:3000]))
 
 
 def make_invented_date(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
     """A vague time made an invented date ("in recent years" -> "in 2011"), or an invented
     month or season added to a stated year ("in 1889" -> "in March 1889")."""
-    times = [m for m in _prose_sites(doc, _TIME_RE, taken, 1) if not _first_person_near(doc, m.start(1))]
-    years = _prose_sites(doc, _YEAR_DETAIL_RE, taken, 2)
+    if _about_given_text(doc):
+        return None
+    times = [m for m in _prose_sites(doc, _TIME_RE, taken, 1) if not _first_person_near(doc, m.start(1))
+             and not _remark_at(doc, m.start(1))]
+    years = [m for m in _prose_sites(doc, _YEAR_DETAIL_RE, taken, 2) if not _remark_at(doc, m.start(2))]
     if not times and not years:
         return None
     if times and (not years or rng.random() < 0.7):
@@ -1222,8 +1252,10 @@ def make_invented_source(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit]
     "Kelmarton researchers", or an invented reference at the end of a factual claim ("... (Kastwick
     & Brelo)."). Never on a one-word answer, a request or fiction."""
     text = doc.text
-    verbs = _prose_sites(doc, _AGENT_VERB_RE, taken)
-    agents = _prose_sites(doc, _AGENT_RE, taken, 1)
+    if _about_given_text(doc):
+        return None
+    verbs = [m for m in _prose_sites(doc, _AGENT_VERB_RE, taken) if not _remark_at(doc, m.start())]
+    agents = [m for m in _prose_sites(doc, _AGENT_RE, taken, 1) if not _remark_at(doc, m.start(1))]
     pick = rng.random()
     if verbs and pick < 0.5:
         m = rng.choice(verbs)
@@ -1390,19 +1422,21 @@ def make_invented_name(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] |
     of its person becomes an invented one ("She sold" -> "Brelo sold"); a name
     in the text becomes an invented one at one mention ("in Yangzhou" -> "in Blefean"); or a
     method, theory, recipe ... gets an invented name ("the method" -> "the Kastwick method")."""
+    if _about_given_text(doc):
+        return None
     people = _people(doc)
     mentions = []
     for w in people:
         for m in re.finditer(rf"(?<![\w'’]){re.escape(w)}(?!\w)", doc.masked):
             if m.end() <= doc.tail_start and doc.in_prose(m.start(), m.end()) and _free(m.start(), m.end(), taken) \
-                    and not _quoted_at(doc, m.start()):
+                    and not _quoted_at(doc, m.start()) and not _remark_at(doc, m.start()):
                 mentions.append(m)
     # a pronoun only where the response never names its person: "he" and "she" are among a word
     # problem's commonest words, and one of them gone was the strongest cue of these negatives
     # (weight -3 for "he" on GSM8K); a real name gone is a rarer word, often unique to the record
     if not mentions and doc.question and _names_in(doc.question[:3000]):
         mentions = [m for m in _prose_sites(doc, _PRONOUN_RE, taken)  # "She sold ..." about Natalia
-                    if not _quoted_at(doc, m.start(m.lastindex))]
+                    if not _quoted_at(doc, m.start(m.lastindex)) and not _remark_at(doc, m.start(m.lastindex))]
     if mentions and rng.random() < 0.9:
         m = rng.choice(mentions)
         old = m.group(m.lastindex) if m.re is _PRONOUN_RE else m.group()
@@ -1418,8 +1452,8 @@ def make_invented_name(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] |
         return [_with_article(doc, m.start(), m.end(), new, {"kind": "person", "was": old})]
     if _creative(doc):
         return None  # an invented name in a story is no hallucination
-    names = _proper_names(doc, taken)
-    nameable = _prose_sites(doc, _NAMEABLE_RE, taken)
+    names = [m for m in _proper_names(doc, taken) if not _remark_at(doc, m.start(1))]
+    nameable = [m for m in _prose_sites(doc, _NAMEABLE_RE, taken) if not _remark_at(doc, m.start())]
     if names and (not nameable or rng.random() < 0.6):
         m = rng.choice(names)
         old = m.group(1)
