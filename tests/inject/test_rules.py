@@ -96,8 +96,9 @@ NO_SITE = {"no applicable perturbation", "no perturbation could be applied", "ch
 # share of records that get a negative at attempt 0 (logic needs a dependency to break: many
 # open-domain answers have none, and then no honest logic negative exists)
 COVERAGE = {"gsm8k": {ErrorType.CORRECTNESS: 0.98, ErrorType.LOGIC: 0.95, ErrorType.HALLUCINATION: 0.98},
-            # logic 0.28 -> 0.20 in rules v4: dropped_condition is off by default (21.6% measured)
-            "dpo": {ErrorType.CORRECTNESS: 0.75, ErrorType.LOGIC: 0.20, ErrorType.HALLUCINATION: 0.65}}
+            # rules v4: logic 0.28 -> 0.20, dropped_condition off by default (21.6% measured); hallucination
+            # 0.65 -> 0.60, none in answers about a given text or in remarks on it (62.8% measured)
+            "dpo": {ErrorType.CORRECTNESS: 0.75, ErrorType.LOGIC: 0.20, ErrorType.HALLUCINATION: 0.60}}
 
 
 @pytest.mark.parametrize("error_type", TYPES)
