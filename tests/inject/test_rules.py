@@ -352,6 +352,22 @@ def test_invented_sources_back_claims_not_remarks_labels_or_stories():
     assert date.inject_text(claim, ErrorType.HALLUCINATION, key="s").text is not None
 
 
+def test_no_hallucination_in_remarks_or_in_answers_about_a_given_text():
+    """Invented material in a remark about the task's input or about the reply is no claim about the
+    world (the commonest miss of hand-read seed 5150): none there, and none at all in an answer to
+    a natural-language-inference or "In this task ..." question."""
+    injector = RulesInjector()
+    nli = ('Premise: "Three men stand in a dark market." Hypothesis: "Three men sell goods." '
+           "Can we conclude that the hypothesis is true?")
+    answer = "No. Many markets sell goods, but the premise names no sale. Researchers say markets vary."
+    assert injector.inject_text(answer, ErrorType.HALLUCINATION, key="n", question=nli).text is None
+    figure = _only(ErrorType.HALLUCINATION, "invented_figure")
+    remark = "Stats, Civic and Deed read the same both ways. These are just a few examples of palindromes."
+    assert figure.inject_text(remark, ErrorType.HALLUCINATION, key="r").text is None
+    claim = "Many species of frogs lay eggs in water. Their tadpoles breathe through gills."
+    assert figure.inject_text(claim, ErrorType.HALLUCINATION, key="r").text is not None
+
+
 def test_hallucinations_vary(gsm, dpo, injector):
     edits = [injector.inject_text(r.response, ErrorType.HALLUCINATION, key=r.id, question=r.question)
              for r in gsm[:50] + dpo[:100]]
