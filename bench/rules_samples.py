@@ -35,25 +35,34 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=31337, help="draws the records (not used in development)")
     parser.add_argument("--n", type=int, default=40)
     parser.add_argument("--out", default=str(REPO / "docs" / "rules_samples.md"))
+    parser.add_argument("--type-seed", action="append", default=[], metavar="TYPE=SEED",
+                        help="draw one type with another seed (a fresh held-out draw after the rules of that type "
+                             "were changed on what the default seed showed)")
     args = parser.parse_args()
+    type_seeds = {k: int(v) for k, v in (x.split("=", 1) for x in args.type_seed)}
 
     rows = [json.loads(line) for line in open(Path(args.shared) / "source" / "ultrafeedback" / "train_1k.jsonl",
                                               encoding="utf-8")]
     rows = [r for r in rows if r["chosen"].strip()]
-    order = list(range(len(rows)))
-    random.Random(args.seed).shuffle(order)
-    judged_path = Path(str(JUDGED).format(seed=args.seed))
-    judged = json.loads(judged_path.read_text(encoding="utf-8")) if judged_path.exists() else {}
+
+    def draw(seed: int) -> tuple[list[int], dict]:
+        order = list(range(len(rows)))
+        random.Random(seed).shuffle(order)
+        path = Path(str(JUDGED).format(seed=seed))
+        return order, json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     injector = RulesInjector()
     out = [f"# Rules injector samples (v{VERSION})", "",
            f"{args.n} negatives per error type from the UltraFeedback 1k sample "
-           f"(`/work/shared/data/source/ultrafeedback/train_1k.jsonl`), records drawn with seed {args.seed}; "
-           f"made by `python bench/rules_samples.py`. Each row: the positive's span -> the negative's span "
-           f"(with up to 60 characters of context), the perturbation, and the hand judgement "
-           f"(`error`: a real error of the named type; `grammar`: the edited sentence reads as grammatical "
-           f"English). How they were judged: see the end of this file.", ""]
+           f"(`/work/shared/data/source/ultrafeedback/train_1k.jsonl`), records drawn with seed {args.seed}"
+           f"{''.join(f' ({t}: seed {v})' for t, v in type_seeds.items())}; "
+           "made by `python bench/rules_samples.py`. Each row: the positive's span -> the negative's span "
+           "(with up to 60 characters of context), the perturbation, and the hand judgement "
+           "(`error`: a real error of the named type; `grammar`: the edited sentence reads as grammatical "
+           "English). How they were judged: see the end of this file.", ""]
     totals = {}
     for et in ErrorType:
+        seed = type_seeds.get(et.value, args.seed)
+        order, judged = draw(seed)
         picked = []
         skipped = 0
         for i in order:
@@ -66,7 +75,8 @@ def main() -> None:
             picked.append((i, row, inj))
             if len(picked) >= args.n:
                 break
-        out += [f"## {et.value}", "", f"{skipped} records drawn before these had no {et.value} negative.", "",
+        out += [f"## {et.value}", "",
+                f"Seed {seed}. {skipped} records drawn before these had no {et.value} negative.", "",
                 "| # | row | perturbation | positive -> negative | error | grammar | note |",
                 "| ---: | ---: | --- | --- | :---: | :---: | --- |"]
         err = gram = seen = 0

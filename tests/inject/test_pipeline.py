@@ -59,7 +59,9 @@ def test_mixed_draws_one_type_per_record_reproducibly(dpo_records, tmp_path):
     pairs = _read(inject(dpo_records, tmp_path / "a", config).pairs_path)
     assert len({p["record_id"] for p in pairs}) == len(pairs)
     counts = {et: sum(p["error_type"] == et for p in pairs) for et in ("correctness", "logic", "hallucination")}
-    assert all(c > len(pairs) / 6 for c in counts.values()), counts  # drawn, not always the same type
+    # drawn, not always the same type (a drawn type can fail: rules v4 makes logic negatives for ~22%
+    # of these records, so its share is below a third)
+    assert all(c > len(pairs) / 10 for c in counts.values()), counts
     negatives = _read(tmp_path / "a" / "negatives.jsonl")
     for p in pairs:
         available = [n["error_type"] for n in negatives if n["record_id"] == p["record_id"]]

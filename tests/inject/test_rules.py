@@ -96,7 +96,9 @@ NO_SITE = {"no applicable perturbation", "no perturbation could be applied", "ch
 # share of records that get a negative at attempt 0 (logic needs a dependency to break: many
 # open-domain answers have none, and then no honest logic negative exists)
 COVERAGE = {"gsm8k": {ErrorType.CORRECTNESS: 0.98, ErrorType.LOGIC: 0.95, ErrorType.HALLUCINATION: 0.98},
-            "dpo": {ErrorType.CORRECTNESS: 0.75, ErrorType.LOGIC: 0.28, ErrorType.HALLUCINATION: 0.65}}
+            # rules v4: logic 0.28 -> 0.20, dropped_condition off by default (21.6% measured); hallucination
+            # 0.65 -> 0.60, none in answers about a given text or in remarks on it (62.8% measured)
+            "dpo": {ErrorType.CORRECTNESS: 0.75, ErrorType.LOGIC: 0.20, ErrorType.HALLUCINATION: 0.60}}
 
 
 @pytest.mark.parametrize("error_type", TYPES)
@@ -174,8 +176,11 @@ def _words(text: str) -> list[str]:
     return sorted(re.findall(r"[a-z0-9]+", text.lower()))
 
 
-def test_logic_negatives_show_their_flaw(gsm, dpo, injector):
+@pytest.mark.parametrize("named", [False, True], ids=["default", "dropped_condition named"])
+def test_logic_negatives_show_their_flaw(gsm, dpo, injector, named):
     records = gsm + [r for r in dpo if not _REFUSAL.search(r.response)]
+    if named:  # off by default since rules v4; still available when asked for
+        injector = RulesInjector(RulesInjectorConfig(logic=perturbation_names(ErrorType.LOGIC)))
     seen = set()
     for record in records:
         inj = injector.inject_text(record.response, ErrorType.LOGIC, key=record.id, question=record.question)
@@ -208,7 +213,24 @@ def test_logic_negatives_show_their_flaw(gsm, dpo, injector):
                 assert sorted(edit["original"].split()) == sorted(edit["replacement"].split())
         assert "it is not true that" not in neg.lower() or "it is not true that" in pos.lower()
     assert {"reordered_steps", "premise_removed", "reversed_cause", "reversed_conclusion", "wrong_conclusion",
-            "dropped_condition", "swapped_connective"} <= seen
+            "swapped_connective"} <= seen
+    assert ("dropped_condition" in seen) is named
+
+
+def test_trailing_condition_is_reversed_into_its_converse():
+    """ "X if Y" -> "Y if X": the condition stays a condition (an "if" taken away was the cue), the
+    same words, the inference the wrong way; imperatives, "even if", requests and modal clauses
+    have no converse."""
+    injector = RulesInjector(RulesInjectorConfig(logic=("reversed_cause",)))
+    text = "Users are more likely to participate if they know the offer will end soon. Plan ahead."
+    neg = injector.inject_text(text, ErrorType.LOGIC, key="k")
+    assert neg.text == "They know the offer will end soon if users are more likely to participate. Plan ahead."
+    assert neg.details["edits"][0]["kind"] == "if_after"
+    for no_converse in ("Contact our support team if the problem persists after a restart.",
+                        "It is important to see a doctor for regular checkups, even if you are feeling healthy.",
+                        "You may be able to waive the application fee if you are low-income.",
+                        "I can offer some more information about fish and their behaviors if you would like."):
+        assert injector.inject_text(no_converse, ErrorType.LOGIC, key="k").text is None, no_converse
 
 
 def test_gsm8k_reordered_steps_move_a_line_before_the_one_it_uses(gsm):
@@ -249,6 +271,101 @@ def test_hallucination_is_woven_into_existing_sentences(gsm, dpo, injector):
             if edit["kind"] in {"name", "person", "named", "reference"}:
                 assert new_words, edit  # an invented name
     assert made >= 0.8 * (len(gsm) + 150)
+
+
+def test_reversed_cause_keeps_a_discourse_opener_first():
+    injector = RulesInjector(RulesInjectorConfig(logic=("reversed_cause",)))
+    neg = injector.inject_text("In summary, the plan works well because the team prepared every detail ahead. Done.",
+                               ErrorType.LOGIC, key="k")
+    assert neg.text == "In summary, the team prepared every detail ahead because the plan works well. Done."
+
+
+def test_invented_person_replaces_a_named_mention_not_a_pronoun(gsm):
+    """In a word problem whose answer names its person, the invented person takes a named mention:
+    "he" and "she" are among the commonest words there, and one of them gone was the strongest
+    cue of the hallucination negatives (rules v3)."""
+    injector = _only(ErrorType.HALLUCINATION, "invented_name")
+    named = [r for r in gsm if any(re.search(rf"\b{w}\b", r.response) for w in _people_of(r))]
+    assert len(named) >= 80
+    persons = 0
+    for r in named:
+        inj = injector.inject_text(r.response, ErrorType.HALLUCINATION, key=r.id, question=r.question)
+        for e in (inj.details["edits"] if inj.text else []):
+            if e["kind"] == "person":
+                persons += 1
+                assert e["was"] in _people_of(r), (e, r.question[:200])
+    assert persons >= 0.8 * len(named)
+
+
+def _people_of(record) -> set[str]:
+    from seapo.inject.rules._perturb import _names_in
+
+    return set(_names_in(record.question[:3000]))
+
+
+def test_invented_name_leaves_well_known_names_alone():
+    """An invented name replaces a rarer name: a well-known one (Python, Google, Ireland) or a
+    plural ("Americans") recurs across a data set, so its loss was a cue."""
+    injector = _only(ErrorType.HALLUCINATION, "invented_name")
+    text = ("Most teams deploy their services with Docker, write the scripts in Python and keep the data on "
+            "servers run by Kastrup Holdings in Ireland, where many Americans work.")
+    replaced = set()
+    for k in range(30):
+        inj = injector.inject_text(text, ErrorType.HALLUCINATION, key=str(k))
+        replaced |= {e.get("was") for e in inj.details["edits"] if e["kind"] == "name"} if inj.text else set()
+    assert replaced == {"Kastrup Holdings"}
+
+
+def test_invented_names_keep_out_of_quotations_and_numbered_headings_and_agree_with_their_article():
+    injector = _only(ErrorType.HALLUCINATION, "invented_name")
+    question = 'Premise: "Anna swims." Hypothesis: "Anna smiles as she swims."'
+    quoted = Record(prompt=[{"role": "user", "content": question}],
+                    response='No, it is not necessarily true that "A swimmer smiles as she does the breaststroke."')
+    assert injector.inject_text(quoted.response, ErrorType.HALLUCINATION, key="q",
+                                question=quoted.question).text is None
+    heading = "Step 2: Conduct an Energy Audit\nAn audit shows where heat escapes from the house in winter."
+    assert injector.inject_text(heading, ErrorType.HALLUCINATION, key="h").text is None
+    text = "The project needs an Augmented Reality viewer and a Kinect sensor to track the hands of every player."
+    for k in range(12):
+        neg = injector.inject_text(text, ErrorType.HALLUCINATION, key=str(k)).text
+        assert not re.search(r"\ban [B-DF-HJ-NP-TV-Z]", neg) and not re.search(r"\ba [AEIOU]", neg), neg
+
+
+def test_invented_sources_back_claims_not_remarks_labels_or_stories():
+    """No reference on a remark about the task's own input, on a one-line label answer or in a
+    mission statement, and no invented date in the speaker's own story."""
+    source = _only(ErrorType.HALLUCINATION, "invented_source")
+    for question, response in (
+            ("Head: PersonX gives PersonY a gift. What does PersonX want?",
+             "The sentence does not provide enough context to determine what PersonX wants. "
+             "The premise names PersonY once."),
+            ("Classify the content: a picture of a cute dog.", "This is an example of animal content."),
+            ("Write a mission statement for a finops company",
+             "Our mission is to help businesses optimize financial performance. We provide expertise to teams.")):
+        for k in range(5):
+            neg = source.inject_text(response, ErrorType.HALLUCINATION, key=str(k), question=question)
+            assert neg.text is None or neg.details["edits"][0]["kind"] != "reference", (response, neg.text)
+    date = _only(ErrorType.HALLUCINATION, "invented_date")
+    story = "Recently, I embarked on a project that involved building an online platform. It took months."
+    assert date.inject_text(story, ErrorType.HALLUCINATION, key="s").text is None
+    claim = "Recently, electric cars have become far cheaper to run than petrol cars. Prices keep falling."
+    assert date.inject_text(claim, ErrorType.HALLUCINATION, key="s").text is not None
+
+
+def test_no_hallucination_in_remarks_or_in_answers_about_a_given_text():
+    """Invented material in a remark about the task's input or about the reply is no claim about the
+    world (the commonest miss of hand-read seed 5150): none there, and none at all in an answer to
+    a natural-language-inference or "In this task ..." question."""
+    injector = RulesInjector()
+    nli = ('Premise: "Three men stand in a dark market." Hypothesis: "Three men sell goods." '
+           "Can we conclude that the hypothesis is true?")
+    answer = "No. Many markets sell goods, but the premise names no sale. Researchers say markets vary."
+    assert injector.inject_text(answer, ErrorType.HALLUCINATION, key="n", question=nli).text is None
+    figure = _only(ErrorType.HALLUCINATION, "invented_figure")
+    remark = "Stats, Civic and Deed read the same both ways. These are just a few examples of palindromes."
+    assert figure.inject_text(remark, ErrorType.HALLUCINATION, key="r").text is None
+    claim = "Many species of frogs lay eggs in water. Their tadpoles breathe through gills."
+    assert figure.inject_text(claim, ErrorType.HALLUCINATION, key="r").text is not None
 
 
 def test_hallucinations_vary(gsm, dpo, injector):

@@ -29,7 +29,7 @@ from seapo.inject.verify import _META, _REFUSAL, VerifierConfig, measure_differe
 
 __all__ = ["PERTURBATIONS", "RulesInjector", "RulesInjectorConfig", "perturbation_names"]
 
-VERSION = 3
+VERSION = 4
 """Bumped whenever a rule changes what it writes (part of the fingerprint)."""
 
 
@@ -39,8 +39,10 @@ def perturbation_names(error_type: ErrorType | str) -> tuple[str, ...]:
 
 
 def _perturbation_field(error_type: ErrorType, names: str) -> Any:
-    return Field(None, description=f"{error_type.value.capitalize()} perturbations allowed (none given: all): "
-                                   f"{names}.")
+    off = [p.name for p in BY_TYPE[error_type] if not p.default]
+    default = f"all but {', '.join(off)}" if off else "all"
+    return Field(None, description=f"{error_type.value.capitalize()} perturbations allowed (none given: "
+                                   f"{default}): {names}.")
 
 
 class RulesInjectorConfig(SeapoConfig):
@@ -126,7 +128,8 @@ class RulesInjector(Injector):
         self._enabled: dict[ErrorType, tuple[Perturbation, ...]] = {}
         for et in ErrorType:
             chosen = getattr(self.config, et.value)
-            self._enabled[et] = BY_TYPE[et] if chosen is None else tuple(BY_NAME[n] for n in chosen)
+            self._enabled[et] = tuple(p for p in BY_TYPE[et] if p.default) if chosen is None else \
+                tuple(BY_NAME[n] for n in chosen)
 
     def fingerprint(self) -> str:
         cfg = self.config
