@@ -175,5 +175,8 @@ def test_a_killed_tune_resumes_without_redoing_finished_points(demo_negatives, t
     assert partial["choice"] is None
     resumed = tune(cfg)
     assert calls == [2e-3, 2e-3]  # the two finished points were not redone
+    # A shorter grid later keeps the third point's result: back to three, nothing trains.
+    tune(cfg.updated(grid={"learning_rate": [1e-3]}))
+    assert tune(cfg).points == resumed.points and calls == [2e-3, 2e-3]
     assert [p["index"] for p in resumed.points] == [0, 1, 2] and len(resumed.choice["versus"]) == 2
     assert resumed.points[0]["validation"] == report["points"][0]["validation"]

@@ -120,9 +120,10 @@ def tune(config: TuneConfig | None = None, *, console: Any = None) -> TuneResult
                 done[key] = _run_point(records, point_cfg.updated(output_dir=str(out / "points" / key)), key,
                                        console)
             points.append({**done[key], "index": index, "settings": settings})
-            write_json(path, {**head, "points": points, "choice": None})  # a kill from here on loses nothing
+            # Written after every point, with the finished points not reached yet: a kill loses nothing.
+            write_json(path, {**head, "points": points, "choice": None, "other_points": _others(done, points)})
         choice = choose(points, cfg.metric, seed=base.seed)
-        write_json(path, {**head, "points": points, "choice": choice})
+        write_json(path, {**head, "points": points, "choice": choice, "other_points": _others(done, points)})
     _print(console, points, choice, cfg.metric)
     return TuneResult(path, points, choice)
 
@@ -191,13 +192,21 @@ def _overall(figures: dict[str, Any] | None) -> dict[str, Any]:
     return (figures or {}).get("overall") or {}
 
 
+def _others(done: dict[str, dict[str, Any]], points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Finished points outside ``points`` (of a longer or earlier grid): kept, so they are never redone."""
+    placed = {p["key"] for p in points}
+    return [p for key, p in done.items() if key not in placed]
+
+
 def _read_points(path: Path) -> list[dict[str, Any]]:
+    """Every finished point tune.json holds."""
     if not path.is_file():
         return []
     import json
 
     try:
-        return json.loads(path.read_text())["points"]
+        data = json.loads(path.read_text())
+        return data["points"] + data.get("other_points", [])
     except (ValueError, KeyError, TypeError):
         raise InputError("not a tune.json this seapo can resume; remove it or choose another --out",
                          path=str(path)) from None
