@@ -128,7 +128,6 @@ def test_tune_trains_on_the_fit_part_scores_validation_and_never_sees_heldout(
     assert point["fit_pairs"] == 6 and point["validation"]["after"]["implicit_reward"]["n"] == 9
     assert {d["record_id"] for d in point["pairs"]} == validation
     assert not (Path(point["dir"]) / "checkpoints").exists()  # recorded: resume state removed
-    assert list((out / "data").glob("simpo-*")) and not (Path(point["dir"]) / "data").exists()  # shared rows
     assert report["choice"]["index"] == 0 and report["choice"]["versus"] == []
     assert isinstance(report["command"], list) and report["metric"] == "implicit_reward"
 

@@ -87,7 +87,7 @@ NOT_IN_KEY: dict[str, set[str]] = {
     "prepare": {"progress", "cache_dir"},
     "profile": {"show_progress", "chunk_size", "ray"},
     "inject": {"show_progress", "chunk_size", "ray"},
-    "train": {"output_dir", "resume", "pairing", "data_cache_dir"},
+    "train": {"output_dir", "resume", "pairing"},
     "eval": {"out", "run_name", "threads", "chunk_size"},
 }
 """Settings that do not change a stage's outputs, or that the run sets itself: left out of its key."""

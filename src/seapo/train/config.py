@@ -100,12 +100,6 @@ class TrainConfig(SeapoConfig):
                           "attention honours a custom mask (sdpa, eager). false: TRL's unshared forward.")
     group_by_length: bool = Field(True, description="Order batches so that examples of similar length share a "
                                                     "batch (less padding); batch order is still shuffled.")
-    data_cache_dir: str | None = Field(
-        None, description="Folder of the training rows as a dataset, with TRL's tokenization and reference log-prob "
-                          "caches beside them (keyed by the rows, the model's weights and the trainer's settings); "
-                          "runs that share it and train on the same rows from the same model compute the "
-                          "reference log-probs once (seapo tune's grid points). None: output_dir/data.",
-        json_schema_extra={"show_default": "output_dir/data"})
     # Checkpoints, logging, output
     logging_steps: int = Field(1, ge=1, description="Optimizer steps between two log lines.")
     save_steps: int | None = Field(None, ge=1, description="Optimizer steps between checkpoints (default: one "

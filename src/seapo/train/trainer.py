@@ -392,7 +392,7 @@ def training_dataset(data: TrainingData, cfg: TrainConfig, st: ChosenSettings, p
     else:
         rows = ordered_pair_rows(data.train_pairs, micro, cfg.seed, cfg.group_by_length, **focus)
     digest = hashlib.sha256(json.dumps([cfg.algo, rows], sort_keys=True).encode()).hexdigest()[:16]
-    data_dir = Path(cfg.data_cache_dir or paths.out / "data") / f"{cfg.algo}-{digest}"
+    data_dir = paths.out / "data" / f"{cfg.algo}-{digest}"
     if state.is_main_process and not (data_dir / "dataset_info.json").is_file():
         tmp_dir = data_dir.with_name(data_dir.name + ".partial")
         Dataset.from_list(rows).save_to_disk(str(tmp_dir))

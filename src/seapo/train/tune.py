@@ -115,12 +115,10 @@ def tune(config: TuneConfig | None = None, *, console: Any = None) -> TuneResult
                 "training_records": {"path": str(records), "sha256": digest}, "metric": cfg.metric}
         points: list[dict[str, Any]] = []
         for index, (settings, point_cfg) in enumerate(grid):
-            key = stable_hash({"train": point_cfg.model_dump(mode="json", exclude={"output_dir", "data_cache_dir"}),
-                               "input": digest})
+            key = stable_hash({"train": point_cfg.model_dump(mode="json", exclude={"output_dir"}), "input": digest})
             if key not in done:
-                # One data folder for every point: points on the same rows share TRL's reference log-probs.
-                where = dict(output_dir=str(out / "points" / key), data_cache_dir=str(out / "data"))
-                done[key] = _run_point(records, point_cfg.updated(**where), key, console)
+                done[key] = _run_point(records, point_cfg.updated(output_dir=str(out / "points" / key)), key,
+                                       console)
             points.append({**done[key], "index": index, "settings": settings})
             # Written after every point, with the finished points not reached yet: a kill loses nothing.
             write_json(path, {**head, "points": points, "choice": None, "other_points": _others(done, points)})
