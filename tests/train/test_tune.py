@@ -180,3 +180,23 @@ def test_a_killed_tune_resumes_without_redoing_finished_points(demo_negatives, t
     assert tune(cfg).points == resumed.points and calls == [2e-3, 2e-3]
     assert [p["index"] for p in resumed.points] == [0, 1, 2] and len(resumed.choice["versus"]) == 2
     assert resumed.points[0]["validation"] == report["points"][0]["validation"]
+
+
+def test_a_training_does_not_depend_on_what_ran_before_in_the_process(pairs_subset, tiny_config):
+    """Tune points train one after another in one process: each must be the run its settings give,
+    whatever trained before it (the LoRA initialisation and data order follow the seed alone)."""
+    import torch
+    from safetensors.torch import load_file
+
+    from seapo.train.trainer import train
+
+    pairs = pairs_subset(4)
+    common = dict(algo="simpo", max_steps=2, batch_size=2, per_device_batch_size=2, learning_rate=5e-3)
+    first = train(pairs, tiny_config("first", **common))
+    torch.rand(1000)  # whatever else the process did in between
+    second = train(pairs, tiny_config("second", **common))
+    a, b = (load_file(Path(r.adapter_dir) / "adapter_model.safetensors") for r in (first, second))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    other = train(pairs, tiny_config("other", seed=7, **common))
+    c = load_file(Path(other.adapter_dir) / "adapter_model.safetensors")
+    assert not all(torch.equal(a[k], c[k]) for k in a)  # the seed decides it
