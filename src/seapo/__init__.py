@@ -72,6 +72,9 @@ _EXPORTS = {
     "TrainConfig": "seapo.train.config",
     "TrainResult": "seapo.train.trainer",
     "preference_accuracy": "seapo.train.heldout",
+    "tune": "seapo.train.tune",
+    "TuneConfig": "seapo.train.tune",
+    "TuneResult": "seapo.train.tune",
     # evaluate
     "evaluate": "seapo.evaluate.runner",
     "EvalConfig": "seapo.evaluate.runner",
@@ -119,6 +122,7 @@ if TYPE_CHECKING:  # for IDEs and type checkers; at run time the names load on f
     from seapo.train.config import TrainConfig
     from seapo.train.heldout import preference_accuracy
     from seapo.train.trainer import TrainResult, train
+    from seapo.train.tune import TuneConfig, TuneResult, tune
 
 
 class _StageModule(types.ModuleType):

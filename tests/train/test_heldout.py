@@ -143,13 +143,31 @@ def test_pairs_jsonl_rows_are_accepted(tiny_lm, injected_pairs):
 def test_the_effect_verdict_says_whether_the_interval_excludes_no_change():
     from seapo.train.heldout import effect_verdict
 
-    def after(accuracy, ci, n):
-        return {"overall": {"n": n, "implicit_reward": {"n": n, "accuracy": accuracy, "accuracy_ci": ci}}}
+    def after(accuracy, ci, n, records=None):
+        return {"overall": {"n": n, "records": records or n,
+                            "implicit_reward": {"n": n, "accuracy": accuracy, "accuracy_ci": ci}}}
 
     assert "right way" in effect_verdict(after(0.8, [0.6, 0.95], 40))
     assert "WRONG way" in effect_verdict(after(0.2, [0.05, 0.4], 40))
-    small = effect_verdict(after(0.556, [0.222, 0.889], 9))  # the demo's figures before this check
-    # half-width 0.3335 at effect 0.056: 9 * (0.3335 / 0.056)^2 = 319.1 -> 320 pairs
-    assert "too small" in small and "includes 0.5" in small and "about 320 pairs" in small
+    small = effect_verdict(after(0.556, [0.222, 0.889], 9))  # the demo's session-5 figures
+    # the lower bound is 0.334 below the estimate, the effect 0.056: 9 * (0.334 / 0.056)^2 = 320.2 -> 321
+    assert "too small" in small and "includes 0.5" in small and "about 321 held-out records" in small
     assert "no effect was measured" in effect_verdict(after(0.5, [0.3, 0.7], 10))
     assert effect_verdict(None) is None and effect_verdict({"overall": {"n": 3}}) is None
+
+
+def test_the_records_needed_are_always_more_than_the_set_has_while_its_interval_holds_no_change():
+    from seapo.train.heldout import effect_verdict
+
+    # Session 9's demo: the half-width (0.278) equals the effect, so the old estimate said "about 9
+    # pairs" -- the 9 it had. The interval is lopsided (clipped at 1): the lower bound is 0.334 away.
+    text = effect_verdict({"overall": {"n": 9, "records": 9, "implicit_reward": {
+        "n": 9, "accuracy": 0.778, "accuracy_ci": [0.444, 1.0]}}})
+    assert "about 13 held-out records would be needed against 9 now" in text  # 9 * (0.334/0.278)^2 = 12.99
+    for accuracy, lo, hi, records in ((0.6, 0.5, 0.7, 20), (0.7, 0.45, 0.9, 12), (0.3, 0.1, 0.55, 30),
+                                      (0.55, 0.2, 0.9, 5)):
+        text = effect_verdict({"overall": {"n": 2 * records, "records": records, "implicit_reward": {
+            "n": 2 * records, "accuracy": accuracy, "accuracy_ci": [lo, hi]}}})
+        needed = int(text.split("about ")[1].split(" held-out records")[0])
+        assert needed > records, text
+        assert f"against {records} now (about {2 * needed} pairs at 2.0 pairs a record)" in text

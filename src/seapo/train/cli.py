@@ -15,6 +15,7 @@ import typer
 
 from seapo.config.cli import config_command
 from seapo.train.config import TrainConfig
+from seapo.train.tune import TuneConfig
 
 if TYPE_CHECKING:
     from seapo.train.trainer import TrainResult
@@ -62,6 +63,26 @@ train_command = config_command(
         "preference accuracy before and after. Every option can also be set in a YAML file given with --config.")
 
 
+def run_tune(cfg: TuneConfig) -> None:
+    from rich.console import Console
+
+    from seapo.train.tune import tune
+
+    result = tune(cfg, console=Console(stderr=True))
+    typer.echo(str(result.path))
+
+
+tune_command = config_command(
+    TuneConfig, run_tune, aliases={"out": ["--out", "-o"], "train.model": ["--model", "-m"]},
+    positional={"pairs": "Training input (pairs.jsonl, negatives.jsonl or kto.jsonl); omit with --run-config "
+                         "to use that run's inject/negatives.jsonl."},
+    exclude=("train.output_dir", "train.resume"),
+    doc="Choose training settings on a validation split: train every grid point (--set grid.learning_rate=[...]) "
+        "on the training records less a validation part, score the validation part with the held-out metrics, "
+        "write tune.json with the choice. The held-out records are removed first and never read; resumable.")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``seapo train`` to the main CLI."""
+    """Add ``seapo train`` and ``seapo tune`` to the main CLI."""
     app.command("train")(train_command)
+    app.command("tune")(tune_command)

@@ -177,6 +177,26 @@ def load_preferences(path: str | Path) -> LoadedData:
     return LoadedData(list(groups.values()), layout or "pairs", rows)
 
 
+def preference_rows(groups: Sequence[PreferenceGroup], layout: str) -> list[dict[str, Any]]:
+    """The rows of a file that :func:`load_preferences` reads back as ``groups`` (in ``layout``:
+    ``pairs`` or ``kto``), each with its ``record_id`` written out: how a subset of the records
+    (``seapo tune``'s training records) is handed to ``seapo train``."""
+    rows: list[dict[str, Any]] = []
+    for g in groups:
+        if layout == "pairs":
+            rows += [{"id": n.id or f"{g.record_id}-{n.error_type}", "record_id": g.record_id, "prompt": g.prompt,
+                      "chosen": {"role": "assistant", "content": g.chosen},
+                      "rejected": {"role": "assistant", "content": n.text}, "error_type": n.error_type}
+                     for n in g.negatives]
+            continue
+        answers = ([(g.chosen, True, "unknown", "")] if g.chosen is not None else []) + \
+            [(n.text, False, n.error_type, n.id) for n in g.negatives]
+        rows += [{"messages": [*g.prompt, {"role": "assistant", "content": text}], "label": label,
+                  "record_id": g.record_id, "error_type": error_type, **({"id": id_} if id_ else {})}
+                 for text, label, error_type, id_ in answers]
+    return rows
+
+
 def split_heldout(groups: Sequence[PreferenceGroup], fraction: float, seed: int
                   ) -> tuple[list[PreferenceGroup], list[PreferenceGroup]]:
     """Split by record (a prompt never lands on both sides), seeded; returns ``(train, heldout)``."""

@@ -253,23 +253,35 @@ HELDOUT_COLUMNS = ("error type", "pairs", "divergent-span acc. before", "diverge
 
 def effect_verdict(after: dict[str, Any] | None) -> str | None:
     """One plain sentence: did training move the held-out preference, by the overall implicit-reward
-    accuracy's 95% CI against 0.5 (no change)? When the interval holds 0.5, how far short the set is:
-    the pairs an interval of this width would need to exclude 0.5 at the measured effect (the width
-    shrinks as 1/sqrt(n)). None without an after-training measurement."""
+    accuracy's 95% CI against 0.5 (no change)? When the interval holds 0.5, how far short the set is,
+    read off that same interval: it excludes 0.5 once the distance from the estimate to its bound on
+    0.5's side is below the effect, and that distance shrinks as 1/sqrt(records) (the bootstrap
+    resamples records), so at the measured effect it needs more than ``records x (distance /
+    effect)^2`` records -- always more than it has. None without an after-training measurement."""
     overall = (after or {}).get("overall") or {}
     reward = overall.get("implicit_reward") or {}
     accuracy, ci, n = reward.get("accuracy"), reward.get("accuracy_ci"), reward.get("n") or overall.get("n")
     if accuracy is None or not ci:
         return None
     lo, hi = ci
+    records = overall.get("records") or n
     shown = f"implicit-reward accuracy {accuracy:.3f} [{lo:.3f}, {hi:.3f}] over {n} held-out pairs"
+    if records != n:
+        shown += f" ({records} records)"
     if lo > 0.5:
         return f"Training moved the held-out preference the right way: {shown}; the interval excludes 0.5."
     if hi < 0.5:
         return f"Training moved the held-out preference the WRONG way: {shown}; the interval excludes 0.5."
-    effect, half = abs(accuracy - 0.5), (hi - lo) / 2
-    need = (f"at the measured effect ({effect:+.3f}) about {math.ceil(n * (half / effect) ** 2)} pairs would "
-            "be needed" if effect > 0 and n else "no effect was measured at all")
+    effect = accuracy - 0.5
+    if effect == 0 or not records:
+        need = "no effect was measured at all"
+    else:
+        distance = accuracy - lo if effect > 0 else hi - accuracy  # estimate to the bound that holds 0.5
+        needed = math.floor(records * (distance / abs(effect)) ** 2) + 1
+        pairs = math.ceil(needed * n / records)
+        need = (f"at the measured effect ({effect:+.3f}) about {needed} held-out records would be needed "
+                f"against {records} now" + (f" (about {pairs} pairs at {n / records:.1f} pairs a record)"
+                                            if records != n else ""))
     return (f"This held-out set is too small to show an effect: {shown} includes 0.5 (no change); {need} "
             "for the interval to exclude 0.5.")
 
