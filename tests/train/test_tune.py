@@ -200,3 +200,17 @@ def test_a_training_does_not_depend_on_what_ran_before_in_the_process(pairs_subs
     other = train(pairs, tiny_config("other", seed=7, **common))
     c = load_file(Path(other.adapter_dir) / "adapter_model.safetensors")
     assert not all(torch.equal(a[k], c[k]) for k in a)  # the seed decides it
+
+
+def test_heldout_pairs_files_are_removed_and_never_scored_by_the_points(demo_negatives, tmp_path):
+    from seapo.train.tune import _point_config
+
+    rows = read_jsonl(demo_negatives)
+    given = {r["record_id"] for r in rows[:4]}
+    write_jsonl(tmp_path / "held.jsonl", rows[:4])
+    base = TrainConfig(heldout_fraction=0.0, heldout_pairs=[str(tmp_path / "held.jsonl")])
+    records, removed = write_training_records(demo_negatives, base, tmp_path / "records.jsonl")
+    kept = {r["record_id"] for r in read_jsonl(records)}
+    assert removed == len(given) and not kept & given and kept == {r["record_id"] for r in rows} - given
+    point = _point_config(base, {"learning_rate": 1e-3}, 0.25)
+    assert point.heldout_pairs == [] and point.heldout_fraction == 0.25  # the choice reads validation alone

@@ -150,21 +150,26 @@ def _inputs(cfg: TuneConfig) -> tuple[Path, TrainConfig]:
 def _point_config(base: TrainConfig, settings: dict[str, Any], validation_fraction: float) -> TrainConfig:
     """One point's train config: the base with the point's values, validation as train's held-out split."""
     try:
-        return base.updated(settings, heldout_fraction=validation_fraction, resume=True, merge=False)
+        # heldout_pairs: those files are held out (their records removed in write_training_records), so a
+        # point never scores them: the choice reads the validation split alone.
+        return base.updated(settings, heldout_fraction=validation_fraction, heldout_pairs=[], resume=True,
+                            merge=False)
     except ConfigError as exc:
         raise ConfigError(f"grid point {settings}: {exc.reason}", field=f"grid.{exc.field}") from None
 
 
 def write_training_records(pairs: Path, base: TrainConfig, dest: Path) -> tuple[Path, int]:
     """``dest``: the input's records less the held-out ones (``seapo train``'s split, by
-    :func:`~seapo.train.data.split_heldout` with the base config's fraction and seed), and how
-    many records were held out."""
+    :func:`~seapo.train.data.split_heldout` with the base config's fraction and seed, and the records
+    of the base config's ``heldout_pairs`` files), and how many records were held out."""
     from seapo.train.data import load_preferences, preference_rows, split_heldout
 
     loaded = load_preferences(pairs)
     train_groups, held_groups = split_heldout(loaded.groups, base.heldout_fraction, base.seed)
-    write_jsonl(dest, preference_rows(train_groups, loaded.layout))
-    return dest, len(held_groups)
+    given = {g.record_id for path in base.heldout_pairs for g in load_preferences(path).groups}
+    held = {g.record_id for g in held_groups} | (given & {g.record_id for g in train_groups})
+    write_jsonl(dest, preference_rows([g for g in train_groups if g.record_id not in given], loaded.layout))
+    return dest, len(held)
 
 
 def _run_point(records: Path, cfg: TrainConfig, key: str, console: Any) -> dict[str, Any]:
