@@ -6,11 +6,13 @@ Every step is a seapo command run through its Python API, each resumable, so the
 stopped (kill -9 too) and rerun at any point and continues where it stopped:
 
 1. ``data``: ``seapo prepare`` the UltraFeedback sample, ``seapo split`` it by record (train /
-   validation / heldout, seeded); the held-out and validation pairs every condition is scored on:
-   rules negatives of all three types (``seapo inject --strategy all``, judge-verified) and the
-   source's own chosen vs rejected (transfer).
-2. ``configs``: write one ``seapo run`` config per condition to ``configs/`` (committed; they are
-   the study). Learning rate and steps come from ``TUNED`` (chosen on the validation split).
+   heldout, seeded); the held-out pairs every condition is scored on: rules negatives of all three
+   types (``seapo inject --strategy all``, judge-verified) and the source's own chosen vs rejected
+   (transfer to real preferences).
+2. ``tune``: ``seapo tune`` learning rate x update steps for SeaPO mixed KTO on a validation split
+   of the train records (implicit-reward accuracy there; never the held-out split or a benchmark).
+   ``configs``: one ``seapo run`` config per condition in ``configs/`` (committed; they are the
+   study), all with the tune's choice (but the paper-rate condition).
 3. ``conditions``: for the base model and each condition not yet done (its figures not all in
    ``results/``): ``seapo run`` its config, ``seapo eval`` its model (full TruthfulQA MC, MMLU 20
    per subject 5-shot; GSM8K, BBH and HumanEval subsets for base, vanilla and mixed), and copy the
@@ -50,10 +52,13 @@ class Scale:
     eval_data: str = f"{SHARED}/eval"
     profile_data: str = f"{SHARED}/source/gsm8k/train.jsonl"  # GSM8K train: no evaluation set is profiled
     profile_limit: int = 200
-    split: dict[str, float] = field(default_factory=lambda: {"validation": 0.1, "heldout": 0.15})
+    split: dict[str, float] = field(default_factory=lambda: {"heldout": 0.15})
+    validation_fraction: float = 0.15  # of the train records: seapo tune's validation split
+    tune_grid: dict[str, list[Any]] = field(default_factory=lambda: {"learning_rate": [1e-4, 5e-4, 2e-3],
+                                                                    "max_steps": [30, 60]})
     split_seed: int = 0
     train_records: int | None = None  # first N records of the train part (None: all)
-    scored_records: int | None = None  # first N of the heldout and validation parts (None: all)
+    scored_records: int | None = None  # first N of the heldout part (None: all)
     max_length: int = 512
     kto_batch: int = 16  # rows: 8 pairs per update
     dpo_batch: int = 8  # pairs: the same 8 pairs per update as KTO
@@ -64,20 +69,20 @@ class Scale:
     eval_batch: int = 16
     dtype: str = "bf16"  # fixed: bf16 scores move with batch size and dtype (docs/benchmarks.md)
     truthfulqa_limit: int | None = None  # None: all 817 questions
-    steps: int | None = None  # update steps instead of TUNED's (smoke runs)
 
 
 SCALES = {
     "study": Scale(),
-    "smoke": Scale(profile_limit=4, split={"validation": 0.2, "heldout": 0.2}, train_records=12, scored_records=6,
+    "smoke": Scale(profile_limit=4, split={"heldout": 0.2}, validation_fraction=0.3,
+                   tune_grid={"learning_rate": [1e-3, 5e-3], "max_steps": [2]}, train_records=30, scored_records=6,
                    max_length=256, kto_batch=4, dpo_batch=2, seeds=(1, 2), mmlu_per_subject=1,
                    mmlu_tasks=("mmlu:anatomy",),
-                   extra_limits={"gsm8k": 2}, eval_batch=4, dtype="fp32", truthfulqa_limit=4, steps=2),
+                   extra_limits={"gsm8k": 2}, eval_batch=4, dtype="fp32", truthfulqa_limit=4),
 }
 
-TUNED = {"learning_rate": 5.0e-5, "steps": 40, "source": "placeholder: not yet chosen on the validation split"}
-"""Learning rate and update steps of every condition (but the paper-rate one), chosen once on the
-validation split for SeaPO mixed KTO (``seapo tune``); the record of that choice is ``tune.json``."""
+TUNE_FILE = "tune.json"
+"""``seapo tune``'s record in the work folder (tune/tune.json): the learning rate and update steps every
+condition uses (but the paper-rate one), chosen once on the validation split for SeaPO mixed KTO."""
 PAPER_LR = 5e-6
 
 
@@ -90,7 +95,7 @@ class Condition:
     error_types: tuple[str, ...] = tuple(ERROR_TYPES)
     seed: int = 1
     profile: bool = False
-    learning_rate: float | None = None  # None: TUNED's
+    learning_rate: float | None = None  # None: the tuned one
     train: dict[str, Any] = field(default_factory=dict)  # further train settings (focus, loss)
     extra_eval: bool = False  # GSM8K, BBH, HumanEval subsets too
 
@@ -105,7 +110,7 @@ def conditions(scale: Scale) -> list[Condition]:
     out += [Condition(f"seapo-kto-{t}", strategy="single", error_types=(t,)) for t in ERROR_TYPES]  # 3-5
     out += [Condition("seapo-kto-profile", strategy="profile", profile=True),  # 7
             Condition("vanilla-dpo", negatives="source", algo="dpo"),  # 9
-            Condition("seapo-kto-mixed-divergent", train={"focus": "divergent"}),  # 10 (choice: see TUNED)
+            Condition("seapo-kto-mixed-divergent", train={"focus": "divergent"}),  # 10
             Condition("seapo-kto-mixed-paper-lr", learning_rate=PAPER_LR)]
     return out
 
@@ -114,9 +119,8 @@ def paths(root: Path) -> dict[str, Path]:
     data = root / "data"
     return {"records": data / "records.jsonl", "parts": data / "parts", "train": data / "train.jsonl",
             "heldout_seapo": data / "heldout-seapo" / "pairs.jsonl",
-            "heldout_source": data / "heldout-source" / "pairs.jsonl",
-            "validation_seapo": data / "validation-seapo" / "pairs.jsonl",
-            "validation_source": data / "validation-source" / "pairs.jsonl"}
+            "heldout_source": data / "heldout-source" / "pairs.jsonl", "tune": root / "tune",
+            "tune_negatives": root / "tune" / "inject" / "negatives.jsonl"}
 
 
 # ------------------------------------------------------------------------------------------------ stages
@@ -134,7 +138,7 @@ def stage_data(scale: Scale, root: Path) -> None:
     split = split_records(p["records"], p["parts"], SplitConfig(parts=scale.split, seed=scale.split_seed))
     rows = split.paths["train"].read_text(encoding="utf-8").splitlines()[:scale.train_records]
     p["train"].write_text("".join(r + "\n" for r in rows), encoding="utf-8")
-    for part in ("heldout", "validation"):
+    for part in ("heldout",):
         seapo_dir, source_dir = p[f"{part}_seapo"].parent, p[f"{part}_source"].parent
         records = split.paths[part]
         if scale.scored_records is not None:
@@ -147,18 +151,59 @@ def stage_data(scale: Scale, root: Path) -> None:
     print(f"data: {split.counts} records; train uses {len(rows)}")
 
 
-def run_config(c: Condition, scale: Scale, root: Path) -> dict[str, Any]:
-    """The ``seapo run`` config of one condition (what configs/<name>.yaml holds)."""
+def train_section(c: Condition, scale: Scale, root: Path, tuned: dict[str, Any]) -> dict[str, Any]:
+    """The paper's settings (KTO/DPO, LoRA r8/alpha16 on all linear layers, beta 0.1, cosine) with the
+    tuned learning rate and update steps; scored on the study's fixed held-out files."""
     p = paths(root)
     batch = scale.kto_batch if c.algo == "kto" else scale.dpo_batch
-    train = {"model": scale.model, "algo": c.algo, "lora": True, "lora_r": 8, "lora_alpha": 16,
-             "lora_target_modules": "all-linear", "beta": 0.1, "lr_scheduler": "cosine",
-             "learning_rate": c.learning_rate or TUNED["learning_rate"],
-             # the same number of updates for every condition: epochs only bounds them
-             "max_steps": scale.steps or TUNED["steps"], "epochs": 100, "batch_size": batch,
-             "max_length": scale.max_length,
-             "seed": c.seed, "dtype": scale.dtype, "heldout_fraction": 0.0,
-             "heldout_pairs": [str(p["heldout_seapo"]), str(p["heldout_source"])], **c.train}
+    return {"model": scale.model, "algo": c.algo, "lora": True, "lora_r": 8, "lora_alpha": 16,
+            "lora_target_modules": "all-linear", "beta": 0.1, "lr_scheduler": "cosine",
+            "learning_rate": c.learning_rate or tuned["learning_rate"],
+            # the same number of updates for every condition: epochs only bounds them
+            "max_steps": tuned["max_steps"], "epochs": 100, "batch_size": batch, "max_length": scale.max_length,
+            "seed": c.seed, "dtype": scale.dtype, "heldout_fraction": 0.0,
+            "heldout_pairs": [str(p["heldout_seapo"]), str(p["heldout_source"])], **c.train}
+
+
+TUNED_ON = "seapo-kto-mixed-s1"
+"""The condition whose settings the tune chooses (SeaPO mixed, KTO); the others take its choice."""
+
+
+def stage_tune(scale: Scale, root: Path) -> dict[str, Any]:
+    """``seapo tune`` the learning rate and steps of SeaPO mixed KTO on a validation split of the train
+    records (``validation_fraction``; the held-out files are never scored): inject its negatives as the
+    condition does, then train every grid point. Resumable (tune.json)."""
+    from seapo.inject.pipeline import InjectConfig, inject
+    from seapo.train.config import TrainConfig
+    from seapo.train.tune import TuneConfig, tune
+
+    p = paths(root)
+    c = next(c for c in conditions(scale) if c.name == TUNED_ON)
+    negatives = p["tune_negatives"]
+    if not negatives.is_file():
+        inject(p["train"], negatives.parent, InjectConfig(injector="rules", strategy=c.strategy, seed=c.seed,
+                                                          error_types=list(c.error_types), show_progress=False))
+    base = train_section(c, scale, root, {"learning_rate": 1e-4, "max_steps": 1})  # both are in the grid
+    result = tune(TuneConfig(out=str(p["tune"]), pairs=str(negatives), grid=scale.tune_grid,
+                             validation_fraction=scale.validation_fraction, metric="implicit_reward",
+                             train=TrainConfig(**{**base, "pairing": "all"})))
+    return result.choice
+
+
+def tuned(root: Path) -> dict[str, Any]:
+    """The tune's choice (learning rate, steps) with where it comes from; refuses before the tune ran."""
+    path = paths(root)["tune"] / TUNE_FILE
+    choice = json.loads(path.read_text(encoding="utf-8")).get("choice") if path.is_file() else None
+    if not choice:
+        raise SystemExit(f"no tune choice in {path}: run `--stage tune` first (the configs take its settings)")
+    return {**choice["settings"], "source": f"seapo tune on the validation split ({path}; metric "
+                                             f"{choice['metric']})"}
+
+
+def run_config(c: Condition, scale: Scale, root: Path, tuned: dict[str, Any]) -> dict[str, Any]:
+    """The ``seapo run`` config of one condition (what configs/<name>.yaml holds)."""
+    p = paths(root)
+    train = train_section(c, scale, root, tuned)
     config: dict[str, Any] = {"out": str(root / "runs" / c.name), "negatives": c.negatives,
                               "prepare": {"source": str(p["train"]), "format": "seapo"},
                               "inject": {"injector": "rules", "strategy": c.strategy,
@@ -172,12 +217,15 @@ def run_config(c: Condition, scale: Scale, root: Path) -> dict[str, Any]:
 
 def stage_configs(scale: Scale, root: Path, folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
+    chosen = tuned(root)
     written = []
     for c in conditions(scale):
         path = folder / f"{c.name}.yaml"
         head = (f"# {c.name}: a condition of the small reproduction (experiments/small_repro/run.py writes this "
-                f"file;\n# learning rate and steps: {TUNED['source']}). Run alone: seapo run --config {path.name}\n")
-        path.write_text(head + yaml.safe_dump(run_config(c, scale, root), sort_keys=False), encoding="utf-8")
+                f"file).\n# Learning rate and steps: {chosen['source']}.\n# Run alone: seapo run --config "
+                f"{path.name}\n")
+        path.write_text(head + yaml.safe_dump(run_config(c, scale, root, chosen), sort_keys=False),
+                        encoding="utf-8")
         written.append(path)
     return written
 
@@ -277,7 +325,8 @@ def stage_compare(scale: Scale, results: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stage", default="all", choices=["data", "configs", "conditions", "compare", "table", "all"])
+    parser.add_argument("--stage", default="all", choices=["data", "tune", "configs", "conditions", "compare",
+                                                                      "table", "all"])
     parser.add_argument("--only", nargs="*", help="conditions (run names) to run or evaluate")
     parser.add_argument("--scale", default="study", choices=list(SCALES))
     parser.add_argument("--model", help="policy instead of the scale's (smoke tests: a tiny random model)")
@@ -293,11 +342,13 @@ def main(argv: list[str] | None = None) -> None:
     configs = Path(args.configs) if args.configs else HERE / "configs"
     results = Path(args.results) if args.results else HERE / "results"
     only = set(args.only) if args.only else None
-    stages = ["data", "configs", "conditions", "compare", "table"] if args.stage == "all" else [args.stage]
+    stages = ["data", "tune", "configs", "conditions", "compare", "table"] if args.stage == "all" else [args.stage]
     for stage in stages:
         print(f"== {stage}", flush=True)
         if stage == "data":
             stage_data(scale, root)
+        elif stage == "tune":
+            print(f"tune: chose {stage_tune(scale, root)['settings']}")
         elif stage == "configs":
             stage_configs(scale, root, configs)
         elif stage == "conditions":

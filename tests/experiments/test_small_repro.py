@@ -33,6 +33,11 @@ def test_the_study_runs_resumes_and_tabulates(tmp_path, tiny_model, shared_data,
     only = ["--only", "vanilla-kto-s1", "seapo-kto-mixed-s1"]
     try:
         driver.main([*args, "--stage", "data"])
+        with pytest.raises(SystemExit, match="run `--stage tune` first"):
+            driver.main([*args, "--stage", "configs"])  # no settings before they are chosen
+        driver.main([*args, "--stage", "tune"])
+        tune = json.loads((tmp_path / "work" / "tune" / "tune.json").read_text())
+        assert len(tune["points"]) == 2 and tune["choice"]["settings"]["max_steps"] == 2
         driver.main([*args, "--stage", "configs"])
         # every condition is a plain `seapo run` config
         configs = sorted((tmp_path / "configs").glob("*.yaml"))
@@ -40,6 +45,8 @@ def test_the_study_runs_resumes_and_tabulates(tmp_path, tiny_model, shared_data,
         for path in configs:
             config = load_run_config(path)
             assert config.train.heldout_fraction == 0 and len(config.train.heldout_pairs) == 2
+            if "paper-lr" not in path.name:  # every condition but one takes the tune's choice
+                assert config.train.learning_rate == tune["choice"]["settings"]["learning_rate"]
         driver.main([*args, "--stage", "conditions", *only, "base"])
         runs = tmp_path / "work" / "runs"
         stages = json.loads((runs / "vanilla-kto-s1" / "stages.json").read_text())
