@@ -1206,8 +1206,12 @@ _COMPOSITION_RE = re.compile(
 def _no_world_claims(doc: Doc) -> bool:
     """A record whose reply makes no claims about the world that invented material would falsify:
     an answer about a given text, a story or other fiction, or a composition the user asked for."""
-    q = doc.question[:3000] if doc.question else ""
-    return bool(q and (_GIVEN_TEXT_TASK_RE.search(q) or _CREATIVE_RE.search(q[:2000]) or _COMPOSITION_RE.search(q)))
+    return bool(doc.question) and _question_without_world_claims(doc.question[:3000])
+
+
+@lru_cache(maxsize=4096)
+def _question_without_world_claims(q: str) -> bool:
+    return bool(_GIVEN_TEXT_TASK_RE.search(q) or _CREATIVE_RE.search(q[:2000]) or _COMPOSITION_RE.search(q))
 
 
 def make_invented_date(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
@@ -1405,19 +1409,32 @@ def _not_a_person(text: str, w: str) -> bool:
     determiner ("the Earth's plates", "the Explorer"), or inside a longer capitalized name ("Email
     Address", "Arc'teryx Men's Skyline"), a title ("Mr.") apart. A capitalized question word read as
     a person and replaced garbled a thing's name (seed 6006: 3 of the 16 misses)."""
-    for m in re.finditer(rf"(?<![\w'’]){re.escape(w)}(?!\w)", text):
-        before = text[max(0, m.start() - 30):m.start()]
-        prev = re.search(r"([\w'’.]+)\s+$", before)
-        nxt = re.match(r"(?:'s|’s)?\s([A-Z][\w'’]*)", text[m.end():m.end() + 30])
+    at = text.find(w)
+    while at >= 0:
+        end = at + len(w)
+        if (at and (text[at - 1].isalnum() or text[at - 1] in "_'’")) or (end < len(text) and
+                                                                          (text[end].isalnum() or text[end] == "_")):
+            at = text.find(w, end)
+            continue  # part of a longer word
+        before = text[max(0, at - 30):at]
+        prev = _PREV_WORD_RE.search(before)
+        nxt = _NEXT_CAPITAL_RE.match(text, end, end + 30)
         if prev and prev.group(1).lower() in _DETERMINERS:
             return True
         if prev and prev.group(1)[:1].isupper() and not prev.group(1).endswith((".", ",")) \
-                and prev.group(1).rstrip(".") not in _TITLES and not re.search(r"(?:^|[.!?:\n])\s*\S+\s+$", before) \
-                or prev and re.match(r"[A-Z]\w*['’][a-z]{2,}", prev.group(1)):
+                and prev.group(1).rstrip(".") not in _TITLES and not _FIRST_WORD_RE.search(before) \
+                or prev and _CAPITAL_ELISION_RE.match(prev.group(1)):
             return True  # "Email Address", "Arc'teryx Men's"; a sentence's first word before it is fine
-        if nxt and nxt.group(1) not in ("I",) and not nxt.group(1).startswith(("And", "Or")):
+        if nxt and nxt.group(1) != "I" and not nxt.group(1).startswith(("And", "Or")):
             return True  # "Address Line", "Men's Skyline"
+        at = text.find(w, end)
     return False
+
+
+_PREV_WORD_RE = re.compile(r"([\w'’.]+)\s+$")
+_NEXT_CAPITAL_RE = re.compile(r"(?:'s|’s)?\s([A-Z][\w'’]*)")
+_FIRST_WORD_RE = re.compile(r"(?:^|[.!?:\n])\s*\S+\s+$")
+_CAPITAL_ELISION_RE = re.compile(r"[A-Z]\w*['’][a-z]{2,}")
 
 
 _DETERMINERS = frozenset("the a an this these those our your their its my".split())
@@ -1427,8 +1444,11 @@ def _people(doc: Doc) -> list[str]:
     """The question's people (see ``_names_in``) that the response mentions by name, as people."""
     if not doc.question:
         return []
-    return [w for w in _names_in(doc.question[:3000]) if re.search(rf"(?<![\w'’]){w}(?!\w)", doc.text)
-            and not _not_a_person(doc.text, w)]
+    found = doc.sites.get(("people", 0))
+    if found is None:
+        found = doc.sites[("people", 0)] = [w for w in _names_in(doc.question[:3000]) if re.search(
+            rf"(?<![\w'’]){w}(?!\w)", doc.text) and not _not_a_person(doc.text, w)]
+    return list(found)
 
 
 _PROPER_RE = re.compile(r"(?<=[a-z,;] )([A-Z][a-z]{2,}(?: [A-Z][a-z]{2,}){0,2})(?![\w'’-])")
