@@ -1209,9 +1209,20 @@ def _no_world_claims(doc: Doc) -> bool:
     return bool(doc.question) and _question_without_world_claims(doc.question[:3000])
 
 
+# words one of which every composition request holds (a substring test first: most questions
+# are none, and the pattern's word window is slow to run over every question of a data set)
+_COMPOSITION_HINTS = ("mail", "letter", "web", "page", "copy", "review", "statement", "speech", "bio", " ad",
+                      "release", "description", "proposal", "invitation", "announcement", "message", "resume",
+                      "profile", "pitch", "play", "scenario", "conversation", "dialogue", "brochure", "flyer",
+                      "caption", "testimonial", "outline", "agenda", "describe", "imagine", "invent")
+
+
 @lru_cache(maxsize=4096)
 def _question_without_world_claims(q: str) -> bool:
-    return bool(_GIVEN_TEXT_TASK_RE.search(q) or _CREATIVE_RE.search(q[:2000]) or _COMPOSITION_RE.search(q))
+    if _GIVEN_TEXT_TASK_RE.search(q) or _CREATIVE_RE.search(q[:2000]):
+        return True
+    low = q.lower()
+    return any(h in low for h in _COMPOSITION_HINTS) and bool(_COMPOSITION_RE.search(q))
 
 
 def make_invented_date(doc: Doc, rng: Random, taken: list[Edit]) -> list[Edit] | None:
