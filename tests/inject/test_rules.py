@@ -615,6 +615,10 @@ def test_no_hallucination_in_a_composition_the_user_asked_for():
         assert _hallucination_edits(answer, question) == [None] * 12, question
     # the same sentences as an answer about the world do get invented material
     assert any(_hallucination_edits(answer, "How do massage studios find new clients online?"))
+    # a word problem about writing letters is no composition: its worked solution keeps its person edit
+    solution = "James writes 3*2=<<3*2=6>>6 pages a week.\nSo James writes 6*52=<<6*52=312>>312 pages a year.\n#### 312"
+    problem = "James writes a 3-page letter to 2 different friends twice a week. How many pages does he write a year?"
+    assert all(_hallucination_edits(solution, problem))
 
 
 def test_no_hallucination_in_remarks_about_the_given_material():

@@ -1205,8 +1205,10 @@ _COMPOSITION_RE = re.compile(
 
 def _no_world_claims(doc: Doc) -> bool:
     """A record whose reply makes no claims about the world that invented material would falsify:
-    an answer about a given text, a story or other fiction, or a composition the user asked for."""
-    return bool(doc.question) and _question_without_world_claims(doc.question[:3000])
+    an answer about a given text, a story or other fiction, or a composition the user asked for. A
+    worked solution (a stated final answer) is none of the last two: "James writes a 3-page letter
+    to 2 friends" is a word problem, and its person is the problem's."""
+    return bool(doc.question) and _question_without_world_claims(doc.question[:3000], doc.final_answer is not None)
 
 
 # words one of which every composition request holds (a substring test first: most questions
@@ -1218,8 +1220,12 @@ _COMPOSITION_HINTS = ("mail", "letter", "web", "page", "copy", "review", "statem
 
 
 @lru_cache(maxsize=4096)
-def _question_without_world_claims(q: str) -> bool:
-    if _GIVEN_TEXT_TASK_RE.search(q) or _CREATIVE_RE.search(q[:2000]):
+def _question_without_world_claims(q: str, worked: bool) -> bool:
+    if _GIVEN_TEXT_TASK_RE.search(q):
+        return True
+    if worked:
+        return False
+    if _CREATIVE_RE.search(q[:2000]):
         return True
     low = q.lower()
     return any(h in low for h in _COMPOSITION_HINTS) and bool(_COMPOSITION_RE.search(q))
