@@ -97,8 +97,9 @@ NO_SITE = {"no applicable perturbation", "no perturbation could be applied", "ch
 # open-domain answers have none, and then no honest logic negative exists)
 COVERAGE = {"gsm8k": {ErrorType.CORRECTNESS: 0.98, ErrorType.LOGIC: 0.95, ErrorType.HALLUCINATION: 0.98},
             # rules v4: logic 0.28 -> 0.20, dropped_condition off by default (21.6% measured); hallucination
-            # 0.65 -> 0.60, none in answers about a given text or in remarks on it (62.8% measured)
-            "dpo": {ErrorType.CORRECTNESS: 0.75, ErrorType.LOGIC: 0.20, ErrorType.HALLUCINATION: 0.60}}
+            # 0.65 -> 0.60, none in answers about a given text or in remarks on it (62.8% measured); v5:
+            # 0.60 -> 0.55, none in fiction, compositions the user asked for or headings (56.4% measured)
+            "dpo": {ErrorType.CORRECTNESS: 0.75, ErrorType.LOGIC: 0.20, ErrorType.HALLUCINATION: 0.55}}
 
 
 @pytest.mark.parametrize("error_type", TYPES)
@@ -587,3 +588,85 @@ def test_code_block_in_prose(dpo):
                 inside = any(m.start() < start < m.end() for m in re.finditer(r"```.*?```", record.response,
                                                                                   re.DOTALL))
                 assert inside or e["perturbation"] == "invented_api"
+
+
+# ---------------------------------------------------------------------------------------------
+# v5: no invented material where inventing is no error (misses of hand-read seed 6006)
+
+def _hallucination_edits(text: str, question: str = "", keys: int = 12, injector: RulesInjector | None = None):
+    injector = injector or RulesInjector()
+    out = []
+    for k in range(keys):
+        inj = injector.inject_text(text, ErrorType.HALLUCINATION, key=f"k{k}", question=question)
+        out.append(inj.details["edits"] if inj.text is not None else None)
+    return out
+
+
+def test_no_hallucination_in_a_composition_the_user_asked_for():
+    """An email, website copy, a review or an opening statement the user asked to have written is
+    their own document: a name, figure or source invented there is its content, not a false claim."""
+    answer = ("Dear Mr. Hale,\n\nI visited the Morning Dew Massage website and loved its calm design. Many "
+              "clients search for massage studios on their phones, and experts say most visitors leave a slow "
+              "page within seconds. Our team has improved the pages of several studios in recent years.\n\n"
+              "Best regards,\n[Your Name]")
+    for question in ("Could you please write a personalised email to the owner of a massage studio offering "
+                     "website design?", "Please help write an opening statement for my client's case.",
+                     "Write a detailed product review of a smart TV for an online retailer."):
+        assert _hallucination_edits(answer, question) == [None] * 12, question
+    # the same sentences as an answer about the world do get invented material
+    assert any(_hallucination_edits(answer, "How do massage studios find new clients online?"))
+    # a word problem about writing letters is no composition: its worked solution keeps its person edit
+    solution = "James writes 3*2=<<3*2=6>>6 pages a week.\nSo James writes 6*52=<<6*52=312>>312 pages a year.\n#### 312"
+    problem = "James writes a 3-page letter to 2 different friends twice a week. How many pages does he write a year?"
+    assert all(_hallucination_edits(solution, problem))
+
+
+def test_no_hallucination_in_remarks_about_the_given_material():
+    """'Based on the given material', 'the given information', a bug report the user presents:
+    remarks about the task's input, not claims about the world."""
+    remark = ("Based on the given information, the men are not playing the guitar and the bass. "
+              "The given information names only a violin and a piece of metal that is drummed.")
+    assert _hallucination_edits(remark) == [None] * 12
+    for question in ("Generate response to the question based on a piece of given material\n\nGiven material: "
+                     "More than half of Dutch nationals want the mission to end.",
+                     "I will present to you a bug report regarding a mobile application. Explain why it is a bug.",
+                     'Can we conclude from "One man plays the violin." that "The men play guitar."?'):
+        answer = ("No other NATO countries have expressed an interest in the mission. Researchers say the "
+                  "government has requested that Norway take it over in recent years.")
+        assert _hallucination_edits(answer, question) == [None] * 12, question
+
+
+def test_no_invented_name_in_a_heading():
+    """An outline heading ('VIII. Additional Topics for Remote Managers') or a title line labels a
+    section: a name invented there claims nothing."""
+    names = _only(ErrorType.HALLUCINATION, "invented_name")
+    outline = ("VIII. Additional Topics and Considerations for Remote Managers\n\n"
+               "* Managing team members with different work styles and time zones\n"
+               "Role Play Scenario: Tourist Missing Their Flight at the Airport\n")
+    assert _hallucination_edits(outline, injector=names) == [None] * 12
+    claim = "The first training of this kind was run in Yangzhou for new managers."
+    assert all(_hallucination_edits(claim, injector=names))
+
+
+def test_invented_person_only_for_a_real_person_of_the_question():
+    """The word-problem person rule reads capitalized question words as people; a word after an
+    article ('the Earth's plates', 'the Explorer') or inside a longer capitalized name ('Email
+    Address', "Arc'teryx Men's Skyline") is a thing's name, and replacing it garbles that name."""
+    names = _only(ErrorType.HALLUCINATION, "invented_name")
+    cases = [
+        ("Geologists divided the earth into two regions. Plate boundaries are where the Earth's plates meet. "
+         "Which region has more earthquakes? She asked.",
+         "Region A has more earthquakes because plate boundaries are where the Earth's plates meet."),
+        ("Address is Govt. HSS, Ayira. Can you provide a summary of the contact information for her?",
+         "- School Code: 1166\n- Email Address: gkvhsayira@gmail.com"),
+        ("How does the Arc'teryx Men's Skyline shirt stay wrinkle-resistant when he travels?",
+         "Overall, the Arc'teryx Men's Skyline shirt is a practical choice for work and travel."),
+    ]
+    for question, answer in cases:
+        for edits in _hallucination_edits(answer, question, injector=names):
+            assert not edits or all(e.get("kind") != "person" for e in edits), (question, edits)
+    # a person of a word problem still is one
+    person = _hallucination_edits("Natalia sold 48 clips in April. Natalia sold 24 clips in May.",
+                                  "Natalia sold clips to 48 of her friends in April. How many did she sell?",
+                                  injector=names)
+    assert any(edits and edits[0].get("kind") == "person" for edits in person)

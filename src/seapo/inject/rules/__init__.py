@@ -29,7 +29,7 @@ from seapo.inject.verify import _META, _REFUSAL, VerifierConfig, measure_differe
 
 __all__ = ["PERTURBATIONS", "RulesInjector", "RulesInjectorConfig", "perturbation_names"]
 
-VERSION = 4
+VERSION = 5
 """Bumped whenever a rule changes what it writes (part of the fingerprint)."""
 
 
