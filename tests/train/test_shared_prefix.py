@@ -88,8 +88,10 @@ def test_a_short_training_run_has_the_same_loss_curve(algo, pairs_subset, tiny_c
     assert len(curves[True]) == 3
     # Stated tolerance: 1e-4 absolute per step (fp32; only summation order differs).
     assert curves[True] == pytest.approx(curves[False], abs=1e-4)
-    if algo in ("dpo", "kto"):  # step 1 is the policy at its reference; the others' losses vary with the batch
+    if algo == "dpo":  # step 1 is the policy at its reference; the others' losses vary with the batch
         assert curves[True][-1] < curves[True][0]
+    if algo == "kto":  # its loss also moves with the KL estimate of each batch: it need not fall in 3 steps
+        assert curves[True][-1] != curves[True][0]
     assert 0.3 < logged[True][0]["shared_prefix/saved_fraction"] < 1
     assert "shared_prefix/saved_fraction" not in logged[False][0]
 
