@@ -159,15 +159,23 @@ def write_outputs(out_dir: Path, records: Sequence[Record], items: dict[tuple[st
                            {k: v for k, v in summary.items()
                             if k not in ("wall_time_s", "resumed_items", "shortcut_audit")},
                            fix=rerun_hint(out_dir))
-    output_set.begin()  # from here until commit() readers refuse the folder: its files may mix two runs
+    publish(output_set, pairs, rejected, ({"record_id": rid, "error_types": [t.value for t in types]}
+                                          for rid, types in plan.items()), summary)
+    return summary
+
+
+def publish(output_set: OutputSet, pairs: Sequence[dict[str, Any]], rejected: Sequence[dict[str, Any]],
+            plan_rows: Any, summary: dict[str, Any]) -> None:
+    """Write the inject folder's files (every one in :data:`OUTPUT_FILES`) as ``output_set``: begun first,
+    committed last, so readers refuse the folder while its files may mix two runs."""
+    out_dir = output_set.folder
+    output_set.begin()
     # Every accepted negative is planned, so negatives.jsonl and pairs.jsonl hold the same rows.
     write_jsonl(out_dir / OUTPUT_FILES["negatives"], pairs)
     write_jsonl(out_dir / OUTPUT_FILES["pairs"], pairs)
     write_jsonl(out_dir / OUTPUT_FILES["kto"], (row for p in pairs for row in kto_rows(p)))
     write_jsonl(out_dir / OUTPUT_FILES["rejected"], rejected)
-    write_jsonl(out_dir / OUTPUT_FILES["plan"], ({"record_id": rid, "error_types": [t.value for t in types]}
-                                                for rid, types in plan.items()))
+    write_jsonl(out_dir / OUTPUT_FILES["plan"], plan_rows)
     write_json(out_dir / OUTPUT_FILES["dataset_info"], DATASET_INFO)
     write_json(out_dir / OUTPUT_FILES["summary"], summary)
     output_set.commit(OUTPUT_FILES.values())
-    return summary

@@ -16,8 +16,7 @@ from typing import Any
 
 from seapo.audit.config import AuditConfig
 from seapo.data.schema import Record, read_records
-from seapo.inject.outputs import DATASET_INFO, OUTPUT_FILES, STAGE, kto_rows, rerun_hint, shortcut_audit
-from seapo.io import write_json, write_jsonl
+from seapo.inject.outputs import STAGE, publish, rerun_hint, shortcut_audit
 from seapo.outputs import OutputSet
 
 SOURCE_TYPE = "source"
@@ -75,14 +74,6 @@ def source_negatives(records_path: str | Path, out_dir: str | Path, *, audit: Au
         summary["shortcut_audit"] = shortcut_audit(pairs, audit)
     output_set = OutputSet(out_dir, STAGE, {k: v for k, v in summary.items() if k != "shortcut_audit"},
                            fix=rerun_hint(out_dir))
-    output_set.begin()
-    write_jsonl(out_dir / OUTPUT_FILES["negatives"], pairs)
-    write_jsonl(out_dir / OUTPUT_FILES["pairs"], pairs)
-    write_jsonl(out_dir / OUTPUT_FILES["kto"], (row for p in pairs for row in kto_rows(p)))
-    write_jsonl(out_dir / OUTPUT_FILES["rejected"], rejected)
-    write_jsonl(out_dir / OUTPUT_FILES["plan"], ({"record_id": p["record_id"], "error_types": [SOURCE_TYPE]}
-                                                for p in pairs))
-    write_json(out_dir / OUTPUT_FILES["dataset_info"], DATASET_INFO)
-    write_json(out_dir / OUTPUT_FILES["summary"], summary)
-    output_set.commit(OUTPUT_FILES.values())
+    publish(output_set, pairs, rejected,
+            ({"record_id": p["record_id"], "error_types": [SOURCE_TYPE]} for p in pairs), summary)
     return summary
