@@ -81,8 +81,8 @@ SCALES = {
 }
 
 TUNE_FILE = "tune.json"
-"""``seapo tune``'s record in the work folder (tune/tune.json): the learning rate and update steps every
-condition uses (but the paper-rate one), chosen once on the validation split for SeaPO mixed KTO."""
+"""``seapo tune``'s record (tune/tune.json, copied to results/tune.json): the learning rate and update
+steps every condition uses (but the paper-rate one), chosen once on the validation split for SeaPO mixed KTO."""
 PAPER_LR = 5e-6
 
 
@@ -162,17 +162,20 @@ def train_section(c: Condition, scale: Scale, root: Path, tuned: dict[str, Any])
             # the same number of updates for every condition: epochs only bounds them
             "max_steps": tuned["max_steps"], "epochs": 100, "batch_size": batch, "max_length": scale.max_length,
             "seed": c.seed, "dtype": scale.dtype, "heldout_fraction": 0.0,
-            "heldout_pairs": [str(p["heldout_seapo"]), str(p["heldout_source"])], **c.train}
+            "heldout_pairs": [str(p["heldout_seapo"]), str(p["heldout_source"])],
+            # conditions of the same rows (mixed-s1 and the paper-rate one) run the reference pass once
+            "data_cache_dir": str(root / "train-cache"), **c.train}
 
 
 TUNED_ON = "seapo-kto-mixed-s1"
 """The condition whose settings the tune chooses (SeaPO mixed, KTO); the others take its choice."""
 
 
-def stage_tune(scale: Scale, root: Path) -> dict[str, Any]:
+def stage_tune(scale: Scale, root: Path, results: Path) -> dict[str, Any]:
     """``seapo tune`` the learning rate and steps of SeaPO mixed KTO on a validation split of the train
     records (``validation_fraction``; the held-out files are never scored): inject its negatives as the
-    condition does, then train every grid point. Resumable (tune.json)."""
+    condition does, then train every grid point. Resumable (tune.json); its record is copied into
+    ``results/`` (committed: the configs of a later session, on a fresh machine, read it there)."""
     from seapo.inject.pipeline import InjectConfig, inject
     from seapo.train.config import TrainConfig
     from seapo.train.tune import TuneConfig, tune
@@ -187,12 +190,13 @@ def stage_tune(scale: Scale, root: Path) -> dict[str, Any]:
     result = tune(TuneConfig(out=str(p["tune"]), pairs=str(negatives), grid=scale.tune_grid,
                              validation_fraction=scale.validation_fraction, metric="implicit_reward",
                              train=TrainConfig(**{**base, "pairing": "all"})))
+    shutil.copyfile(result.path, results / TUNE_FILE)
     return result.choice
 
 
-def tuned(root: Path) -> dict[str, Any]:
+def tuned(results: Path) -> dict[str, Any]:
     """The tune's choice (learning rate, steps) with where it comes from; refuses before the tune ran."""
-    path = paths(root)["tune"] / TUNE_FILE
+    path = results / TUNE_FILE
     choice = json.loads(path.read_text(encoding="utf-8")).get("choice") if path.is_file() else None
     if not choice:
         raise SystemExit(f"no tune choice in {path}: run `--stage tune` first (the configs take its settings)")
@@ -215,9 +219,9 @@ def run_config(c: Condition, scale: Scale, root: Path, tuned: dict[str, Any]) ->
     return config
 
 
-def stage_configs(scale: Scale, root: Path, folder: Path) -> list[Path]:
+def stage_configs(scale: Scale, root: Path, folder: Path, results: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
-    chosen = tuned(root)
+    chosen = tuned(results)
     written = []
     for c in conditions(scale):
         path = folder / f"{c.name}.yaml"
@@ -348,9 +352,10 @@ def main(argv: list[str] | None = None) -> None:
         if stage == "data":
             stage_data(scale, root)
         elif stage == "tune":
-            print(f"tune: chose {stage_tune(scale, root)['settings']}")
+            results.mkdir(parents=True, exist_ok=True)
+            print(f"tune: chose {stage_tune(scale, root, results)['settings']}")
         elif stage == "configs":
-            stage_configs(scale, root, configs)
+            stage_configs(scale, root, configs, results)
         elif stage == "conditions":
             stage_conditions(scale, root, configs, results, only)
         elif stage == "compare":

@@ -3,7 +3,7 @@
     python experiments/small_repro/table.py [RESULTS] [OUT.md]
 
 Reads ``results/<condition>/eval-<group>.json`` (``seapo eval``'s metrics.json) and ``run.json`` (the
-run's held-out figures, injection summary and wall times, copied by ``run.py --stage collect``), and
+run's held-out figures, injection summary and wall times, copied by ``run.py --stage conditions``), and
 writes the markdown tables (conditions x metrics; seeds as mean and spread; deltas against base and
 against vanilla beside the seed noise) and a bar chart. Nothing here computes a result: it only
 arranges what seapo wrote.
@@ -124,6 +124,41 @@ def audit_table(data: dict[str, list[dict[str, Any]]]) -> list[str]:
     return lines
 
 
+def tune_table(results: Path) -> list[str]:
+    """The learning-rate x steps grid of ``seapo tune`` (results/tune.json): each point's validation
+    implicit-reward accuracy before and after training, and the choice every condition took."""
+    path = results / "tune.json"
+    if not path.is_file():
+        return ["Not run yet (`run.py --stage tune`)."]
+    tune = json.loads(path.read_text(encoding="utf-8"))
+    metric = tune["metric"]
+    lines = [f"| point | fit pairs | steps | validation {metric} acc before | after [95% CI] | train time (s) |",
+             "| --- | ---: | ---: | ---: | --- | ---: |"]
+    for p in tune["points"]:
+        label = _settings(p["settings"])
+        before, after = (p["validation"][k].get(metric) or {} for k in ("before", "after"))
+        ci = after.get("accuracy_ci")
+        lines.append(f"| {label} | {p['fit_pairs']} | {p['global_step']} | {_pct(before.get('accuracy'))} | "
+                     f"{_pct(after.get('accuracy'))}" + (f" [{_pct(ci[0])}, {_pct(ci[1])}]" if ci else "")
+                     + f" | {p['train_time_s']:.0f} |")
+    choice = tune.get("choice")
+    if choice:
+        apart = "" if choice["separated"] else (
+            "; not separated (95% CI of the paired accuracy difference includes 0) from: "
+            + "; ".join(_settings(s) for s in choice["not_separated"]))
+        lines += ["", f"Chosen: **{_settings(choice['settings'])}** on {choice['validation_pairs']} validation "
+                      f"pairs{apart}."]
+    return lines
+
+
+def _settings(settings: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in settings.items())
+
+
+def _pct(value: float | None) -> str:
+    return "--" if value is None else f"{100 * value:.1f}"
+
+
 def times_table(data: dict[str, list[dict[str, Any]]]) -> list[str]:
     lines = ["| run | train pairs | steps | wall time per stage (s) |", "| --- | ---: | ---: | --- |"]
     for runs in data.values():
@@ -161,7 +196,9 @@ def chart(data: dict[str, list[dict[str, Any]]], path: Path, columns: tuple[str,
 def write_table(results: Path, out: Path) -> Path:
     """Write the generated part of the results page (between its markers, keeping the hand-written text)."""
     data = load(results)
-    body = ["## Benchmarks (x100)", "", *benchmark_table(data), "",
+    body = ["## Learning rate and steps (seapo tune, SeaPO mixed KTO, validation split of the train records)", "",
+            *tune_table(results), "",
+            "## Benchmarks (x100)", "", *benchmark_table(data), "",
             "## Held-out preference accuracy after training", "",
             "Implicit-reward accuracy (policy-vs-reference log-ratio of the positive above the negative's) and "
             "divergent-span accuracy (mean per-token log-likelihood from the first differing token), with 95% "

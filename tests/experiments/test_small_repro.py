@@ -36,7 +36,7 @@ def test_the_study_runs_resumes_and_tabulates(tmp_path, tiny_model, shared_data,
         with pytest.raises(SystemExit, match="run `--stage tune` first"):
             driver.main([*args, "--stage", "configs"])  # no settings before they are chosen
         driver.main([*args, "--stage", "tune"])
-        tune = json.loads((tmp_path / "work" / "tune" / "tune.json").read_text())
+        tune = json.loads((tmp_path / "results" / "tune.json").read_text())  # committed with the figures
         assert len(tune["points"]) == 2 and tune["choice"]["settings"]["max_steps"] == 2
         driver.main([*args, "--stage", "configs"])
         # every condition is a plain `seapo run` config
@@ -73,6 +73,7 @@ def test_the_study_runs_resumes_and_tabulates(tmp_path, tiny_model, shared_data,
     metrics = json.loads((results / "base" / "eval-truthfulqa.json").read_text())
     assert metrics["tasks"]["truthfulqa_mc"]["n"] == 4
     page = (results / "small_repro.md").read_text()
-    for row in ("| base | 1 |", "| vanilla-kto | 1 |", "| seapo-kto-mixed | 1 |", "## Shortcut audit"):
+    for row in ("| base | 1 |", "| vanilla-kto | 1 |", "| seapo-kto-mixed | 1 |", "## Shortcut audit",
+                "| learning_rate 0.001, max_steps 2 |", "Chosen: **learning_rate"):
         assert row in page
     assert (results / "small_repro.png").stat().st_size > 1000

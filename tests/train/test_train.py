@@ -124,6 +124,38 @@ def test_resume_continues_from_the_last_checkpoint_to_the_same_final_step(pairs_
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-3, abs=1e-4)
 
 
+def reference_caches(folder):
+    """The reference log-prob caches TRL wrote under ``folder`` (arrow files of a ``ref_logps`` column)."""
+    from datasets import Dataset
+
+    return [p for p in folder.rglob("cache-*.arrow") if "ref_logps" in Dataset.from_file(str(p)).column_names]
+
+
+def test_max_steps_reads_only_the_rows_it_trains_and_runs_of_those_rows_share_one_reference_pass(
+        pairs_subset, tiny_config, tmp_path):
+    from transformers import TrainerCallback
+
+    class StopAt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 2:
+                control.should_training_stop = True
+
+    pairs, cache = pairs_subset(8), tmp_path / "cache"  # 8 pairs: 16 KTO rows, 4 updates of 4 rows
+    common = dict(algo="kto", batch_size=4, per_device_batch_size=4, lr_scheduler="constant", learning_rate=1e-3)
+    whole = train(pairs, tiny_config("whole", epochs=1, **common), callbacks=[StopAt()])
+    cut = train(pairs, tiny_config("cut", max_steps=2, data_cache_dir=str(cache), **common))
+    assert (whole.train_examples, cut.train_examples) == (16, 8)  # the 8 rows two updates read, no more
+    assert whole.global_step == cut.global_step == 2
+    for a, b in zip(read_jsonl(whole.log_path), read_jsonl(cut.log_path), strict=True):  # the same training
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-6)
+    assert not (tmp_path / "cut" / "data").exists()
+    assert len(reference_caches(cache)) == 1
+    other = train(pairs, tiny_config("other-lr", max_steps=2, data_cache_dir=str(cache), **{**common,
+                                                                                            "learning_rate": 1e-2}))
+    assert len(reference_caches(cache)) == 1  # the reference pass over those rows was reused, not redone
+    assert read_jsonl(other.log_path)[0]["loss"] == pytest.approx(read_jsonl(cut.log_path)[0]["loss"], rel=1e-4)
+
+
 @pytest.mark.slow
 def test_two_cpu_processes_through_accelerate_launch(tiny_model, demo_negatives, tmp_path):
     out = tmp_path / "mp"

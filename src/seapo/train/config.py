@@ -107,6 +107,11 @@ class TrainConfig(SeapoConfig):
                           "attention honours a custom mask (sdpa, eager). false: TRL's unshared forward.")
     group_by_length: bool = Field(True, description="Order batches so that examples of similar length share a "
                                                     "batch (less padding); batch order is still shuffled.")
+    data_cache_dir: str | None = Field(
+        None, description="Folder for the tokenized training rows and TRL's reference log-prob cache (default: "
+                          "OUT/data). Runs that train the same rows from the same model share one: the second "
+                          "skips the reference pass (seapo tune points share their tune's). Results do not depend "
+                          "on it.")
     # Checkpoints, logging, output
     logging_steps: int = Field(1, ge=1, description="Optimizer steps between two log lines.")
     save_steps: int | None = Field(None, ge=1, description="Optimizer steps between checkpoints (default: one "

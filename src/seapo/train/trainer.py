@@ -196,7 +196,7 @@ def _train(pairs_path: str | Path, cfg: TrainConfig, paths: RunPaths, callbacks:
     state.wait_for_everyone()
 
     dataset, n_examples = training_dataset(data, cfg, st, paths, state, tokenizer)
-    trainer, train_time = fit(trainer_cls, args, model, dataset, tokenizer, cfg, paths, resume_from, callbacks)
+    trainer, train_time = fit(trainer_cls, args, model, dataset, tokenizer, cfg, paths, resume_from, callbacks, st)
     adapter_dir, merged_dir = save_trained(trainer, tokenizer, cfg, paths, main)
     after = measure_heldout_after(trainer, data, tokenizer, cfg, paths, before, console) if before else None
     global_step = trainer.state.global_step
@@ -385,8 +385,9 @@ def training_dataset(data: TrainingData, cfg: TrainConfig, st: ChosenSettings, p
     """The training rows in training order, as a dataset, and how many rows it has (``focus:
     divergent``: plain-text rows whose prompt holds the pair's shared response prefix).
 
-    File-backed under OUT/data: TRL's map and reference log-prob caches then sit next to it, shared
-    by every process (an in-memory dataset caches in a per-process temp dir) and reused on resume.
+    File-backed under OUT/data (or ``data_cache_dir``), named by its rows: TRL's map and reference
+    log-prob caches then sit next to it, shared by every process (an in-memory dataset caches in a
+    per-process temp dir), reused on resume and by other runs of the same rows and model.
     """
     from datasets import Dataset, load_from_disk
 
@@ -397,8 +398,13 @@ def training_dataset(data: TrainingData, cfg: TrainConfig, st: ChosenSettings, p
         rows = ordered_kto_rows(data.train_pairs, micro, cfg.seed, cfg.group_by_length, **focus) + unpaired
     else:
         rows = ordered_pair_rows(data.train_pairs, micro, cfg.seed, cfg.group_by_length, **focus)
+    if cfg.max_steps > 0:
+        # Rows are read in this order (sequential sampler), so those past max_steps updates are never
+        # trained on: not tokenizing them or running the reference over them saves that time.
+        rows = rows[:cfg.max_steps * st.effective_batch_size]
     digest = hashlib.sha256(json.dumps([cfg.algo, rows], sort_keys=True).encode()).hexdigest()[:16]
-    data_dir = paths.out / "data" / f"{cfg.algo}-{digest}"
+    cache = Path(cfg.data_cache_dir).resolve() if cfg.data_cache_dir else paths.out / "data"
+    data_dir = cache / f"{cfg.algo}-{digest}"
     if state.is_main_process and not (data_dir / "dataset_info.json").is_file():
         tmp_dir = data_dir.with_name(data_dir.name + ".partial")
         Dataset.from_list(rows).save_to_disk(str(tmp_dir))
@@ -409,7 +415,7 @@ def training_dataset(data: TrainingData, cfg: TrainConfig, st: ChosenSettings, p
 
 def fit(trainer_cls: type[Trainer], args: TrainingArguments, model: PreTrainedModel, dataset: Dataset,
         tokenizer: PreTrainedTokenizerBase, cfg: TrainConfig, paths: RunPaths, resume_from: str | None,
-        callbacks: Sequence[Any]) -> tuple[Trainer, float]:
+        callbacks: Sequence[Any], st: ChosenSettings) -> tuple[Trainer, float]:
     """Train (from ``resume_from`` when given); returns the trainer and the training time (s)."""
     if getattr(trainer_cls, "packs_shared_prefix", False):
         from seapo.train.shared_prefix import shared_prefix_supported
@@ -418,6 +424,8 @@ def fit(trainer_cls: type[Trainer], args: TrainingArguments, model: PreTrainedMo
         if not exact:
             trainer_cls = trainer_cls.trl_base
             _console(None).print(f"[yellow]{why}[/yellow]")
+    if st.precompute_ref_log_probs:
+        trainer_cls = with_reference_cache(trainer_cls, reference_cache_key(dataset, cfg, st, trainer_cls))
     trainer = trainer_cls(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                           peft_config=_lora_config(cfg) if cfg.lora else None,
                           callbacks=[_log_callback(paths.log, _step_of(resume_from)), *callbacks,
@@ -425,6 +433,40 @@ def fit(trainer_cls: type[Trainer], args: TrainingArguments, model: PreTrainedMo
     t_train = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume_from)
     return trainer, time.perf_counter() - t_train
+
+
+def reference_cache_key(dataset: Dataset, cfg: TrainConfig, st: ChosenSettings, trainer_cls: type) -> str:
+    """What precomputed reference log-probs depend on, less the reference weights (TRL adds their
+    hash): the rows (the data folder, named by their digest), tokenizer and truncation, the batches
+    (KTO's KL rows and padding follow them), dtype, the forward (shared-prefix or TRL's), TRL's version."""
+    import trl
+
+    folder = Path(dataset.cache_files[0]["filename"]).parent.name if dataset.cache_files else None
+    return hashlib.sha256(json.dumps([folder, cfg.model, cfg.max_length, st.per_device_batch_size,
+                                      st.mixed_precision, cfg.dtype, trainer_cls.__name__, trl.__version__],
+                                     sort_keys=True).encode()).hexdigest()[:16]
+
+
+def with_reference_cache(trainer_cls: type[Trainer], key: str) -> type[Trainer]:
+    """``trainer_cls`` whose reference log-prob cache is keyed by ``key`` (:func:`reference_cache_key`).
+
+    TRL keys that cache on the dataset's fingerprint, which hashes the trainer's arguments (a filter
+    closure of its dataset preparation captures them): every run with another learning rate or folder
+    redid the reference pass over the same rows. Keyed by what the log-probs depend on, runs sharing a
+    ``data_cache_dir`` (every point of a ``seapo tune``) compute them once."""
+    from datasets import Dataset
+
+    def _precompute_ref_logps(self: Any, dataset: Any, name: str, batch_size: int) -> Any:
+        if isinstance(dataset, Dataset):
+            from datasets.fingerprint import Hasher
+
+            dataset._fingerprint = Hasher.hash((key, name, batch_size))
+        return super(cls, self)._precompute_ref_logps(dataset, name, batch_size)
+
+    cls = type(trainer_cls.__name__, (trainer_cls,), {"_precompute_ref_logps": _precompute_ref_logps,
+                                                      "__module__": trainer_cls.__module__,
+                                                      "__doc__": trainer_cls.__doc__})
+    return cls
 
 
 def save_trained(trainer: Trainer, tokenizer: PreTrainedTokenizerBase, cfg: TrainConfig, paths: RunPaths,

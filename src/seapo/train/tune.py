@@ -37,8 +37,10 @@ from seapo.outputs import folder_lock
 from seapo.redact import redact_argv
 from seapo.train.config import TrainConfig
 
-FIXED = ("output_dir", "heldout_fraction", "seed", "resume")
+FIXED = ("output_dir", "heldout_fraction", "seed", "resume", "data_cache_dir")
 """Train fields a grid may not vary: they decide the splits and the folders (set by the tune)."""
+FIXED_PATHS = ("output_dir", "data_cache_dir")
+"""Where a point writes, not what it trains: not in its key."""
 TUNE_FILE = "tune.json"
 RECORDS_FILE = "training_records.jsonl"
 
@@ -115,10 +117,13 @@ def tune(config: TuneConfig | None = None, *, console: Any = None) -> TuneResult
                 "training_records": {"path": str(records), "sha256": digest}, "metric": cfg.metric}
         points: list[dict[str, Any]] = []
         for index, (settings, point_cfg) in enumerate(grid):
-            key = stable_hash({"train": point_cfg.model_dump(mode="json", exclude={"output_dir"}), "input": digest})
+            key = stable_hash({"train": point_cfg.model_dump(mode="json", exclude=set(FIXED_PATHS)), "input": digest})
             if key not in done:
-                done[key] = _run_point(records, point_cfg.updated(output_dir=str(out / "points" / key)), key,
-                                       console)
+                # One data cache for every point: points of the same rows (all but the steps differ) tokenize
+                # them and run the reference over them once.
+                point_cfg = point_cfg.updated(output_dir=str(out / "points" / key),
+                                              data_cache_dir=point_cfg.data_cache_dir or str(out / "data-cache"))
+                done[key] = _run_point(records, point_cfg, key, console)
             points.append({**done[key], "index": index, "settings": settings})
             # Written after every point, with the finished points not reached yet: a kill loses nothing.
             write_json(path, {**head, "points": points, "choice": None, "other_points": _others(done, points)})
