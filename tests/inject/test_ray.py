@@ -286,8 +286,6 @@ def test_profile_on_ray_matches_the_local_profile(ray_cluster, shared_data, tiny
 
 @needs_ray
 @pytest.mark.slow
-@pytest.mark.skip(reason="fails and then hangs in its teardown on main after the 2026-12-03 merges (alone and in the "
-                         "slow suite, idle CPU, > 5 min); passed on its branch: to investigate (issue 13)")
 def test_the_token_budget_is_run_wide_across_the_workers(ray_cluster, records, tmp_path):
     """A served model's token_budget counts every actor's tokens together. Twelve items of one identical prompt
     (so each costs the same c tokens) on two workers, budget 5.5 c: the run stops after at most six (per actor,

@@ -156,6 +156,23 @@ def test_max_steps_reads_only_the_rows_it_trains_and_runs_of_those_rows_share_on
     assert read_jsonl(other.log_path)[0]["loss"] == pytest.approx(read_jsonl(cut.log_path)[0]["loss"], rel=1e-4)
 
 
+def test_runs_sharing_a_data_cache_score_the_untrained_model_on_the_heldout_pairs_once(
+        demo_negatives, pairs_subset, tiny_config, tmp_path):
+    held, cache = pairs_subset(3), tmp_path / "cache"
+    common = dict(algo="kto", max_steps=1, batch_size=4, per_device_batch_size=4, heldout_pairs=[str(held)],
+                  data_cache_dir=str(cache))
+    first = train(demo_negatives, tiny_config("first", **common))
+    [stored] = cache.glob("heldout-before-*.json")
+    before = json.loads(stored.read_text())
+    assert before == json.loads(Path(first.heldout_path).read_text())["before"] and before["overall"]["n"] == 3
+    stored.write_text(json.dumps({**before, "marker": "read from the cache"}))
+    second = train(demo_negatives, tiny_config("second", **{**common, "learning_rate": 1e-2}))
+    assert json.loads(Path(second.heldout_path).read_text())["before"]["marker"] == "read from the cache"
+    third = train(demo_negatives, tiny_config("third", **{**common, "max_length": 128}))  # other scoring: measured
+    assert "marker" not in json.loads(Path(third.heldout_path).read_text())["before"]
+    assert len(list(cache.glob("heldout-before-*.json"))) == 2
+
+
 @pytest.mark.slow
 def test_two_cpu_processes_through_accelerate_launch(tiny_model, demo_negatives, tmp_path):
     out = tmp_path / "mp"

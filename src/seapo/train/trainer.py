@@ -370,14 +370,41 @@ def measure_heldout_before(model: PreTrainedModel, data: TrainingData, tokenizer
     """Held-out accuracy of the untrained model (main process). A resumed run reuses the one it
     measured before the interruption: the base model has not changed."""
     previous = json.loads(paths.heldout.read_text()) if (resume_from and paths.heldout.is_file()) else {}
+    shared = _before_cache_path(model, data, cfg, device) if cfg.data_cache_dir else None
     if previous.get("pairs") == data.held_ids and (previous.get("before") or {}).get("details"):
         before = previous["before"]
+    elif shared is not None and shared.is_file():
+        before = json.loads(shared.read_text())
     else:
         model.to(device)
         before = _score_heldout(model, data, tokenizer, cfg)
-        write_json(paths.heldout, {"pairs": data.held_ids, "before": before, "after": None})
+        if shared is not None:
+            write_json(shared, before)
+    write_json(paths.heldout, {"pairs": data.held_ids, "before": before, "after": None})
     _print_heldout_line(console, "before", before)
     return before
+
+
+def _before_cache_path(model: PreTrainedModel, data: TrainingData, cfg: TrainConfig, device: Any) -> Path:
+    """Where runs sharing a ``data_cache_dir`` keep the untrained model's held-out figures: every
+    condition of a study scores the same held-out files from the same base model, so one measures
+    them. Keyed by what the figures depend on: the weights (their files' names, sizes and times), the
+    pairs, the scoring settings, the dtype and device, seapo's and torch's versions."""
+    import torch
+
+    import seapo
+
+    folder = Path(getattr(model, "name_or_path", "") or "")
+    files = sorted((str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns)
+                   for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else [str(folder)]
+    key = hashlib.sha256(json.dumps([files, [_pair_key(p) for p in data.held_pairs], cfg.heldout_batch_size,
+                                     cfg.max_length, cfg.seed, str(model.dtype), str(device), seapo.__version__,
+                                     torch.__version__]).encode()).hexdigest()[:16]
+    return Path(cfg.data_cache_dir or ".").resolve() / f"heldout-before-{key}.json"
+
+
+def _pair_key(pair: Pair) -> list[Any]:
+    return [pair.id, pair.record_id, pair.prompt, pair.chosen, pair.rejected, pair.error_type]
 
 
 def training_dataset(data: TrainingData, cfg: TrainConfig, st: ChosenSettings, paths: RunPaths,
