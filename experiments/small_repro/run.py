@@ -175,13 +175,18 @@ def stage_tune(scale: Scale, root: Path, results: Path) -> dict[str, Any]:
     """``seapo tune`` the learning rate and steps of SeaPO mixed KTO on a validation split of the train
     records (``validation_fraction``; the held-out files are never scored): inject its negatives as the
     condition does, then train every grid point. Resumable (tune.json); its record is copied into
-    ``results/`` (committed: the configs of a later session, on a fresh machine, read it there)."""
+    ``results/`` (committed: the configs of a later session, on a fresh machine, read it there). A
+    committed record of a partial tune seeds a work folder that has none: its points are not redone."""
     from seapo.inject.pipeline import InjectConfig, inject
     from seapo.train.config import TrainConfig
     from seapo.train.tune import TuneConfig, tune
 
     p = paths(root)
     c = next(c for c in conditions(scale) if c.name == TUNED_ON)
+    record, committed = p["tune"] / TUNE_FILE, results / TUNE_FILE
+    if committed.is_file() and not record.is_file():  # a fresh machine: the committed points are not trained again
+        record.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(committed, record)
     negatives = p["tune_negatives"]
     if not negatives.is_file():
         inject(p["train"], negatives.parent, InjectConfig(injector="rules", strategy=c.strategy, seed=c.seed,

@@ -37,6 +37,10 @@ def test_the_study_runs_resumes_and_tabulates(tmp_path, tiny_model, shared_data,
             driver.main([*args, "--stage", "configs"])  # no settings before they are chosen
         driver.main([*args, "--stage", "tune"])
         tune = json.loads((tmp_path / "results" / "tune.json").read_text())  # committed with the figures
+        shutil.rmtree(tmp_path / "work" / "tune")  # a fresh machine: the committed record, no point trained again
+        driver.main([*args, "--stage", "tune"])
+        assert not (tmp_path / "work" / "tune" / "points").exists()
+        assert json.loads((tmp_path / "results" / "tune.json").read_text())["choice"] == tune["choice"]
         assert len(tune["points"]) == 2 and tune["choice"]["settings"]["max_steps"] == 2
         driver.main([*args, "--stage", "configs"])
         # every condition is a plain `seapo run` config
