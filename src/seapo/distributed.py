@@ -171,6 +171,54 @@ def token_ledger() -> Any:
     return ray.remote(num_cpus=0)(TokenLedger).remote()
 
 
+class RunWideBudget:
+    """One actor's side of a run-wide ``token_budget``: a served backend (``usage_elsewhere``,
+    ``config.token_budget``) and the run's :class:`TokenLedger` actor. Before a batch, :meth:`check`
+    tells the backend what the other actors have spent (it checks the sum before every request) and
+    refuses the batch once the budget is spent; after it, :meth:`report` adds what it spent."""
+
+    def __init__(self, ledger: Any, backend: Any) -> None:
+        self.ledger, self.backend = ledger, backend
+        self.budget: int = backend.config.token_budget
+        self.reported = 0  # this actor's tokens already added to the ledger
+
+    def check(self, own: int) -> None:
+        """``own``: the tokens this actor has spent so far in this run."""
+        import ray
+
+        from seapo.errors import BudgetExceeded
+
+        self.backend.usage_elsewhere = max(0, ray.get(self.ledger.spent.remote()) - self.reported)
+        if self.backend.usage_elsewhere + own >= self.budget:
+            raise BudgetExceeded(f"the token budget of {self.budget} tokens is spent by the run's workers together "
+                                 f"({self.backend.usage_elsewhere + own} tokens)")
+
+    def report(self, tokens: int) -> None:
+        import ray
+
+        ray.get(self.ledger.add.remote(tokens))
+        self.reported += tokens
+
+
+def stopped_by_budget(spent: int, budget: int | None, workers: int) -> None:
+    """On the driver, after a batch came back: once the workers together have spent ``budget``, no
+    further batch is taken (the ones in flight are dropped unstored, as a local run drops its chunk
+    in flight)."""
+    if budget is not None and spent >= budget:
+        from seapo.errors import BudgetExceeded
+
+        raise BudgetExceeded(f"the token budget of {budget} tokens is spent by the run's {workers} workers "
+                             f"together ({spent} tokens)")
+
+
+def budget_message(exc: BaseException, stored: int, store_path: Any) -> Any:
+    """The error a stopped run ends with: what stopped it, what is kept, how to continue."""
+    from seapo.errors import BudgetExceeded
+
+    return BudgetExceeded(f"{exc}. {stored} items are stored in {store_path}; rerun the same command (a larger "
+                          "token_budget, or none) to continue from them")
+
+
 def root_cause(exc: BaseException, cls: type[BaseException]) -> BaseException | None:
     """The ``cls`` exception a Ray error wraps (a worker's exception reaches the driver inside
     Ray's own), or None."""

@@ -323,3 +323,28 @@ def test_inject_stops_at_the_token_budget_and_a_rerun_resumes(server, records, t
     assert again.returncode in (0, 1), again.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["resumed_items"] == stored and summary["pairs"] + summary["rejected_items"] == 2
+
+
+def test_profile_counts_a_served_policys_tokens_and_stops_at_its_budget_resumably(server, shared_data, tmp_path):
+    """seapo profile with the policy on the server: profile.json reports the tokens it spent; with a
+    budget of one token, the first chunk (one item) is answered and stored, the next request is never
+    sent, the run stops saying how to continue, and a rerun without the budget finishes the rest."""
+    from seapo.profile.config import ProfileConfig
+    from seapo.profile.run import profile
+
+    def config(**policy):
+        return ProfileConfig(data=str(shared_data / "source" / "gsm8k" / "train.jsonl"), limit=3, chunk_size=1,
+                             max_new_tokens=8, show_progress=False,
+                             policy={"name": "openai", "model": SERVED_NAME, "base_url": server.base_url, **policy})
+
+    whole = profile(tmp_path / "whole", config())
+    usage = whole.profile["token_usage"]
+    assert set(usage) == {"policy"}  # the reference judge spends none
+    assert usage["policy"]["prompt_tokens"] > 30 and 3 <= usage["policy"]["completion_tokens"] <= 3 * 8
+    out = tmp_path / "budget"
+    with pytest.raises(BudgetExceeded, match=r"token budget of 1 tokens is spent.*1 items are stored"):
+        profile(out, config(token_budget=1))
+    assert not (out / "profile.json").exists()
+    again = profile(out, config())
+    assert again.profile["resumed_items"] == 1 and again.profile["answers"] == 3
+    assert 0 < sum(again.profile["token_usage"]["policy"].values()) < sum(usage["policy"].values())

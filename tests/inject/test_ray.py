@@ -326,3 +326,47 @@ def test_the_token_budget_is_run_wide_across_the_workers(ray_cluster, records, t
         srv.stop()
     assert again.summary["resumed_items"] == len(stored)
     assert len(_stored(out)) == 12 and all(_stored(out)[k] == s for k, s in stored.items())  # kept, not redone
+
+
+@needs_ray
+@pytest.mark.slow
+def test_profile_on_ray_counts_the_served_policys_tokens_and_its_budget_run_wide(ray_cluster, tmp_path):
+    """seapo profile on two workers with the policy on a served model: the actors' tokens are summed into
+    profile.json, and a token_budget counts them together. Twelve problems of one shape (so each costs
+    about the same c tokens), budget 5.5 c: at most six or seven are answered before the run stops (per-actor
+    budgets would let each worker answer five or six); a rerun without the budget finishes the rest."""
+    pytest.importorskip("openai", reason="the openai package is not installed (pip install 'seapo[openai]')")
+    from seapo.errors import BudgetExceeded
+    from seapo.models.resolve import embedded_gguf_path
+    from seapo.profile.config import ProfileConfig
+    from seapo.profile.run import profile
+    from tests.backends.openai_server import SERVED_NAME, LlamaServer, llama_cpp_available
+
+    if not llama_cpp_available():
+        pytest.skip("llama_cpp (pip install 'llama-cpp-python[server]') is not importable")
+    data = tmp_path / "sums.jsonl"
+    data.write_text("".join(json.dumps({"question": f"What is 3 + {k}?", "answer": f"3 + {k} = {3 + k}\n#### {3 + k}"})
+                            + "\n" for k in range(10, 22)))
+    srv = LlamaServer(embedded_gguf_path(), log=tmp_path / "server.log").start()
+    try:
+        def config(workers: int | None = 2, **policy):
+            ray = {"ray.address": "auto", "ray.workers": workers} if workers else {}
+            return ProfileConfig(data=str(data), chunk_size=1, max_new_tokens=4, show_progress=False,
+                                 policy={"name": "openai", "model": SERVED_NAME, "base_url": srv.base_url,
+                                         **policy}).updated(ray)
+
+        one = profile(tmp_path / "one", config(None).updated(limit=1))
+        cost = sum(one.profile["token_usage"]["policy"].values())
+        assert cost > 0
+        out = tmp_path / "budget"
+        with pytest.raises(BudgetExceeded, match="token budget"):
+            profile(out, config(token_budget=int(5.5 * cost)))
+        with sqlite3.connect(out / "profile.sqlite") as db:
+            stored = db.execute("SELECT count(*) FROM verdicts").fetchone()[0]
+        assert 1 <= stored <= 7, stored
+        again = profile(out, config())
+    finally:
+        srv.stop()
+    assert again.profile["resumed_items"] == stored and again.profile["answers"] == 12
+    spent = again.profile["token_usage"]["policy"]  # this run's: the items not stored before, from both actors
+    assert sum(spent.values()) == pytest.approx((12 - stored) * cost, rel=0.25)

@@ -357,24 +357,20 @@ def ray_worker(config: InjectConfig, session: str, injector: Injector | None = N
     ``token_budget``) makes the budget run-wide: before each batch the backend is told what the
     other actors have spent (it checks the sum before every request), and a batch that finds the
     budget already spent raises :class:`BudgetExceeded` without sending anything."""
+    from seapo.distributed import RunWideBudget
+
     runner = ChunkRunner.build(config, session, injector, judge)
     runner.primary.load()  # once per actor, before the first batch
     if runner.judge is not None:
         runner.judge.load()
-    reported = 0  # this actor's tokens already added to the ledger
+    # a budget means a served model: its backend
+    budget = (RunWideBudget(ledger, runner.primary.backend)  # type: ignore[attr-defined]
+              if ledger is not None and runner.token_budget is not None else None)
 
     def work(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        nonlocal reported
         before = {et: dict(c) for et, c in runner.token_usage.items()}
-        budget = runner.token_budget
-        if ledger is not None and budget is not None:
-            import ray
-
-            backend = runner.primary.backend  # type: ignore[attr-defined] - a budget means a served model
-            backend.usage_elsewhere = max(0, ray.get(ledger.spent.remote()) - reported)
-            if backend.usage_elsewhere + _tokens(runner.token_usage) >= budget:
-                raise BudgetExceeded(f"the token budget of {budget} tokens is spent by the run's workers together "
-                                     f"({backend.usage_elsewhere + _tokens(runner.token_usage)} tokens)")
+        if budget is not None:
+            budget.check(_tokens(runner.token_usage))
         results = runner.run([(Record.from_dict(json.loads(r["record"])), ErrorType(r["error_type"]))
                               for r in rows])
         out: list[dict[str, Any]] = [{**item_row(item), "usage": None} for item in results]
@@ -382,11 +378,8 @@ def ray_worker(config: InjectConfig, session: str, injector: Injector | None = N
             delta = {et: {k: c[k] - before.get(et, {}).get(k, 0) for k in TOKEN_COUNTS}
                      for et, c in runner.token_usage.items()}
             out[0]["usage"] = json.dumps(delta)
-            if ledger is not None:
-                import ray
-
-                ray.get(ledger.add.remote(_tokens(delta)))
-                reported += _tokens(delta)
+            if budget is not None:
+                budget.report(_tokens(delta))
         return out
 
     return work
@@ -418,9 +411,9 @@ def inject(records: str | Path | Sequence[Record], out_dir: str | Path, config: 
 
 
 def _budget_message(exc: BaseException, store: InjectionStore, out_dir: Path) -> BudgetExceeded:
-    stored = len(store.done_keys())
-    return BudgetExceeded(f"{exc}. {stored} items are stored in {out_dir / STORE_FILE}; rerun the same command (a "
-                          "larger token_budget, or none) to continue from them")
+    from seapo.distributed import budget_message
+
+    return budget_message(exc, len(store.done_keys()), out_dir / STORE_FILE)
 
 
 def _inject(records: str | Path | Sequence[Record], out_dir: Path, config: InjectConfig,
@@ -527,11 +520,8 @@ def _run_on_ray(todo: list[tuple[Record, ErrorType]], runner: ChunkRunner, store
                         for k in TOKEN_COUNTS:
                             total[k] += counts.get(k, 0)
                 stored += len(out)
-                # Run-wide: once the workers together have spent the budget, no further batch is taken
-                # (the ones in flight are dropped unstored, as a local run drops its chunk in flight).
-                if budget is not None and _tokens(runner.token_usage) - spent >= budget and stored < len(rows):
-                    raise BudgetExceeded(f"the token budget of {budget} tokens is spent by the run's {workers} "
-                                         f"workers together ({_tokens(runner.token_usage) - spent} tokens)")
+                if stored < len(rows):
+                    distributed.stopped_by_budget(_tokens(runner.token_usage) - spent, budget, workers)
         except Exception as exc:
             distributed.reraise_seapo_error(exc)
             raise

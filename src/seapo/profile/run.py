@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from seapo.backends import GenerationBackend, GenerationRequest, make_backend
-from seapo.errors import InputError
+from seapo.errors import BudgetExceeded, InputError
 from seapo.fingerprint import stable_hash
 from seapo.inject.error_types import ALL_ERROR_TYPES
 from seapo.io import write_json, write_jsonl
@@ -116,6 +116,7 @@ def _profile(out_dir: Path, config: ProfileConfig) -> ProfileResult:
     answers, verdicts = store.answers(), store.verdicts()
     resumed = sum(1 for it in items if it.id in verdicts)
     todo = [it for it in items if it.id not in verdicts]
+    meters = TokenMeters(backend, judge)
     try:
         with make_progress(disable=None if config.show_progress is None else not config.show_progress) as bar:
             task = bar.add_task("profile", total=len(items), completed=len(items) - len(todo))
@@ -126,12 +127,17 @@ def _profile(out_dir: Path, config: ProfileConfig) -> ProfileResult:
                 verdicts.update(found)
                 bar.advance(task, len(found))
 
-            if config.ray.enabled and todo:
-                _profile_on_ray(todo, answers, fmt, config, commit)
-            else:
-                for start in range(0, len(todo), config.chunk_size):
-                    commit(*profile_chunk(todo[start:start + config.chunk_size], answers, backend, judge, fmt,
-                                          config))
+            try:
+                if config.ray.enabled and todo:
+                    _profile_on_ray(todo, answers, fmt, config, commit, meters)
+                else:
+                    for start in range(0, len(todo), config.chunk_size):
+                        commit(*profile_chunk(todo[start:start + config.chunk_size], answers, backend, judge, fmt,
+                                              config))
+            except BudgetExceeded as exc:  # finished chunks are stored; the one in flight is not
+                from seapo.distributed import budget_message
+
+                raise budget_message(exc, len(verdicts), out_dir / STORE_FILE) from None
     finally:
         store.close()
         backend.close()
@@ -139,8 +145,42 @@ def _profile(out_dir: Path, config: ProfileConfig) -> ProfileResult:
     figures = _write(out_dir, config, items, fmt, answers, verdicts, {
         "policy": {"model": str(config.policy.model), "fingerprint": backend.fingerprint(), "generation_key": gen_key},
         "judge": {"name": config.judge, "fingerprint": judge_key},
+        **({"token_usage": meters.usage()} if meters.metered else {}),
         "warnings": warnings, "resumed_items": resumed, "wall_time_s": round(time.time() - started, 2)})
     return ProfileResult(out_dir, figures)
+
+
+TOKEN_COUNTS = ("prompt_tokens", "completion_tokens")
+
+
+class TokenMeters:
+    """A served model's token counts for this run, per part (``policy``, ``judge``: those whose
+    backend counts them, i.e. an ``openai`` one): read from the backends' running totals, plus what a
+    Ray run's actors report (:meth:`add`)."""
+
+    def __init__(self, policy: GenerationBackend, judge: Judge) -> None:
+        parts = {"policy": getattr(policy, "usage", None),
+                 "judge": getattr(getattr(judge, "backend", None), "usage", None)}
+        self.counters: dict[str, dict[str, int]] = {k: v for k, v in parts.items() if isinstance(v, dict)}
+        self.start = {k: {c: v.get(c, 0) for c in TOKEN_COUNTS} for k, v in self.counters.items()}
+        self.remote = {k: dict.fromkeys(TOKEN_COUNTS, 0) for k in self.counters}
+        self.policy_budget: int | None = getattr(getattr(policy, "config", None), "token_budget", None)
+
+    @property
+    def metered(self) -> bool:
+        return bool(self.counters)
+
+    def usage(self) -> dict[str, dict[str, int]]:
+        return {k: {c: v.get(c, 0) - self.start[k][c] + self.remote[k][c] for c in TOKEN_COUNTS}
+                for k, v in self.counters.items()}
+
+    def add(self, delta: dict[str, dict[str, int]]) -> None:
+        for part, counts in delta.items():
+            for c in TOKEN_COUNTS:
+                self.remote.setdefault(part, dict.fromkeys(TOKEN_COUNTS, 0))[c] += counts.get(c, 0)
+
+    def policy_tokens(self) -> int:
+        return sum((self.usage().get("policy") or {}).values())
 
 
 def profile_chunk(chunk: list[ProfileItem], answers: dict[str, Answer], backend: GenerationBackend, judge: Judge,
@@ -166,30 +206,48 @@ def _item_from_dict(row: dict[str, Any]) -> ProfileItem:
                        tuple(row["incorrect_answers"]), tuple((role, text) for role, text in row["prompt"]))
 
 
-def ray_worker(config: ProfileConfig, fmt: str) -> Callable[[list[dict[str, Any]]], list[dict[str, Any]]]:
+def ray_worker(config: ProfileConfig, fmt: str, ledger: Any = None) -> Callable[[list[dict[str, Any]]],
+                                                                                 list[dict[str, Any]]]:
     """Runs in each Ray actor, once: builds and loads the policy's backend and the judge, and returns
     the function that maps ``{"item", "answer"}`` rows (JSON; ``answer``: the store's, or None) to
-    ``{"id", "answer" (new, or None), "verdict"}`` rows (JSON)."""
+    ``{"id", "answer" (new, or None), "verdict", "usage"}`` rows (JSON; ``usage``: the batch's token
+    counts per part on its first row, for a served model, else None). ``ledger``: the run's
+    :class:`~seapo.distributed.TokenLedger` when the policy has a ``token_budget`` (run-wide)."""
+    from seapo.distributed import RunWideBudget
+
     backend, judge = make_backend(config.policy), build_judge(config)
     backend.load()
     judge.load()
+    meters = TokenMeters(backend, judge)
+    budget = RunWideBudget(ledger, backend) if ledger is not None and meters.policy_budget is not None else None
 
     def work(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        before = meters.usage()
+        if budget is not None:
+            budget.check(meters.policy_tokens())
         chunk = [_item_from_dict(json.loads(r["item"])) for r in rows]
         given = {it.id: Answer(**json.loads(r["answer"])) for it, r in zip(chunk, rows, strict=True)
                  if r["answer"] is not None}
         new, found = profile_chunk(chunk, given, backend, judge, fmt, config)
         made = dict(new)
-        return [{"id": it.id, "answer": json.dumps(asdict(made[it.id])) if it.id in made else None,
-                 "verdict": json.dumps(found[it.id], ensure_ascii=False)} for it in chunk]
+        out = [{"id": it.id, "answer": json.dumps(asdict(made[it.id])) if it.id in made else None,
+                "verdict": json.dumps(found[it.id], ensure_ascii=False), "usage": None} for it in chunk]
+        if meters.metered and out:
+            delta = {k: {c: v[c] - before[k][c] for c in TOKEN_COUNTS} for k, v in meters.usage().items()}
+            out[0]["usage"] = json.dumps(delta)
+            if budget is not None:
+                budget.report(sum(delta.get("policy", {}).values()))
+        return out
 
     return work
 
 
 def _profile_on_ray(todo: list[ProfileItem], answers: dict[str, Answer], fmt: str, config: ProfileConfig,
-                    commit: Callable[[list[tuple[str, Answer]], dict[str, dict[str, Any]]], None]) -> None:
+                    commit: Callable[[list[tuple[str, Answer]], dict[str, dict[str, Any]]], None],
+                    meters: TokenMeters) -> None:
     """The chunks of ``todo`` on Ray Data's actor pool (:mod:`seapo.distributed`); each finished
-    batch is committed as it streams back."""
+    batch is committed as it streams back, its token counts added to ``meters``; a policy
+    ``token_budget`` counts every actor's tokens together."""
     from seapo import distributed
 
     rows = [{"item": json.dumps(asdict(it), ensure_ascii=False),
@@ -197,11 +255,21 @@ def _profile_on_ray(todo: list[ProfileItem], answers: dict[str, Answer], fmt: st
             for it in todo]
     started = distributed.connect(config.ray)
     try:
-        make = functools.partial(ray_worker, config, fmt)
+        budget = meters.policy_budget
+        ledger = distributed.token_ledger() if budget is not None else None
+        make = functools.partial(ray_worker, config, fmt, ledger)
+        spent, done = meters.policy_tokens(), 0
         try:
             for out in distributed.map_batches(rows, make, config.ray, config.chunk_size):
                 commit([(o["id"], Answer(**json.loads(o["answer"]))) for o in out if o["answer"] is not None],
                        {o["id"]: json.loads(o["verdict"]) for o in out})
+                for o in out:
+                    if o["usage"]:
+                        meters.add(json.loads(o["usage"]))
+                done += len(out)
+                if done < len(rows):
+                    distributed.stopped_by_budget(meters.policy_tokens() - spent, budget,
+                                                  distributed.pool_size(config.ray))
         except Exception as exc:
             distributed.reraise_seapo_error(exc)
             raise
