@@ -111,3 +111,19 @@ def test_kto_order_keeps_kl_pairs_mismatched_and_puts_a_pairs_rows_together_from
         else:  # two rows of two different records; the pair's other row in the next micro-batch
             assert len({rid for rid, _ in ids}) == len(batch)
     assert sorted(seen) == sorted(key.values())  # every row once
+
+
+def test_pairs_whose_responses_differ_only_past_max_length_are_dropped(tiny_model):
+    from transformers import AutoTokenizer
+
+    from seapo.train.data import Pair, drop_edits_past_max_length
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    prompt = [{"role": "user", "content": "Describe the river."}]
+    long = "The river runs slowly through the wide green valley. " * 20
+    early = Pair("early", prompt, "The river is 40 km long. " + long, "The river is 90 km long. " + long, "correctness")
+    late = Pair("late", prompt, long + "It is 40 km long.", long + "It is 90 km long.", "correctness")
+    kept, dropped = drop_edits_past_max_length([early, late], tokenizer, max_length=64)
+    assert [p.record_id for p in kept] == ["early"] and dropped == 1  # truncated at 64, late is one text twice
+    kept, dropped = drop_edits_past_max_length([early, late], tokenizer, max_length=1024)
+    assert len(kept) == 2 and dropped == 0

@@ -266,6 +266,15 @@ def drop_long_prompts(pairs: Sequence[Pair], tokenizer: Any, max_length: int) ->
     return kept, len(pairs) - len(kept)
 
 
+def drop_edits_past_max_length(pairs: Sequence[Pair], tokenizer: Any, max_length: int) -> tuple[list[Pair], int]:
+    """Pairs whose two responses still differ within the first ``max_length`` tokens, and how many did
+    not. Truncated where training truncates (the end), a pair whose injected error lies past the cut
+    is the positive twice: trained on, KTO would push the same text up and down; scored, a tie."""
+    kept = [p for p in pairs if encode_response(tokenizer, p.prompt, p.chosen, max_length)[0]
+            != encode_response(tokenizer, p.prompt, p.rejected, max_length)[0]]
+    return kept, len(pairs) - len(kept)
+
+
 # --------------------------------------------------------------------------------------------- tokenization
 
 

@@ -43,6 +43,7 @@ from seapo.train.data import (
     LoadedData,
     Pair,
     PreferenceGroup,
+    drop_edits_past_max_length,
     drop_long_prompts,
     heldout_pairs_of,
     load_preferences,
@@ -133,6 +134,8 @@ class TrainingData:
     """KTO rows of records that cannot form a pair (kto only)."""
     dropped_long: dict[str, int] = field(default_factory=lambda: {"train": 0, "heldout": 0})
     """Pairs dropped per side because their prompt alone fills max_length (see drop_unlearnable)."""
+    dropped_past: dict[str, int] = field(default_factory=lambda: {"train": 0, "heldout": 0})
+    """Pairs dropped per side because their responses differ only past max_length (drop_unlearnable)."""
 
     @property
     def held_ids(self) -> list[str]:
@@ -254,10 +257,13 @@ def resolve_policy(cfg: TrainConfig) -> tuple[ResolvedModel, PreTrainedTokenizer
 
 
 def drop_unlearnable(data: TrainingData, tokenizer: PreTrainedTokenizerBase, max_length: int) -> None:
-    """Drop the pairs whose prompt alone fills ``max_length``: no response token would be left to
-    learn from or score (TRL would drop them silently, and after our batch ordering)."""
+    """Drop the pairs whose prompt alone fills ``max_length`` (no response token would be left to
+    learn from or score: TRL would drop them silently, and after our batch ordering), and those whose
+    responses differ only past it (no preference left to learn or score)."""
     data.train_pairs, data.dropped_long["train"] = drop_long_prompts(data.train_pairs, tokenizer, max_length)
     data.held_pairs, data.dropped_long["heldout"] = drop_long_prompts(data.held_pairs, tokenizer, max_length)
+    data.train_pairs, data.dropped_past["train"] = drop_edits_past_max_length(data.train_pairs, tokenizer, max_length)
+    data.held_pairs, data.dropped_past["heldout"] = drop_edits_past_max_length(data.held_pairs, tokenizer, max_length)
     data.require_examples(f"every training prompt is at least max_length={max_length} tokens long")
 
 
@@ -343,12 +349,16 @@ def record_settings(cfg: TrainConfig, st: ChosenSettings, resolved: ResolvedMode
         "records": len(data.loaded.groups), "train_records": len(data.train_groups),
         "heldout_records": len({g.record_id for g in data.held_groups}), "train_pairs": len(data.train_pairs),
         "heldout_pairs": len(data.held_pairs), "resume_from": resume_from,
-        "dropped_long_prompt_pairs": data.dropped_long})
+        "dropped_long_prompt_pairs": data.dropped_long, "dropped_edit_past_max_length_pairs": data.dropped_past})
     _print_settings(console, cfg, st, resolved.name, len(data.train_pairs), len(data.held_pairs), resume_from)
     dropped_train, dropped_held = data.dropped_long["train"], data.dropped_long["heldout"]
     if dropped_train or dropped_held:
         console.print(f"[yellow]dropped {dropped_train} training and {dropped_held} held-out pairs whose "
                       f"prompt alone has >= max_length={cfg.max_length} tokens[/yellow]")
+    if data.dropped_past["train"] or data.dropped_past["heldout"]:
+        console.print(f"[yellow]dropped {data.dropped_past['train']} training and {data.dropped_past['heldout']} "
+                      f"held-out pairs whose responses differ only past max_length={cfg.max_length} tokens (the "
+                      "injected error is cut off: truncated, the two are the same text)[/yellow]")
     if cfg.resume and resume_from is None:
         console.print(f"[yellow]resume: no checkpoint in {paths.checkpoints}; starting from the beginning[/yellow]")
 
