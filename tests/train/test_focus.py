@@ -68,8 +68,10 @@ def test_the_trainer_sees_the_shared_prefix_as_prompt(algo, tiny_model, injected
     results = {}
     for focus in ("divergent",):  # (full: TRL's own boundary, tested with every run elsewhere)
         seen = Capture()
-        train(pairs_path, tiny_config(f"{algo}-{focus}", algo=algo, focus=focus, max_steps=1, batch_size=2,
-                                      per_device_batch_size=2, max_length=1024, pairing="all"), callbacks=[seen])
+        # one update over every row (max_steps reads only the rows its updates take: all of them here)
+        train(pairs_path, tiny_config(f"{algo}-{focus}", algo=algo, focus=focus, max_steps=1,
+                                      batch_size=12 if algo == "kto" else 6, per_device_batch_size=2,
+                                      max_length=1024, pairing="all"), callbacks=[seen])
         results[focus] = seen.rows
     newline = tok("\n")["input_ids"]
     allowed = {"full": {}, "divergent": {}}  # a pair's sequence -> the prompt lengths it may be trained with

@@ -47,8 +47,9 @@ def kto_run(tiny_model, demo_negatives, tmp_path_factory):
 
 def test_default_run_writes_adapter_merged_log_plot_and_heldout(kto_run):
     r = kto_run
-    assert r.train_pairs == 9 and r.heldout_pairs == 9  # 3 held-out records x all 3 error types
-    assert r.global_step == 5  # 9 pairs -> 18 KTO rows / batch 4, the last one partial
+    # 3 held-out records x all 3 error types; of the 9 training pairs one differs only past max_length=256
+    assert r.train_pairs == 8 and r.heldout_pairs == 9
+    assert r.global_step == 4  # 8 pairs -> 16 KTO rows / batch 4
     assert open(r.plot_path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     held = json.loads(open(r.heldout_path).read())
     for side in ("before", "after"):
@@ -69,7 +70,8 @@ def test_default_run_writes_adapter_merged_log_plot_and_heldout(kto_run):
     assert "details" not in r.heldout_after and r.heldout_after["overall"]["change"]["divergent_span"]["n"] == span_n
     settings = json.loads(open(os.path.join(r.output_dir, "settings.json")).read())
     assert settings["chosen"]["reasons"] and settings["heldout_records"] == 3
-    assert [row["step"] for row in read_jsonl(r.log_path)] == [1, 2, 3, 4, 5]
+    assert settings["dropped_edit_past_max_length_pairs"] == {"train": 1, "heldout": 0}
+    assert [row["step"] for row in read_jsonl(r.log_path)] == [1, 2, 3, 4]
 
 
 def test_merged_model_loads_with_plain_transformers_and_equals_base_plus_adapter(kto_run, tiny_model):
@@ -93,7 +95,9 @@ def test_merged_model_loads_with_plain_transformers_and_equals_base_plus_adapter
 
 
 def test_mixed_vs_all_pairing_in_training(demo_negatives, tiny_config):
-    common = dict(algo="simpo", max_steps=1, batch_size=2, per_device_batch_size=2, heldout_fraction=0.25)
+    # max_length 1024: every edit within it, so no pair is dropped for differing only past the cut
+    common = dict(algo="simpo", max_steps=1, batch_size=2, per_device_batch_size=2, heldout_fraction=0.25,
+                  max_length=1024)
     mixed = train(demo_negatives, tiny_config("m", pairing="mixed", **common))
     every = train(demo_negatives, tiny_config("a", pairing="all", **common))
     assert (mixed.train_pairs, every.train_pairs) == (9, 27)
@@ -141,7 +145,8 @@ def test_max_steps_reads_only_the_rows_it_trains_and_runs_of_those_rows_share_on
                 control.should_training_stop = True
 
     pairs, cache = pairs_subset(8), tmp_path / "cache"  # 8 pairs: 16 KTO rows, 4 updates of 4 rows
-    common = dict(algo="kto", batch_size=4, per_device_batch_size=4, lr_scheduler="constant", learning_rate=1e-3)
+    common = dict(algo="kto", batch_size=4, per_device_batch_size=4, lr_scheduler="constant", learning_rate=1e-3,
+                  max_length=1024)  # every edit within it: no pair dropped
     whole = train(pairs, tiny_config("whole", epochs=1, **common), callbacks=[StopAt()])
     cut = train(pairs, tiny_config("cut", max_steps=2, data_cache_dir=str(cache), **common))
     assert (whole.train_examples, cut.train_examples) == (16, 8)  # the 8 rows two updates read, no more

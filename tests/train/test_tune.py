@@ -19,7 +19,8 @@ from seapo.train.config import TrainConfig
 from seapo.train.data import load_preferences, preference_rows, split_heldout
 from seapo.train.tune import TuneConfig, _inputs, choose, tune, write_training_records
 
-QUICK = dict(algo="simpo", epochs=1, batch_size=2, per_device_batch_size=2, max_length=192, merge=False,
+QUICK = dict(  # max_length 1024: every edit within it, no pair dropped for differing past the cut
+    algo="simpo", epochs=1, batch_size=2, per_device_batch_size=2, max_length=1024, merge=False,
              heldout_fraction=0.25)
 
 
