@@ -21,7 +21,7 @@ from seapo.train.tune import TuneConfig, _inputs, choose, tune, write_training_r
 
 QUICK = dict(  # max_length 1024: every edit within it, no pair dropped for differing past the cut
     algo="simpo", epochs=1, batch_size=2, per_device_batch_size=2, max_length=1024, merge=False,
-             heldout_fraction=0.25)
+    heldout_fraction=0.25)
 
 
 def _heldout_ids(pairs: Path, base: TrainConfig) -> set[str]:
