@@ -41,8 +41,13 @@ def test_empty_refusal_meta_and_truncated():
     assert v.check(POSITIVE, "I have introduced a logic error: " + POSITIVE).reason == "meta_text"
     cut = "Natalia sold 48/2 = 25 clips in May. Natalia sold 48+25 = 73 cli"
     assert v.check(POSITIVE, cut, truncated=True).reason == "truncated"
-    # Hitting the limit right after a finished sentence is not a cut-off.
-    assert v.check(POSITIVE, "Natalia sold 25 clips in May.", truncated=True).passed
+    # Stopped by the limit after a finished sentence but shorter than the positive: its end may be cut off
+    # (a truncation is not an error of any type), so it is rejected too.
+    assert v.check(POSITIVE, "Natalia sold 25 clips in May.", truncated=True).reason == "truncated"
+    assert v.check(POSITIVE, "Natalia sold 25 clips in May.").passed  # the same text, ended by the model
+    # At the limit right after a finished sentence, as long as the positive: not a cut-off.
+    whole = POSITIVE.replace("24", "25").replace("72", "73") + " That is the total."
+    assert v.check(POSITIVE, whole, truncated=True).passed
 
 
 def test_unrelated_text_is_rejected_but_short_answers_may_be_replaced():

@@ -122,7 +122,9 @@ class Verifier:
 
         if not negative.strip():
             return result("empty")
-        if truncated and not _TERMINAL.search(negative):
+        # Stopped by the token limit: cut off unless it ends a sentence having covered the positive (a
+        # shorter one may lack the positive's end, and a truncation is no error of any type).
+        if truncated and (not _TERMINAL.search(negative) or len(tokens(negative)) < len(tokens(positive))):
             return result("truncated")
         if cfg.reject_meta_text and _REFUSAL.search(negative) and not _REFUSAL.search(positive):
             return result("refusal")
