@@ -105,9 +105,14 @@ def pool_size(config: RayConfig) -> int:
 
 
 class _Actor:
-    """The map_batches class: builds its worker once (in the actor), then maps each batch."""
+    """The map_batches class: builds its worker once (in the actor), then maps each batch. It tells
+    the run's :class:`PoolRegistry` its own handle, so the driver can stop it (:func:`map_batches`)."""
 
-    def __init__(self, make_worker: Callable[[], Worker]) -> None:
+    def __init__(self, make_worker: Callable[[], Worker], registry: Any = None) -> None:
+        if registry is not None:
+            import ray
+
+            ray.get(registry.add.remote(ray.get_runtime_context().current_actor))
         self.worker = make_worker()
 
     def __call__(self, batch: Any) -> dict[str, list[Any]]:
@@ -139,13 +144,39 @@ def map_batches(rows: Sequence[dict[str, Any]], make_worker: Callable[[], Worker
     if not rows:
         return
     dataset = ray.data.from_items(list(rows), override_num_blocks=-(-len(rows) // batch_size))  # a block a batch
+    registry = ray.remote(num_cpus=0)(PoolRegistry).remote()
     mapped = dataset.map_batches(
-        _Actor, fn_constructor_args=(make_worker,), batch_size=batch_size, batch_format="pyarrow",
+        _Actor, fn_constructor_args=(make_worker, registry), batch_size=batch_size, batch_format="pyarrow",
         compute=ray.data.ActorPoolStrategy(size=size), num_cpus=config.cpus_per_worker,
         num_gpus=config.gpus_per_worker or None, resources=config.resources or None)
     console.print(f"[dim]ray: {len(rows)} items on {size} worker(s), {batch_size} per batch[/]", highlight=False)
-    for batch in mapped.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=0):
-        yield batch.to_pylist()
+    try:
+        for batch in mapped.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=0):
+            yield batch.to_pylist()
+    except BaseException:
+        # A failed or abandoned dataset releases its actors only by dropping references (Ray Data does
+        # not kill them), and the error's traceback keeps references alive: its actors would go on
+        # holding the cluster's CPUs, and the next run in this process (a rerun after a spent token
+        # budget) would wait for them forever. Stop them.
+        for actor in ray.get(registry.handles.remote()):
+            ray.kill(actor, no_restart=True)
+        raise
+    finally:
+        ray.kill(registry)
+
+
+class PoolRegistry:
+    """The handles of one :func:`map_batches` call's actors (a Ray actor needing no CPU), so the driver
+    can stop them when the run fails or stops early."""
+
+    def __init__(self) -> None:
+        self.actors: list[Any] = []
+
+    def add(self, actor: Any) -> None:
+        self.actors.append(actor)
+
+    def handles(self) -> list[Any]:
+        return self.actors
 
 
 class TokenLedger:

@@ -14,6 +14,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,15 @@ def assert_same_outputs(expected: Path, got: Path, *leave_out: str) -> None:
     for name in FILES:
         assert (got / name).read_bytes() == (expected / name).read_bytes(), f"{name} differs"
     assert _summary(got, *leave_out) == _summary(expected, *leave_out)
+
+
+def _assert_the_pool_let_go(timeout_s: float = 30.0) -> None:
+    """Every CPU of the test cluster is free again (a stopped run's actors are stopped, not left
+    holding the CPUs: the next run in the process would wait for them forever)."""
+    deadline = time.monotonic() + timeout_s
+    while ray.available_resources().get("CPU", 0) < ray.cluster_resources().get("CPU", 0):
+        assert time.monotonic() < deadline, f"actors still hold CPUs: {ray.available_resources()}"
+        time.sleep(0.5)
 
 
 def _stored(folder: Path) -> dict[str, str]:
@@ -319,6 +329,7 @@ def test_the_token_budget_is_run_wide_across_the_workers(ray_cluster, records, t
             update={"ray": RayConfig(address="auto", workers=2)})
         with pytest.raises(BudgetExceeded, match="token budget"):
             inject(same, out, ray_config)
+        _assert_the_pool_let_go()  # the stopped run's actors hold no CPU: the rerun below can start its own
         stored = _stored(out)
         assert 1 <= len(stored) <= 6, stored
         again = inject(same, out, config().model_copy(update={"ray": RayConfig(address="auto", workers=2)}))
@@ -361,6 +372,7 @@ def test_profile_on_ray_counts_the_served_policys_tokens_and_its_budget_run_wide
         out = tmp_path / "budget"
         with pytest.raises(BudgetExceeded, match="token budget"):
             profile(out, config(token_budget=int(5.5 * cost)))
+        _assert_the_pool_let_go()
         with sqlite3.connect(out / "profile.sqlite") as db:
             stored = db.execute("SELECT count(*) FROM verdicts").fetchone()[0]
         assert 1 <= stored <= 7, stored

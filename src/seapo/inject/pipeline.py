@@ -9,6 +9,7 @@ store in one transaction. A re-run with the same settings skips what the store a
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import time
@@ -510,18 +511,20 @@ def _run_on_ray(todo: list[tuple[Record, ErrorType]], runner: ChunkRunner, store
                                        "source": r.source}, ensure_ascii=False), "error_type": et.value}
                 for r, et in todo]
         try:
-            for out in distributed.map_batches(rows, make, config.ray, chunk_size):
-                store.put_rows(out)  # the workers' rows as they are: the driver decodes no result
-                for et, n in Counter(o["error_type"] for o in out).items():
-                    bar.advance(tasks[et], n)
-                for o in out:
-                    for et, counts in (json.loads(o["usage"]) if o["usage"] else {}).items():
-                        total = runner.token_usage.setdefault(et, dict.fromkeys(TOKEN_COUNTS, 0))
-                        for k in TOKEN_COUNTS:
-                            total[k] += counts.get(k, 0)
-                stored += len(out)
-                if stored < len(rows):
-                    distributed.stopped_by_budget(_tokens(runner.token_usage) - spent, budget, workers)
+            # closed at once when this loop stops early (a spent budget): its actors are stopped then
+            with contextlib.closing(distributed.map_batches(rows, make, config.ray, chunk_size)) as batches:
+                for out in batches:
+                    store.put_rows(out)  # the workers' rows as they are: the driver decodes no result
+                    for et, n in Counter(o["error_type"] for o in out).items():
+                        bar.advance(tasks[et], n)
+                    for o in out:
+                        for et, counts in (json.loads(o["usage"]) if o["usage"] else {}).items():
+                            total = runner.token_usage.setdefault(et, dict.fromkeys(TOKEN_COUNTS, 0))
+                            for k in TOKEN_COUNTS:
+                                total[k] += counts.get(k, 0)
+                    stored += len(out)
+                    if stored < len(rows):
+                        distributed.stopped_by_budget(_tokens(runner.token_usage) - spent, budget, workers)
         except Exception as exc:
             distributed.reraise_seapo_error(exc)
             raise

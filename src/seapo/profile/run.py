@@ -11,6 +11,7 @@ holds; a rerun with another judge reuses the answers. The output files are one o
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import time
@@ -260,16 +261,18 @@ def _profile_on_ray(todo: list[ProfileItem], answers: dict[str, Answer], fmt: st
         make = functools.partial(ray_worker, config, fmt, ledger)
         spent, done = meters.policy_tokens(), 0
         try:
-            for out in distributed.map_batches(rows, make, config.ray, config.chunk_size):
-                commit([(o["id"], Answer(**json.loads(o["answer"]))) for o in out if o["answer"] is not None],
-                       {o["id"]: json.loads(o["verdict"]) for o in out})
-                for o in out:
-                    if o["usage"]:
-                        meters.add(json.loads(o["usage"]))
-                done += len(out)
-                if done < len(rows):
-                    distributed.stopped_by_budget(meters.policy_tokens() - spent, budget,
-                                                  distributed.pool_size(config.ray))
+            # closed at once when this loop stops early (a spent budget): its actors are stopped then
+            with contextlib.closing(distributed.map_batches(rows, make, config.ray, config.chunk_size)) as batches:
+                for out in batches:
+                    commit([(o["id"], Answer(**json.loads(o["answer"]))) for o in out if o["answer"] is not None],
+                           {o["id"]: json.loads(o["verdict"]) for o in out})
+                    for o in out:
+                        if o["usage"]:
+                            meters.add(json.loads(o["usage"]))
+                    done += len(out)
+                    if done < len(rows):
+                        distributed.stopped_by_budget(meters.policy_tokens() - spent, budget,
+                                                      distributed.pool_size(config.ray))
         except Exception as exc:
             distributed.reraise_seapo_error(exc)
             raise
