@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from seapo.config import SeapoConfig
-from seapo.errors import ConfigError
+from seapo.errors import BudgetExceeded, ConfigError
 
 Worker = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 """Maps one batch of flat rows to its output rows (any number of them; see :func:`map_batches`)."""
@@ -217,8 +217,6 @@ class RunWideBudget:
         """``own``: the tokens this actor has spent so far in this run."""
         import ray
 
-        from seapo.errors import BudgetExceeded
-
         self.backend.usage_elsewhere = max(0, ray.get(self.ledger.spent.remote()) - self.reported)
         if self.backend.usage_elsewhere + own >= self.budget:
             raise BudgetExceeded(f"the token budget of {self.budget} tokens is spent by the run's workers together "
@@ -236,16 +234,12 @@ def stopped_by_budget(spent: int, budget: int | None, workers: int) -> None:
     further batch is taken (the ones in flight are dropped unstored, as a local run drops its chunk
     in flight)."""
     if budget is not None and spent >= budget:
-        from seapo.errors import BudgetExceeded
-
         raise BudgetExceeded(f"the token budget of {budget} tokens is spent by the run's {workers} workers "
                              f"together ({spent} tokens)")
 
 
-def budget_message(exc: BaseException, stored: int, store_path: Any) -> Any:
+def budget_message(exc: BaseException, stored: int, store_path: Any) -> BudgetExceeded:
     """The error a stopped run ends with: what stopped it, what is kept, how to continue."""
-    from seapo.errors import BudgetExceeded
-
     return BudgetExceeded(f"{exc}. {stored} items are stored in {store_path}; rerun the same command (a larger "
                           "token_budget, or none) to continue from them")
 

@@ -407,14 +407,10 @@ def _before_cache_path(model: PreTrainedModel, data: TrainingData, cfg: TrainCon
     folder = Path(getattr(model, "name_or_path", "") or "")
     files = sorted((str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns)
                    for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else [str(folder)]
-    key = hashlib.sha256(json.dumps([files, [_pair_key(p) for p in data.held_pairs], cfg.heldout_batch_size,
+    key = hashlib.sha256(json.dumps([files, [asdict(p) for p in data.held_pairs], cfg.heldout_batch_size,
                                      cfg.max_length, cfg.seed, str(model.dtype), str(device), seapo.__version__,
                                      torch.__version__]).encode()).hexdigest()[:16]
     return Path(cfg.data_cache_dir or ".").resolve() / f"heldout-before-{key}.json"
-
-
-def _pair_key(pair: Pair) -> list[Any]:
-    return [pair.id, pair.record_id, pair.prompt, pair.chosen, pair.rejected, pair.error_type]
 
 
 def training_dataset(data: TrainingData, cfg: TrainConfig, st: ChosenSettings, paths: RunPaths,
