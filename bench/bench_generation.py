@@ -1,6 +1,7 @@
 """Evaluation-shaped generation: seapo's greedy loop against ``model.generate``, side by side, one process.
 
     python bench/bench_generation.py [--tasks 6] [--per-task 3] [--new-tokens 512] [--batch 16] [--dtype bf16]
+                                     [--sides seapo,peer]
 
 BBH's 3-shot chain-of-thought prompts from the shared data (``eval/bbh``: the first ``--per-task``
 questions of the first ``--tasks`` tasks, "Q: ... A: Let's think step by step.", stop at a blank line,
@@ -8,8 +9,10 @@ greedy, ``--new-tokens`` at most): long prompts that share their exemplars, and 
 different lengths -- where the evaluation's generation time goes (docs/benchmarks.md). The peer is
 the transformers backend's code path before its own loop: ``model.generate`` with stop strings on
 length-sorted, left-padded batches of ``--batch`` (here re-stated in ``peer_generate``). Both run the
-same loaded model and the same requests; printed: wall time, generated tokens, tokens/s, the ratio, how many completions
-are identical, and how many of each side's equal an fp32 run's (skip with ``--no-reference``).
+same loaded model and the same requests; printed: wall time, generated tokens, tokens/s, resident memory
+(at the start, peak and end of each side), the ratio, how many completions are identical, and how many
+of each side's equal an fp32 run's (skip with ``--no-reference``). ``--sides seapo`` runs seapo's loop
+alone: its memory over many prompts, without the peer's allocations in the same process.
 Wall-clock figures move with the machine's load, printed too.
 """
 
@@ -22,7 +25,7 @@ import platform
 import time
 from importlib.metadata import version
 
-from _shared import SHARED
+from _shared import SHARED, ResidentMemory
 from seapo.backends import GenerationRequest, make_backend
 from seapo.backends.transformers_backend import cut_at_stop
 
@@ -71,6 +74,7 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=512)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--dtype", default="bf16")
+    parser.add_argument("--sides", default="seapo,peer", help="which sides to run: seapo, peer or both")
     parser.add_argument("--no-reference", action="store_true",
                         help="skip the fp32 run that both sides' completions are compared with")
     args = parser.parse_args()
@@ -82,16 +86,24 @@ def main() -> None:
           f"transformers {version('transformers')}; load average before {os.getloadavg()[0]:.2f}")
     print(f"{len(requests)} BBH prompts of {min(lengths)}-{max(lengths)} tokens, at most {args.new_tokens} new, "
           f"batch {args.batch}, {args.dtype}")
+    sides = set(args.sides.split(","))
     t = time.perf_counter()
-    ours = backend.generate(requests)
+    with ResidentMemory() as ours_rss:
+        ours = backend.generate(requests)
     ours_s = time.perf_counter() - t
+    ours_tokens = sum(g.num_tokens for g in ours)
+    print(f"seapo greedy loop:     {ours_s:7.1f} s  {ours_tokens:6d} tokens  {ours_tokens / ours_s:6.1f} tok/s  "
+          f"{ours_rss}")
+    if "peer" not in sides:
+        return
     t = time.perf_counter()
-    theirs = peer_generate(backend, requests, args.batch)
+    with ResidentMemory() as theirs_rss:
+        theirs = peer_generate(backend, requests, args.batch)
     theirs_s = time.perf_counter() - t
-    ours_tokens, theirs_tokens = sum(g.num_tokens for g in ours), sum(n for _, n in theirs)
+    theirs_tokens = sum(n for _, n in theirs)
     same = sum(g.text == text for g, (text, _) in zip(ours, theirs, strict=True))
-    print(f"model.generate (peer): {theirs_s:7.1f} s  {theirs_tokens:6d} tokens  {theirs_tokens / theirs_s:6.1f} tok/s")
-    print(f"seapo greedy loop:     {ours_s:7.1f} s  {ours_tokens:6d} tokens  {ours_tokens / ours_s:6.1f} tok/s")
+    print(f"model.generate (peer): {theirs_s:7.1f} s  {theirs_tokens:6d} tokens  "
+          f"{theirs_tokens / theirs_s:6.1f} tok/s  {theirs_rss}")
     print(f"ratio (wall time, peer / seapo): {theirs_s / ours_s:.2f}x; identical completions {same}/{len(requests)}; "
           f"load average after {os.getloadavg()[0]:.2f}")
     if not args.no_reference and args.dtype != "fp32":

@@ -1,7 +1,7 @@
 """The transformers backend's own greedy loop against ``model.generate``, and the KV cache under it.
 
 The loop (preallocated cache, prompts prefilled one at a time with shared prefixes reused, ended rows
-dropped from the batch) must pick the tokens ``model.generate`` picks. In fp32 that is exact here.
+replaced in place by the next prompts) must pick the tokens ``model.generate`` picks. In fp32 that is exact here.
 """
 
 import pytest
@@ -39,7 +39,7 @@ def requests_with_shared_prefixes():
     return out
 
 
-@pytest.mark.parametrize("batch_size", [2, 16])  # 2: rows leave and the next prompts join mid-run
+@pytest.mark.parametrize("batch_size", [2, 3, 16])  # 2, 3: rows leave and the next prompts join mid-run
 def test_greedy_loop_picks_the_tokens_model_generate_picks(embedded_model, batch_size):
     backend = make_backend(model="embedded", dtype="fp32", batch_size=batch_size)
     requests = requests_with_shared_prefixes()
@@ -53,7 +53,8 @@ def test_greedy_loop_picks_the_tokens_model_generate_picks(embedded_model, batch
 
 
 def test_shared_prefix_prefill_equals_a_full_prefill(embedded_model):
-    """Prompts prefilled on the previous prompt's keys and values give the logits of a prompt run whole."""
+    """Prompts prefilled on the previous prompt's keys and values, into rows of one cache, give the logits
+    and keys of a prompt run whole."""
     import torch
 
     from seapo.backends.kv_cache import kv_cache_for
@@ -63,15 +64,39 @@ def test_shared_prefix_prefill_equals_a_full_prefill(embedded_model):
     prompts = [backend.encode(GenerationRequest(prompt=f"{FEW_SHOT}Q: {q}\nA:")) for q in ("Why?", "What is 1 + 1?")]
     prompts.append(backend.encode(GenerationRequest(prompt="Unrelated text")))
     width = max(map(len, prompts))
+    cache = kv_cache_for(backend.model, width + 4, batch=4)
+    rows = [3, 0, 1]  # any free rows of the cache
     with torch.inference_mode():
-        cache, first = backend._prefill(prompts, width + 4, width)
+        first, _ = backend._prefill_into(cache, prompts, rows, width, in_use=4)
     for r, ids in enumerate(prompts):
         whole = backend.model(input_ids=torch.tensor([ids]), cache=kv_cache_for(backend.model, len(ids)))
         assert torch.allclose(first[r], whole.logits[0, -1].float(), atol=1e-4)
-        # the row's keys sit at the right end of the batch, padding on the left
+        # the row's keys sit at the right end of its row, padding on the left
         own = kv_cache_for(backend.model, len(ids))
         backend.model(input_ids=torch.tensor([ids]), cache=own)
-        assert torch.allclose(cache.layers[0].keys[r, :, width - len(ids):], own.layers[0].keys[0], atol=1e-4)
+        assert torch.allclose(cache.layers[0].keys[rows[r], :, width - len(ids):], own.layers[0].keys[0], atol=1e-4)
+
+
+def test_rows_leave_and_padding_goes_in_place():
+    """The loop's cache operations move rows and columns inside the one buffer: nothing is reallocated."""
+    import torch
+
+    from seapo.backends.kv_cache import PreallocatedLayer
+
+    layer = PreallocatedLayer(capacity=10, batch=4)
+    keys, values = torch.randn(4, 2, 6, 3), torch.randn(4, 2, 6, 3)
+    layer.update(keys, values)
+    buffers = layer._keys.data_ptr(), layer._values.data_ptr()
+    layer.keep_rows_in_place([1, 3])
+    assert torch.equal(layer.keys, keys[[1, 3]]) and torch.equal(layer.values, values[[1, 3]])
+    layer.shift_left(2)
+    assert torch.equal(layer.keys, keys[[1, 3], :, 2:]) and layer.get_seq_length() == 4
+    step = torch.randn(2, 2, 1, 3)
+    out, _ = layer.update(step, step)  # decoding continues on the rows in use
+    assert out.shape == (2, 2, 5, 3) and torch.equal(out[:, :, -1:], step)
+    layer.use_rows(3)  # a third row joins the free slot
+    assert layer.keys.shape[0] == 3
+    assert (layer._keys.data_ptr(), layer._values.data_ptr()) == buffers
 
 
 def test_logprobs_and_batch_invariance_in_fp32(tiny_model):

@@ -35,8 +35,9 @@ class TransformersBackendConfig(BackendConfig):
                                                        "the model's authors.")
 
 
-DECODER_VERSION = 2
-"""Version of the greedy decoding loop (1: ``model.generate``): part of evaluation's cache keys."""
+DECODER_VERSION = 3
+"""Version of the greedy decoding loop (1: ``model.generate``; 3: rows as slots of one cache): part of
+evaluation's cache keys, since in bf16 a change of batch composition can flip a near-tie."""
 
 SHARED_PREFIX_MIN = 16
 """Prompt tokens two prompts must share before the second reuses the first's keys and values."""
@@ -207,22 +208,29 @@ class TransformersBackend(GenerationBackend):
     def _greedy(self, prompts: list[list[int]], request: GenerationRequest, done: Any) -> None:
         """Greedy decoding of ``prompts`` (longest first) with continuous batching, calling ``done(k, generation)``
         as prompt ``k`` ends. It picks the tokens ``model.generate`` picks (tests/backends/test_greedy_loop.py)
-        and spends less on a CPU (docs/backends.md): a preallocated KV cache, prompts prefilled one at a time
-        reusing shared prefixes, and up to ``batch_size`` rows running, an ended row (EOS, a stop sequence,
-        the token limit) making room for the next prompt."""
+        and spends less on a CPU (docs/backends.md): one preallocated KV cache whose rows are slots, prompts
+        prefilled one at a time reusing shared prefixes, and up to ``batch_size`` rows running, an ended row
+        (EOS, a stop sequence, the token limit) making room for the next prompt. Rows join, leave and lose
+        their shared padding in place, so memory stays that of one cache however many prompts run."""
         import torch
 
-        from seapo.backends.kv_cache import crop_front, join_rows
+        from seapo.backends.kv_cache import keep_rows, kv_cache_for, shift_left
 
-        model, device, slots = self.model, self.model.device, self.config.batch_size
+        model, device = self.model, self.model.device
+        slots = min(self.config.batch_size, len(prompts))
         eos = torch.tensor(sorted(self._eos), device=device)
         tail = 4 + 2 * max((len(s) for s in request.stop), default=0)  # tokens that can hold a stop sequence
         pending = deque(sorted(range(len(prompts)), key=lambda k: -len(prompts[k])))  # later prompts fit
-        rows: list[int] = []  # the prompt of each batch row
+        # Room for the longest prompt and two completions: a row lives at most max_new_tokens steps, so once the
+        # padding all rows share is shifted out, max_new_tokens columns are free again.
+        cache = kv_cache_for(model, len(prompts[pending[0]]) + 2 * request.max_new_tokens + 1, batch=slots)
+        rows: list[int] = []  # the prompt in each row in use
         tokens: list[list[int]] = [[] for _ in prompts]
         logprobs: list[list[float]] = [[] for _ in prompts]
         ended: list[bool] = [False] * len(prompts)
-        cache = mask = positions = logits = None
+        mask = torch.zeros((0, 0), dtype=torch.long, device=device)
+        positions = torch.zeros((0, 1), dtype=torch.long, device=device)
+        logits = last = None
 
         def finish(k: int, hit_end: bool) -> None:
             ended[k] = True
@@ -232,36 +240,44 @@ class TransformersBackend(GenerationBackend):
 
         with torch.inference_mode():
             while pending or rows:
-                live = [b for b, k in enumerate(rows) if not ended[k]]
-                # Ended rows leave in groups (each removal copies the cache); free slots take the next prompts.
-                if len(rows) - len(live) >= max(1, len(rows) // 8) or not live:
-                    if len(live) < len(rows):
-                        index = torch.tensor(live, dtype=torch.long, device=device)
-                        rows = [rows[b] for b in live]
-                        mask, positions, logits = mask[index], positions[index], logits[index]
-                        trim = int((mask.cumsum(-1) == 0).sum(-1).min()) if rows else 0  # padding all rows share
-                        cache.batch_select_indices(index)
-                        if rows and trim:
-                            crop_front(cache, trim)
-                            mask = mask[:, trim:]
-                    new = [pending.popleft() for _ in range(min(slots - len(rows), len(pending)))]
+                dead = [b for b, k in enumerate(rows) if ended[k]]
+                full = mask.shape[1] + 1 > cache.layers[0].capacity
+                # Ended rows are replaced in groups (a join prefills; a removal moves rows); a full cache
+                # sheds its shared padding first.
+                if len(dead) >= max(1, len(rows) // 8) or len(dead) == len(rows) or full:
+                    room = dead + list(range(len(rows), slots))
+                    new = [pending.popleft() for _ in range(min(len(room), len(pending)))]
                     if new:
-                        width = mask.shape[1] if rows else len(prompts[new[0]])
-                        fresh, first = self._prefill([prompts[k] for k in new], width + request.max_new_tokens,
-                                                     width)
-                        fresh_mask = torch.zeros((len(new), width), dtype=torch.long, device=device)
-                        for r, k in enumerate(new):
-                            fresh_mask[r, width - len(prompts[k]):] = 1
-                        fresh_pos = torch.tensor([[len(prompts[k]) - 1] for k in new], device=device)
-                        if rows:
-                            cache = join_rows(cache, fresh)
-                            mask, logits = torch.cat([mask, fresh_mask]), torch.cat([logits, first])
-                            positions = torch.cat([positions[:, -1:], fresh_pos])
-                        else:
-                            cache, mask, positions, logits = fresh, fresh_mask, fresh_pos, first
-                        rows += new
+                        if not rows:  # a fresh start: the longest prompt sets the width
+                            mask = mask.new_zeros((0, len(prompts[new[0]])))
+                        targets, width = room[:len(new)], mask.shape[1]
+                        grow = max(targets) + 1 - len(rows)  # free slots past the rows in use
+                        first, last = self._prefill_into(cache, [prompts[k] for k in new], targets, width,
+                                                         max(len(rows), max(targets) + 1), last)
+                        if grow > 0:
+                            rows += [-1] * grow  # each is one of the targets, set below
+                            mask = torch.cat([mask, mask.new_zeros((grow, width))])
+                            positions = torch.cat([positions, positions.new_zeros((grow, 1))])
+                            logits = first.new_zeros((grow, first.shape[1])) if logits is None else torch.cat(
+                                [logits, logits.new_zeros((grow, logits.shape[1]))])
+                        for r, (b, k) in enumerate(zip(targets, new, strict=True)):
+                            rows[b] = k
+                            mask[b] = 0
+                            mask[b, width - len(prompts[k]):] = 1
+                            positions[b, 0] = len(prompts[k]) - 1
+                            logits[b] = first[r]
+                    keep = [b for b, k in enumerate(rows) if not ended[k]]
+                    if len(keep) < len(rows):
+                        keep_rows(cache, keep)
+                        rows = [rows[b] for b in keep]
+                        index = torch.tensor(keep, dtype=torch.long, device=device)
+                        mask, positions, logits = mask[index], positions[index], logits[index]
                     if not rows:
-                        break
+                        continue
+                    trim = int((mask.cumsum(-1) == 0).sum(-1).min())  # padding all rows share
+                    if trim:
+                        shift_left(cache, trim)
+                        mask = mask[:, trim:]
                 chosen = logits.argmax(-1)
                 picked = chosen.tolist()
                 lps = logits.log_softmax(-1).gather(-1, chosen[:, None]).squeeze(-1).tolist() if request.logprobs \
@@ -269,7 +285,7 @@ class TransformersBackend(GenerationBackend):
                 is_eos = torch.isin(chosen, eos).tolist()
                 for b, k in enumerate(rows):
                     if ended[k]:
-                        continue  # still in the batch until enough rows have ended to remove them
+                        continue  # still in the batch until enough rows have ended to replace them
                     if is_eos[b]:
                         finish(k, True)
                         continue
@@ -283,24 +299,25 @@ class TransformersBackend(GenerationBackend):
                 if all(ended[k] for k in rows):
                     continue
                 mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
-                positions = positions[:, -1:] + 1
+                positions = positions + 1
                 out = model(input_ids=chosen[:, None], attention_mask=mask, position_ids=positions,
                             use_cache=True, **{self._cache_arg: cache})
                 logits = out.logits[:, -1].float()
 
-    def _prefill(self, prompts: list[list[int]], capacity: int, width: int) -> tuple[Any, Any]:
-        """The KV cache of ``prompts``, left-padded to ``width`` in one batch, and each prompt's next-token
-        logits (fp32). Each prompt runs on its own, so no compute goes to padding, and in sorted order, so one
-        that starts like the previous prompt (few-shot exemplars, a shared instruction) reuses that prefix's
-        keys and values."""
+    def _prefill_into(self, cache: Any, prompts: list[list[int]], rows: list[int], width: int, in_use: int,
+                      last: tuple[Any, list[int]] | None = None) -> tuple[Any, tuple[Any, list[int]]]:
+        """Write the keys and values of ``prompts`` into ``rows`` of ``cache``, each ending at column ``width``
+        (left padding), and return each prompt's next-token logits (fp32) with the last prompt run. Each
+        prompt runs on its own, so no compute goes to padding, and in sorted order, so one that starts like
+        the previous prompt (few-shot exemplars, a shared instruction; ``last`` carries one across calls)
+        reuses that prefix's keys and values."""
         import torch
 
-        from seapo.backends.kv_cache import kv_cache_for
+        from seapo.backends.kv_cache import kv_cache_for, place_rows
 
         model = self.model
-        batch = kv_cache_for(model, capacity, batch=len(prompts))
         first: list[Any] = [None] * len(prompts)
-        previous, previous_ids = None, []
+        previous, previous_ids = last if last is not None else (None, [])
         for r in sorted(range(len(prompts)), key=lambda r: prompts[r]):
             ids = prompts[r]
             own = kv_cache_for(model, len(ids))
@@ -314,10 +331,9 @@ class TransformersBackend(GenerationBackend):
                         position_ids=torch.arange(common, len(ids), device=model.device)[None],
                         use_cache=True, logits_to_keep=1, **{self._cache_arg: own})
             first[r] = out.logits[0, -1].float()
-            for layer, source in zip(batch.layers, own.layers, strict=True):
-                layer.place(r, source, width)
+            place_rows(cache, [rows[r]], [own], width, in_use)
             previous, previous_ids = own, ids
-        return batch, torch.stack(first)
+        return torch.stack(first), (previous, previous_ids)
 
     def _generate_batch(self, prompts: list[list[int]], request: GenerationRequest, start: int) -> list[Generation]:
         import torch
