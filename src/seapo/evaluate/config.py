@@ -46,14 +46,18 @@ class EvalConfig(SeapoConfig):
     lm_backend: Literal["seapo", "hf"] = Field(
         "seapo", description="The model under lm-eval: seapo (seapo's batched, prefix-cached scorer behind lm-eval's "
                              "LM interface; several times faster) or hf (lm-eval's own HFLM around the same model).")
-    generation_backend: Literal["auto", "transformers", "llamacpp"] = Field(
+    generation_backend: Literal["auto", "transformers", "llamacpp", "vllm"] = Field(
         "auto", description="Backend of the generation tasks (GSM8K, MATH, BBH, HumanEval; lm-eval's generate_until "
                             "semantics: greedy, stop sequences, max tokens): llamacpp (the model's GGUF file on CPU: "
                             "'embedded' or a .gguf; needs llama-cpp-python; opt-in: slower than transformers at batch "
-                            "16 and on long few-shot prompts on the CPU measured) or transformers (the loaded model). "
-                            "auto: transformers. "
+                            "16 and on long few-shot prompts on the CPU measured), vllm (vLLM's engine on the GPU, "
+                            "the same model; needs vllm and CUDA; its batch is vLLM's, not backend.batch_size) or "
+                            "transformers (the loaded model). auto: transformers. "
                             "Log-likelihood tasks always use seapo's prefix-cached scorer; with --lm-backend hf, "
                             "lm-eval generates itself.")
+    vllm_gpu_memory: float = Field(0.5, gt=0, lt=1, description="With generation_backend vllm: the fraction of the "
+                                   "GPU's memory vLLM may take (its gpu_memory_utilization); the scorer's copy of "
+                                   "the model shares the GPU.")
     num_samples: int | None = Field(None, ge=0, description="Sampled completions per HumanEval problem (task "
                                                             "default 20, for pass@10); 0 computes pass@1 only.")
     chunk_size: int = Field(64, ge=1, description="Items computed between two cache commits: at most this much work "

@@ -6,7 +6,8 @@ does not happen here: :class:`EvalLM` holds a :class:`~seapo.backends.transforme
 lm-eval's ``generate_until`` under :class:`~seapo.evaluate.lmeval_model.SeapoLM`, HumanEval's
 greedy and sampled completions -- goes through :attr:`EvalLM.generator`'s ``generate`` with raw-text
 requests (:class:`~seapo.backends.base.GenerationRequest` with ``prompt=``). The generator is that
-transformers backend unless :func:`generation_backend` chose another (llama.cpp for a GGUF model).
+transformers backend unless :func:`generation_backend` chose another (llama.cpp for a GGUF model,
+vLLM on a GPU).
 """
 
 from __future__ import annotations
@@ -361,19 +362,49 @@ def llamacpp_available() -> bool:
     return importlib.util.find_spec("llama_cpp") is not None
 
 
-def generation_backend(lm: EvalLM, choice: str, threads: int | None = None) -> GenerationBackend:
-    """The backend of an evaluation's generations for ``choice`` (``auto``, ``transformers``, ``llamacpp``).
+def vllm_ready() -> str | None:
+    """Why vLLM cannot generate here (None: it can): the package and a CUDA GPU."""
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        return "generation_backend vllm needs vLLM: pip install 'seapo[vllm]' (a CUDA machine)"
+    import torch
+
+    if not torch.cuda.is_available():
+        return "generation_backend vllm needs a CUDA GPU; none is visible (torch.cuda.is_available() is False)"
+    return None
+
+
+def generation_backend(lm: EvalLM, choice: str, threads: int | None = None,
+                       vllm_gpu_memory: float = 0.5) -> GenerationBackend:
+    """The backend of an evaluation's generations for ``choice`` (``auto``, ``transformers``, ``llamacpp``,
+    ``vllm``).
 
     ``auto`` is the transformers backend ``lm`` already holds: measured on this project's 2-core AMX CPU
     (docs/benchmarks.md, 2026-12-03), llama.cpp is faster only at batch 1 (16.8 vs 36.9 ms per step); at
     batch 16 it is slower (84.1 vs 48.4 ms: Q4_1 has no batched kernel in an AVX2 build), and long
     few-shot prompts (MATH, BBH) ran far slower on it, so it is opt-in (``llamacpp``) until it wins
     where evaluation spends its time. llama.cpp runs the GGUF file itself (not the dequantized copy
-    the scorer uses): the same weights, its own arithmetic, other greedy texts.
+    the scorer uses): the same weights, its own arithmetic, other greedy texts. ``vllm`` loads the same
+    model (folder, Hub id, or the GGUF dequantized) into vLLM's engine beside the scorer, taking
+    ``vllm_gpu_memory`` of the GPU; it is opt-in too, since its start-up (tens of seconds) outweighs a
+    short evaluation's generations.
     """
     if choice in ("auto", "transformers"):
         return lm.backend
     resolved = lm.resolved
+    if choice == "vllm":
+        reason = vllm_ready()
+        if reason:
+            raise InputError(reason, field="generation_backend")
+        from seapo.backends.vllm_backend import VLLMBackend, VLLMBackendConfig
+
+        scorer = lm.backend.config
+        backend = VLLMBackend(VLLMBackendConfig(model=resolved.spec, dtype=lm.backend.dtype_name,  # the scorer's
+                                                gpu_memory_utilization=vllm_gpu_memory,
+                                                trust_remote_code=scorer.trust_remote_code))
+        backend.load()
+        return backend
     if resolved.kind not in ("embedded", "gguf"):
         raise InputError(f"generation_backend llamacpp runs GGUF files; '{resolved.spec}' is a {resolved.kind} "
                          "model (use transformers, or pass the model as 'embedded' or a .gguf file)",

@@ -183,7 +183,7 @@ def _evaluate(lm: EvalLM | None, config: EvalConfig, started: float) -> EvalResu
         lm = EvalLM(config.backend)
     lm.batch_size = config.backend.batch_size
     if any(t.spec.kind in ("generate", "code") for t in loaded.values()):
-        lm.generator = generation_backend(lm, config.generation_backend, config.threads)
+        lm.generator = generation_backend(lm, config.generation_backend, config.threads, config.vllm_gpu_memory)
     out_dir = Path(config.out) / (config.run_name or run_name_for(lm.resolved.spec))
     try:
         with folder_lock(out_dir):  # two evaluations writing one run folder would mix their predictions
