@@ -214,7 +214,9 @@ def tuned(results: Path) -> dict[str, Any]:
 def run_config(c: Condition, scale: Scale, root: Path, tuned: dict[str, Any]) -> dict[str, Any]:
     """The ``seapo run`` config of one condition (what configs/<name>.yaml holds)."""
     p = paths(root)
-    train = train_section(c, scale, root, tuned)
+    # A checkpoint every 10 updates: a condition killed (or stopped at a session's end) resumes from its last
+    # one instead of from the start. Not in train_section: the tune's points were keyed without it.
+    train = {**train_section(c, scale, root, tuned), "save_steps": 10}
     config: dict[str, Any] = {"out": str(root / "runs" / c.name), "negatives": c.negatives,
                               "prepare": {"source": str(p["train"]), "format": "seapo"},
                               "inject": {"injector": "rules", "strategy": c.strategy,
