@@ -1,6 +1,7 @@
 """Decoding speed and greedy agreement of the llamacpp backend against the transformers backend, side by side.
 
     python bench/bench_llamacpp.py [--new-tokens 128] [--batch 16] [--agree 20] [--agree-tokens 32]
+                                   [--gguf FILE ...] [--no-fp32-speed]
 
 In one process, on the embedded model (SmolLM2-135M-Instruct): the transformers backend as it is
 today (bf16 and fp32, ``model.generate``: the peer) and the llamacpp backend (the same weights as
@@ -8,8 +9,10 @@ the Q4_1 GGUF file), each at batch 1 and at ``--batch`` prompts x ``--new-tokens
 Reported: generated tokens per second, milliseconds per decoding step (wall time / the longest
 completion's tokens: one step advances every row), and the ratios to transformers bf16. Then greedy
 agreement on ``--agree`` chat prompts: exact-match rate of the completions and mean common prefix
-in tokens, llamacpp vs transformers fp32 and, for scale, transformers bf16 vs fp32. Wall-clock
-figures move with the machine's load, which is printed with them.
+in tokens, llamacpp vs transformers fp32 and, for scale, transformers bf16 vs fp32. ``--gguf`` adds
+a llamacpp side per further GGUF file of the same model (e.g. the embedded weights rewritten in
+BF16 by ``bench/gguf_rewrite.py``). Wall-clock figures move with the machine's
+load, which is printed with them.
 """
 
 from __future__ import annotations
@@ -70,32 +73,42 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--agree", type=int, default=20, help="chat prompts for the greedy agreement")
     parser.add_argument("--agree-tokens", type=int, default=32)
+    parser.add_argument("--gguf", action="append", default=[], help="another GGUF file of the embedded model")
+    parser.add_argument("--no-fp32-speed", action="store_true", help="time transformers fp32 not (agreement only)")
     args = parser.parse_args()
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  {platform.processor() or platform.machine()}, "
           f"{len(os.sched_getaffinity(0))} cores  load {load_average()}")
+    import llama_cpp
+
     print(f"torch {version('torch')}  transformers {version('transformers')}  "
-          f"llama-cpp-python {version('llama_cpp_python')}")
+          f"llama-cpp-python {llama_cpp.__version__} ({os.path.dirname(llama_cpp.__file__)})")
+    print(llama_cpp.llama_print_system_info().decode().strip())
     backends = {"transformers bf16": make_backend(name="transformers", model="embedded", dtype="bf16",
                                                   batch_size=args.batch),
                 "transformers fp32": make_backend(name="transformers", model="embedded", dtype="fp32",
                                                   batch_size=args.batch),
                 "llamacpp Q4_1": make_backend(name="llamacpp", model="embedded", batch_size=args.batch)}
+    for path in args.gguf:
+        backends[f"llamacpp {os.path.basename(path)}"] = make_backend(name="llamacpp", model=path,
+                                                                      batch_size=args.batch)
     figures: dict[str, dict[int, dict[str, float]]] = {}
     for name, backend in backends.items():
         backend.load()
+        if name == "transformers fp32" and args.no_fp32_speed:
+            continue
         figures[name] = {b: speed(backend, b, args.new_tokens) for b in (1, args.batch)}
         for b, f in figures[name].items():
             print(f"{name:18s} batch {b:3d}: {f['tok_s']:7.1f} tokens/s  {f['ms_step']:6.1f} ms/step  "
                   f"({f['tokens']} tokens in {f['s']:.1f} s)  load {load_average()}")
     peer = figures["transformers bf16"]
-    for name in ("transformers fp32", "llamacpp Q4_1"):
+    for name in [n for n in figures if n != "transformers bf16"]:
         ratios = "  ".join(f"batch {b}: {figures[name][b]['tok_s'] / peer[b]['tok_s']:.2f}x" for b in peer)
         print(f"{name} / transformers bf16 tokens/s: {ratios}")
     requests = [GenerationRequest(messages=[{"role": "user", "content": q}], max_new_tokens=args.agree_tokens)
                 for q in (QUESTIONS * (1 + args.agree // len(QUESTIONS)))[:args.agree]]
     ids = {name: token_ids(backends["transformers fp32"], [g.text for g in backend.generate(requests)])
            for name, backend in backends.items()}
-    for name in ("llamacpp Q4_1", "transformers bf16"):
+    for name in [n for n in backends if n != "transformers fp32"]:
         exact, prefix = agreement(ids[name], ids["transformers fp32"])
         print(f"greedy agreement {name} vs transformers fp32 on {len(requests)} prompts x {args.agree_tokens} "
               f"tokens: exact {100 * exact:.0f} %, mean common prefix {prefix:.1f} tokens")
