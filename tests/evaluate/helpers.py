@@ -1,4 +1,5 @@
-"""Shared test helpers: a canned generation backend, EvalConfig with backend settings."""
+"""Shared test helpers: a canned generation backend, EvalConfig with backend settings, generation tasks
+run through each of several generation backends."""
 
 from __future__ import annotations
 
@@ -38,3 +39,27 @@ class CannedBackend(GenerationBackend):
         if progress:
             progress(len(requests))
         return out
+
+
+GENERATION_TASKS = ["gsm8k", "bbh:boolean_expressions"]
+
+
+def evaluate_through(names: tuple[str, ...], shared_data: Any, out: Any, limit: int = 2) -> dict[str, Any]:
+    """GSM8K and one BBH task, ``limit`` items each, on the embedded model (fp32) through each generation
+    backend of ``names``: checks that none reuses another's cached results, that metrics.json records the
+    backend, and that lm-eval's stop sequence cut every output. Returns the EvalResult per backend."""
+    from seapo.evaluate.runner import evaluate
+    from seapo.io import read_jsonl
+
+    runs = {}
+    for name in names:
+        config = EvalConfig(tasks=GENERATION_TASKS, limit=limit, data_dir=str(shared_data / "eval"), out=str(out),
+                            run_name=name, generation_backend=name, backend={"dtype": "fp32"})
+        runs[name] = evaluate("embedded", config)
+        assert all(t.cached == 0 for t in runs[name].tasks.values())  # the other backend's results are not reused
+        for task in GENERATION_TASKS:
+            task = task.partition(":")[0]
+            assert runs[name].tasks[task].settings["generation_backend"] == name
+            records = read_jsonl(runs[name].out_dir / "predictions" / f"{task}.jsonl")
+            assert len(records) == limit and all("error" not in r and "\n\n" not in r["output"] for r in records)
+    return runs

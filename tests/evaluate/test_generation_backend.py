@@ -8,11 +8,9 @@ from seapo.errors import InputError
 from seapo.evaluate.config import EvalConfig
 from seapo.evaluate.lm import EvalLM, generation_backend
 from seapo.evaluate.runner import evaluate
-from seapo.io import read_jsonl
+from tests.evaluate.helpers import GENERATION_TASKS, evaluate_through
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install 'seapo[llamacpp]')")
-
-TASKS = ["gsm8k", "bbh:boolean_expressions"]
 
 
 def test_auto_is_transformers_and_llamacpp_is_opt_in_for_gguf_models(tiny_model):
@@ -34,20 +32,10 @@ def test_auto_is_transformers_and_llamacpp_is_opt_in_for_gguf_models(tiny_model)
 def test_generation_tasks_score_alike_through_either_backend(shared_data, tmp_path):
     """Two GSM8K and BBH items each: the same scores through both (their texts may differ, see
     docs/backends.md); lm-eval's stop sequences cut both; the cache keeps their results apart."""
-    runs = {}
-    for name in ("llamacpp", "transformers"):
-        config = EvalConfig(tasks=TASKS, limit=2, data_dir=str(shared_data / "eval"), out=str(tmp_path),
-                            run_name=name, generation_backend=name, backend={"dtype": "fp32"})
-        runs[name] = evaluate("embedded", config)
-        assert all(t.cached == 0 for t in runs[name].tasks.values())  # the other backend's results are not reused
-        for task in TASKS:
-            task = task.partition(":")[0]
-            assert runs[name].tasks[task].settings["generation_backend"] == name
-            records = read_jsonl(runs[name].out_dir / "predictions" / f"{task}.jsonl")
-            assert len(records) == 2 and all("error" not in r and "\n\n" not in r["output"] for r in records)
+    runs = evaluate_through(("llamacpp", "transformers"), shared_data, tmp_path)
     for task in ("gsm8k", "bbh"):
         assert runs["llamacpp"].tasks[task].metrics == runs["transformers"].tasks[task].metrics, task
-    again = evaluate("embedded", EvalConfig(tasks=TASKS, limit=2, data_dir=str(shared_data / "eval"), out=str(tmp_path),
-                                            run_name="llamacpp", generation_backend="llamacpp",
+    again = evaluate("embedded", EvalConfig(tasks=GENERATION_TASKS, limit=2, data_dir=str(shared_data / "eval"),
+                                            out=str(tmp_path), run_name="llamacpp", generation_backend="llamacpp",
                                             backend={"dtype": "fp32"}))
     assert all(t.cached == 2 for t in again.tasks.values())

@@ -8,11 +8,8 @@ import pytest
 from seapo.errors import ConfigError, InputError
 from seapo.evaluate.config import EvalConfig
 from seapo.evaluate.lm import EvalLM, generation_backend, vllm_ready
-from seapo.evaluate.runner import evaluate
-from seapo.io import read_jsonl
 from seapo.pipeline.config import RunConfig
-
-TASKS = ["gsm8k", "bbh:boolean_expressions"]
+from tests.evaluate.helpers import evaluate_through
 
 
 @pytest.mark.skipif(vllm_ready() is None, reason="vLLM and a GPU are here: the refusal cannot be seen")
@@ -35,15 +32,6 @@ def test_vllm_settings_validate_and_a_run_may_generate_with_it():
 
 @pytest.mark.skipif(vllm_ready() is not None, reason=str(vllm_ready()))
 def test_generation_tasks_score_alike_through_vllm_and_transformers(shared_data, tmp_path):
-    runs = {}
-    for name in ("vllm", "transformers"):
-        config = EvalConfig(tasks=TASKS, limit=2, data_dir=str(shared_data / "eval"), out=str(tmp_path),
-                            run_name=name, generation_backend=name, backend={"dtype": "fp32"})
-        runs[name] = evaluate("embedded", config)
-        assert all(t.cached == 0 for t in runs[name].tasks.values())  # the other backend's results are not reused
-        for task in ("gsm8k", "bbh"):
-            assert runs[name].tasks[task].settings["generation_backend"] == name
-            records = read_jsonl(runs[name].out_dir / "predictions" / f"{task}.jsonl")
-            assert len(records) == 2 and all("error" not in r and "\n\n" not in r["output"] for r in records)
+    runs = evaluate_through(("vllm", "transformers"), shared_data, tmp_path)
     for task in ("gsm8k", "bbh"):
         assert runs["vllm"].tasks[task].metrics == runs["transformers"].tasks[task].metrics, task
