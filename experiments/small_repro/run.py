@@ -207,7 +207,8 @@ def tuned(results: Path) -> dict[str, Any]:
     choice = json.loads(path.read_text(encoding="utf-8")).get("choice") if path.is_file() else None
     if not choice:
         raise SystemExit(f"no tune choice in {path}: run `--stage tune` first (the configs take its settings)")
-    return {**choice["settings"], "source": f"seapo tune on the validation split ({path}; metric "
+    shown = path.resolve().relative_to(REPO) if path.resolve().is_relative_to(REPO) else path  # no machine paths
+    return {**choice["settings"], "source": f"seapo tune on the validation split ({shown}; metric "
                                              f"{choice['metric']})"}
 
 
