@@ -8,7 +8,7 @@ time behind a global lock, so there the ratio measures only what the client's co
 (request overhead, prompt processing overlapping the next request's transfer). Prints generated
 tokens per second per level, the ratio 8 vs 1 (goal >= 2x) and the machine's load average.
 
-    python bench/bench_openai.py [--requests 16] [--max-new-tokens 64] [--llama-server PATH]
+    python bench/bench_openai.py [--requests 16] [--max-new-tokens 64] [--llama-server PATH] [--gguf FILE]
 """
 
 from __future__ import annotations
@@ -73,9 +73,11 @@ def main() -> None:
     parser.add_argument("--n-ctx", type=int, default=1024, help="context per slot")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--llama-server", default=None, help="path of llama.cpp's llama-server binary (slots)")
+    parser.add_argument("--gguf", default=None, help="serve this GGUF file instead of the embedded one (e.g. its "
+                        "weights rewritten in BF16 by bench/gguf_rewrite.py)")
     args = parser.parse_args()
 
-    gguf = embedded_gguf_path()
+    gguf = Path(args.gguf) if args.gguf else embedded_gguf_path()
     levels = [int(x) for x in args.levels.split(",")]
     requests = [GenerationRequest(messages=[{"role": "user", "content": QUESTIONS[i % len(QUESTIONS)]}],
                                   max_new_tokens=args.max_new_tokens, temperature=0.7, seed=i)
