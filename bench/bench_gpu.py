@@ -314,12 +314,18 @@ def child(args) -> None:
     print("RESULT " + json.dumps(result), flush=True)
 
 
+class SideFailed(SystemExit):
+    """One side's process failed; the training loop records it and runs the other side."""
+
+
 def run_side(side: str, argv: list[str], work: Path, model_dir: Path) -> dict:
     cmd = [sys.executable, __file__, *argv, "--only", side, "--work", str(work), "--model-dir", str(model_dir)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
-        raise SystemExit(f"side {side} failed (exit {proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+        # The head of stderr names where a failure started, the tail what it was.
+        err = proc.stderr if len(proc.stderr) <= 6000 else proc.stderr[:2500] + "\n[...]\n" + proc.stderr[-3500:]
+        raise SideFailed(f"side {side} failed (exit {proc.returncode}):\n{proc.stdout[-2000:]}\n{err}")
     return json.loads(lines[-1][len("RESULT "):])
 
 
@@ -407,6 +413,7 @@ def main(argv: list[str] | None = None) -> dict:
                   f"{v['tokens_per_s']:.1f} tokens/s; vllm / transformers batched: "
                   f"{v['tokens_per_s'] / b['tokens_per_s']:.2f}x", flush=True)
 
+    failed_sides: list[str] = []
     if not args.skip_train:
         from seapo.io import write_jsonl
         from seapo.models import load_tokenizer
@@ -425,8 +432,13 @@ def main(argv: list[str] | None = None) -> dict:
               f"(prompt+chosen, prompt+rejected), max length {args.max_length}, effective batch {args.train_batch}; "
               f"model FLOPs {flops / 1e12:.2f} TFLOP (every row whole, policy 2 + reference 1 forward per token)",
               flush=True)
-        for side, label in (("train-trl", "TRL DPOTrainer defaults"), ("train-seapo", "seapo train --algo dpo")):
-            r = run_side(side, passthrough, work, model_dir)
+        for side, label in (("train-seapo", "seapo train --algo dpo"), ("train-trl", "TRL DPOTrainer defaults")):
+            try:
+                r = run_side(side, passthrough, work, model_dir)
+            except SideFailed as failed:  # the other side's figures are still worth having
+                print(f"  {label}: FAILED\n{failed}", flush=True)
+                report["train"][side] = {"error": str(failed)[-4000:]}
+                continue
             report["train"][side] = r
             tflops = flops / r["wall_s"] / 1e12
             share = tflops / args.peak_tflops
@@ -439,12 +451,16 @@ def main(argv: list[str] | None = None) -> dict:
                   + (f", peak GPU memory {r['peak_gpu_mib']:.0f} MiB" if "peak_gpu_mib" in r else ""), flush=True)
             r["tflops"], r["peak_fraction"] = tflops, share
         a, b = report["train"]["train-trl"], report["train"]["train-seapo"]
-        print(f"  seapo / TRL: {a['wall_s'] / b['wall_s']:.2f}x (wall time, model load and set-up included)",
-              flush=True)
+        if "wall_s" in a and "wall_s" in b:
+            print(f"  seapo / TRL: {a['wall_s'] / b['wall_s']:.2f}x (wall time, model load and set-up included)",
+                  flush=True)
+        failed_sides = [k for k in ("train-seapo", "train-trl") if "error" in report["train"][k]]
     report["load_average_end"] = os.getloadavg()[0]
     print(f"load average at the end {os.getloadavg()[0]:.1f}", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1), encoding="utf-8")
+    if failed_sides:
+        raise SystemExit(f"failed: {', '.join(failed_sides)} (above)")
     return report
 
 

@@ -144,3 +144,20 @@ def test_greedy_requests_outside_the_loop_stay_greedy(tiny_model):
     one = backend.generate([GenerationRequest(prompt="a b c", max_new_tokens=8)])[0].text
     many = backend.generate([GenerationRequest(prompt="a b c", max_new_tokens=8, n=3)])[0]
     assert [c.text for c in many.completions] == [one] * 3
+
+
+@pytest.mark.parametrize("n", [1, 2])  # 1: seapo's greedy loop; 2: model.generate (several samples)
+def test_generation_runs_without_cudnn_attention_and_restores_it(embedded_model, n):
+    """On a GPU cuDNN's attention builds a graph per mask shape, 1.3 ms of host time a call (docs/gpu.md)."""
+    import torch
+
+    backend = make_backend(model="embedded", dtype="fp32", batch_size=2)
+    seen = []
+    with backend:
+        hook = backend.model.register_forward_pre_hook(lambda *_: seen.append(torch.backends.cuda.cudnn_sdp_enabled()))
+        request = GenerationRequest(prompt="Once upon a time", max_new_tokens=3, n=n,
+                                    temperature=0.0 if n == 1 else 1.0)
+        assert backend.generate([request])[0].ok
+        hook.remove()
+    assert seen and not any(seen)
+    assert torch.backends.cuda.cudnn_sdp_enabled()

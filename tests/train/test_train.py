@@ -240,3 +240,20 @@ def test_two_machines_through_the_multi_node_config(tiny_model, demo_negatives, 
     assert result["settings"]["world_size"] == 2 and result["settings"]["effective_batch_size"] == 8
     # 16 KTO rows (one pair's edit lies past max_length 256) / 8 per step
     assert result["global_step"] == 2 and (out / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_training_runs_without_cudnn_attention_and_restores_it(pairs_subset, tiny_config):
+    """Shared-prefix masks and length-grouped batches change shape every step: on a GPU cuDNN's attention
+    would build a graph for each (docs/gpu.md)."""
+    from transformers import TrainerCallback
+
+    seen = []
+
+    class Record(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            seen.append(torch.backends.cuda.cudnn_sdp_enabled())
+
+    train(pairs_subset(4), tiny_config("cudnn", algo="dpo", max_steps=1, batch_size=2, per_device_batch_size=2),
+          callbacks=[Record()])
+    assert seen == [False]
+    assert torch.backends.cuda.cudnn_sdp_enabled()

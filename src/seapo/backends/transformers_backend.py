@@ -19,6 +19,7 @@ from seapo.backends.base import (
     common_prefix,
     register_backend,
 )
+from seapo.models.attention import without_cudnn_attention
 from seapo.models.loading import DtypeName, eos_token_ids
 
 
@@ -238,7 +239,7 @@ class TransformersBackend(GenerationBackend):
             done(k, Generation([Completion(text, "stop" if hit or hit_end else "length", len(tokens[k]),
                                            logprobs[k] if request.logprobs else None)]))
 
-        with torch.inference_mode():
+        with torch.inference_mode(), without_cudnn_attention():  # docs/gpu.md: cuDNN's per-shape graphs
             while pending or rows:
                 dead = [b for b, k in enumerate(rows) if ended[k]]
                 full = mask.shape[1] + 1 > cache.layers[0].capacity
@@ -349,7 +350,7 @@ class TransformersBackend(GenerationBackend):
             ids, mask, width = self._left_padded(rows)
             if sampling:
                 torch.manual_seed(request.seed + start * 1000 + first)
-            with torch.inference_mode():
+            with torch.inference_mode(), without_cudnn_attention():
                 out = self.model.generate(
                     input_ids=ids, attention_mask=mask,
                     **{self._cache_arg: kv_cache_for(self.model, width + request.max_new_tokens)},

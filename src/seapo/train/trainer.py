@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from seapo.errors import InputError, TrainingDiverged
 from seapo.fingerprint import file_digest
 from seapo.io import dumps, write_json
+from seapo.models.attention import without_cudnn_attention
 from seapo.outputs import OutputSet, folder_lock
 from seapo.train.config import DPO_LOSSES, TRAIN_OUTPUTS, TrainConfig
 from seapo.train.data import (
@@ -162,7 +163,9 @@ def train(pairs_path: str | Path, config: TrainConfig | None = None, *, callback
     paths = RunPaths.of(cfg)
     # One training per output folder: the main process holds its lock (every process of a
     # multi-process run writes there, so only the main one takes it).
-    with folder_lock(paths.out) if _launched_as_main() else contextlib.nullcontext():
+    # Masks of changing shapes (shared-prefix blocks, length-grouped batches): on a GPU cuDNN's attention
+    # would build a graph per shape (docs/gpu.md).
+    with folder_lock(paths.out) if _launched_as_main() else contextlib.nullcontext(), without_cudnn_attention():
         return _train(pairs_path, cfg, paths, callbacks, console)
 
 
