@@ -136,20 +136,23 @@ class TransformersBackend(GenerationBackend):
         groups: dict[tuple[Any, ...], list[int]] = {}
         for i in encoded:
             groups.setdefault(requests[i].decoding, []).append(i)
-        for members in groups.values():
-            request = requests[members[0]]
-            order = sorted(members, key=lambda i: len(encoded[i]), reverse=True)
-            if self._continuous(request):
-                self._greedy_or_singles(order, encoded, request, results, progress)
-                continue
-            per_batch = max(1, self.config.batch_size // request.n)
-            for start in range(0, len(order), per_batch):
-                batch = order[start:start + per_batch]
-                for i, generation in zip(batch, self._batch_or_singles([encoded[i] for i in batch], request, start),
-                                         strict=True):
-                    results[i] = generation
-                if progress:
-                    progress(len(batch))
+        # Every model call below passes a mask whose shape changes call to call: on a GPU cuDNN's attention
+        # would build a graph per shape (docs/gpu.md).
+        with without_cudnn_attention():
+            for members in groups.values():
+                request = requests[members[0]]
+                order = sorted(members, key=lambda i: len(encoded[i]), reverse=True)
+                if self._continuous(request):
+                    self._greedy_or_singles(order, encoded, request, results, progress)
+                    continue
+                per_batch = max(1, self.config.batch_size // request.n)
+                for start in range(0, len(order), per_batch):
+                    batch = order[start:start + per_batch]
+                    for i, generation in zip(batch, self._batch_or_singles([encoded[i] for i in batch], request, start),
+                                             strict=True):
+                        results[i] = generation
+                    if progress:
+                        progress(len(batch))
         return [r if r is not None else Generation.failed("not generated") for r in results]
 
     def _batch_or_singles(self, rows: list[list[int]], request: GenerationRequest, start: int) -> list[Generation]:
@@ -239,7 +242,7 @@ class TransformersBackend(GenerationBackend):
             done(k, Generation([Completion(text, "stop" if hit or hit_end else "length", len(tokens[k]),
                                            logprobs[k] if request.logprobs else None)]))
 
-        with torch.inference_mode(), without_cudnn_attention():  # docs/gpu.md: cuDNN's per-shape graphs
+        with torch.inference_mode():
             while pending or rows:
                 dead = [b for b, k in enumerate(rows) if ended[k]]
                 full = mask.shape[1] + 1 > cache.layers[0].capacity
@@ -350,7 +353,7 @@ class TransformersBackend(GenerationBackend):
             ids, mask, width = self._left_padded(rows)
             if sampling:
                 torch.manual_seed(request.seed + start * 1000 + first)
-            with torch.inference_mode(), without_cudnn_attention():
+            with torch.inference_mode():
                 out = self.model.generate(
                     input_ids=ids, attention_mask=mask,
                     **{self._cache_arg: kv_cache_for(self.model, width + request.max_new_tokens)},
