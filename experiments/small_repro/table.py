@@ -179,13 +179,14 @@ def chart(data: dict[str, list[dict[str, Any]]], path: Path, columns: tuple[str,
     names = list(data)
     fig, axes = plt.subplots(1, len(columns), figsize=(5 * len(columns), 4.5), squeeze=False)
     for ax, column in zip(axes[0], columns, strict=True):
-        means, sds = [], []
-        for n in names:
+        for i, n in enumerate(names):
             values = [r["scores"][column] for r in data[n] if column in r["scores"]]
-            mean, sd = _stats(values) if values else (0.0, None)
-            means.append(mean)
-            sds.append(sd or 0.0)
-        ax.bar(range(len(names)), means, yerr=sds, capsize=3, color="#4c72b0")
+            if not values:
+                continue
+            mean, sd = _stats(values)
+            # One seed has no spread to show: a zero-height error bar would read as "no noise".
+            ax.bar(i, mean, yerr=sd, capsize=3, color="#4c72b0")
+            ax.plot([i] * len(values), values, "o", color="black", markersize=3)
         ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
         ax.set_title(column)
     fig.tight_layout()
@@ -210,7 +211,9 @@ def write_table(results: Path, out: Path) -> Path:
                     if any(c in r["scores"] for runs in data.values() for r in runs))
     if columns:
         chart(data, out.with_suffix(".png"), columns)
-        body += [f"![conditions]({out.with_suffix('.png').name})", ""]
+        body += [f"![conditions]({out.with_suffix('.png').name})", "",
+                 "Bars: the mean over seeds; dots: each seed; error bars: the seed standard deviation, drawn "
+                 "only where a condition has more than one seed.", ""]
     begin, end = "<!-- table.py: begin -->", "<!-- table.py: end -->"
     text = out.read_text(encoding="utf-8") if out.is_file() else f"# Small reproduction\n\n{begin}\n{end}\n"
     head, _, rest = text.partition(begin)
